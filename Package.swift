@@ -1,0 +1,55 @@
+// swift-tools-version: 6.0
+// Shears: memory-mapped checkpoint I/O, inspection, conversion and LLM-Pruner-style
+// structured pruning for LLaMA-family models. See README.md.
+import PackageDescription
+
+let package = Package(
+    name: "Shears",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "shears", targets: ["shears"]),
+        .library(name: "CheckpointCore", targets: ["CheckpointCore"]),
+        .library(name: "ModelArchitecture", targets: ["ModelArchitecture"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
+        .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: the product's C dependencies (pkg-config names, apt providers).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        .systemLibrary(name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
+                       providers: [.apt(["libjson-c-dev"]), .brew(["json-c"])]),
+
+        // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
+        .target(name: "ShearsJSON", dependencies: ["CJSONC"]),
+        // Formats core: mmap, dtypes, conversions, safetensors read/write, sharding. Knows no models.
+        .target(name: "CheckpointCore", dependencies: ["ShearsJSON"]),
+        // Model configurations (config.json) for LLaMA-family architectures.
+        .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
+        // OpenBLAS wrapper and core-type selection.
+        .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
+        // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
+        .target(name: "Tokenizers", dependencies: ["ShearsJSON"]),
+        // The command implementations, as a library so that tests can drive them.
+        .target(name: "ShearsCommands", dependencies: [
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "Tokenizers", "ShearsJSON",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "shears", dependencies: [
+            "ShearsCommands", "ShearsBLAS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
+        .testTarget(name: "CheckpointCoreTests", dependencies: ["CheckpointCore", "ShearsJSON"]),
+        .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
+        .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore"]),
+    ]
+)
