@@ -1,0 +1,160 @@
+import ShearsJSON
+
+/// Streams a safetensors file: the header first (from the tensors' specs), then each tensor's bytes
+/// in file order, one at a time, so the model is never held in memory. Output goes to a temporary
+/// file in the destination folder and is renamed into place by ``finish()``.
+///
+/// The layout is the reference writer's: tensors ordered by dtype alignment (descending declaration
+/// order), then by name in byte order; compact JSON header with `__metadata__` first, padded with
+/// spaces to a multiple of 8. For the same tensors and metadata the bytes equal those the Python
+/// `safetensors` package writes.
+public final class SafetensorsWriter {
+    /// Tensors in the order their bytes must be written.
+    public let order: [TensorSpec]
+    /// The complete header bytes, including the 8-byte length and padding.
+    public let headerBytes: [UInt8]
+    /// Total file size.
+    public let fileSize: Int
+    private let file: AtomicFile
+    private var next = 0
+    private let byteCounts: [Int]
+
+    /// Orders `tensors` as the reference writer does.
+    public static func fileOrder(_ tensors: [TensorSpec]) -> [TensorSpec] {
+        tensors.sorted { a, b in
+            if a.dtype != b.dtype { return a.dtype > b.dtype }
+            return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
+        }
+    }
+
+    /// Builds the header for `tensors` (in any order) and `metadata`.
+    /// - Returns: the header bytes (length prefix, JSON, padding) and the tensors in file order.
+    public static func makeHeader(tensors: [TensorSpec], metadata: Metadata?) throws(CheckpointError) -> (bytes: [UInt8], order: [TensorSpec], sizes: [Int]) {
+        var seen = Set<String>()
+        for t in tensors {
+            guard t.name != "__metadata__" else {
+                throw CheckpointError(.reservedTensorName, "the name __metadata__ is reserved for the metadata map", tensor: t.name)
+            }
+            guard seen.insert(t.name).inserted else {
+                throw CheckpointError(.duplicateTensorName, "two tensors have this name", tensor: t.name)
+            }
+        }
+        let order = fileOrder(tensors)
+        var root = JSONObject()
+        if let metadata {
+            var m = JSONObject()
+            for (k, v) in metadata { m[k] = .string(v) }
+            root["__metadata__"] = .object(m)
+        }
+        var offset = 0
+        var sizes: [Int] = []
+        sizes.reserveCapacity(order.count)
+        for t in order {
+            let size = try t.byteCount()
+            let (end, o) = offset.addingReportingOverflow(size)
+            guard !o else { throw CheckpointError(.validationOverflow, "total data size overflows", tensor: t.name) }
+            root[t.name] = .object(JSONObject([
+                ("dtype", .string(t.dtype.rawValue)),
+                ("shape", .array(t.shape.map { .int(Int64($0)) })),
+                ("data_offsets", .array([.int(Int64(offset)), .int(Int64(end))])),
+            ]))
+            sizes.append(size)
+            offset = end
+        }
+        var json = JSONValue.object(root).serializedBytes()
+        let padding = (8 - json.count % 8) % 8
+        json.append(contentsOf: repeatElement(UInt8(ascii: " "), count: padding))
+        guard json.count <= SafetensorsHeader.maximumHeaderLength else {
+            throw CheckpointError(.headerTooLarge, "header would be \(json.count) bytes, over the limit of \(SafetensorsHeader.maximumHeaderLength)")
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 + json.count)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: json)
+        return (bytes, order, sizes)
+    }
+
+    /// Starts writing `path`.
+    public init(path: String, tensors: [TensorSpec], metadata: Metadata? = nil) throws(CheckpointError) {
+        let (header, order, sizes) = try SafetensorsWriter.makeHeader(tensors: tensors, metadata: metadata)
+        self.order = order
+        self.headerBytes = header
+        self.byteCounts = sizes
+        self.fileSize = header.count + sizes.reduce(0, +)
+        file = try AtomicFile(path: path)
+        file.preallocate(fileSize)
+        try file.write(header)
+    }
+
+    /// The spec of the tensor whose bytes are expected next, or nil when all are written.
+    public var nextTensor: TensorSpec? { next < order.count ? order[next] : nil }
+
+    /// Writes the next tensor's bytes (``nextTensor``).
+    /// - Throws: `shapeMismatch` when the byte count is not the spec's; `invalidArgument` when
+    ///   every tensor has been written already.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(CheckpointError) {
+        guard next < order.count else {
+            throw CheckpointError(.invalidArgument, "all \(order.count) tensors are written already", path: file.path)
+        }
+        guard bytes.count == byteCounts[next] else {
+            throw CheckpointError(.shapeMismatch, "got \(bytes.count) bytes, expected \(byteCounts[next]) for shape \(order[next].shape) of \(order[next].dtype.rawValue)", path: file.path, tensor: order[next].name)
+        }
+        try file.write(bytes)
+        next += 1
+    }
+
+    public func write(_ bytes: [UInt8]) throws(CheckpointError) {
+        let r: Result<Void, CheckpointError> = bytes.withUnsafeBytes { raw in Result { () throws(CheckpointError) in try write(raw) } }
+        try r.get()
+    }
+
+    /// Writes a tensor straight from a mapped view (no copy).
+    public func write(_ view: TensorView) throws(CheckpointError) {
+        try view.withUnsafeBytes { (raw) throws(CheckpointError) in try write(raw) }
+    }
+
+    /// Checks every tensor was written, then renames the file into place.
+    public func finish() throws(CheckpointError) {
+        guard next == order.count else {
+            throw CheckpointError(.invalidArgument, "only \(next) of \(order.count) tensors were written; next expected: \(order[next].name)", path: file.path)
+        }
+        try file.commit()
+    }
+}
+
+/// Where a tensor's bytes come from when a whole file is written in one call.
+public enum TensorBytes {
+    case bytes([UInt8])
+    case view(TensorView)
+    case floats([Float])
+}
+
+extension SafetensorsWriter {
+    /// Writes a complete file, asking `data` for each tensor's bytes in file order, so that only one
+    /// tensor needs to exist at a time. `.floats` are encoded to the spec's dtype.
+    public static func write(path: String, tensors: [TensorSpec], metadata: Metadata? = nil,
+                             data: (TensorSpec) throws(CheckpointError) -> TensorBytes) throws(CheckpointError) {
+        let w = try SafetensorsWriter(path: path, tensors: tensors, metadata: metadata)
+        while let spec = w.nextTensor {
+            switch try data(spec) {
+            case .bytes(let b): try w.write(b)
+            case .view(let v): try w.write(v)
+            case .floats(let f):
+                let size = try spec.byteCount()
+                var out = [UInt8](repeating: 0, count: size)
+                let r: Result<Void, CheckpointError> = f.withUnsafeBufferPointer { src in
+                    out.withUnsafeMutableBytes { dst in
+                        Result { () throws(CheckpointError) in try DTypeConversion.encode(src, as: spec.dtype, into: dst) }
+                    }
+                }
+                do { try r.get() } catch {
+                    var e = error
+                    e.tensor = spec.name
+                    throw e
+                }
+                try w.write(out)
+            }
+        }
+        try w.finish()
+    }
+}

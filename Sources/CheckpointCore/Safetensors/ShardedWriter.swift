@@ -1,0 +1,86 @@
+import ShearsJSON
+
+/// Writes a checkpoint as one `model.safetensors` or, past a size limit, as shards
+/// `model-00001-of-0000N.safetensors` with a `model.safetensors.index.json`, the layout
+/// Hugging Face `save_pretrained` produces.
+///
+/// Shards are filled greedily in the order the tensors are given (no bin packing); a tensor larger
+/// than the limit gets a shard of its own. Each shard is streamed and renamed into place; the index
+/// is written last.
+public enum ShardedWriter {
+    /// The plan: which tensors go in which file, in the order given.
+    public static func plan(_ tensors: [TensorSpec], maxShardSize: Int?) throws(CheckpointError) -> [[TensorSpec]] {
+        guard let limit = maxShardSize else { return [tensors] }
+        guard limit > 0 else { throw CheckpointError(.invalidArgument, "the maximum shard size must be positive") }
+        var shards: [[TensorSpec]] = []
+        var current: [TensorSpec] = []
+        var currentSize = 0
+        for t in tensors {
+            let size = try t.byteCount()
+            if size > limit {
+                shards.append([t])
+                continue
+            }
+            if currentSize + size > limit && !current.isEmpty {
+                shards.append(current)
+                current = []
+                currentSize = 0
+            }
+            current.append(t)
+            currentSize += size
+        }
+        if !current.isEmpty || shards.isEmpty { shards.append(current) }
+        return shards
+    }
+
+    /// File names for `count` shards: `model.safetensors` alone, else `model-0000i-of-0000n.safetensors`.
+    public static func shardNames(count: Int, prefix: String = "model") -> [String] {
+        if count == 1 { return ["\(prefix).safetensors"] }
+        func five(_ i: Int) -> String { let s = String(i); return String(repeating: "0", count: max(0, 5 - s.count)) + s }
+        return (1...count).map { "\(prefix)-\(five($0))-of-\(five(count)).safetensors" }
+    }
+
+    /// Writes `tensors` into `folder`.
+    /// - Parameters:
+    ///   - maxShardSize: bytes of tensor data per shard, or nil for a single file.
+    ///   - metadata: each file's `__metadata__` (Hugging Face writes `{"format":"pt"}`).
+    ///   - data: asked for each tensor's bytes once, shard by shard, in each file's order.
+    /// - Returns: the paths written (shards, then the index if any).
+    @discardableResult
+    public static func write(folder: String, tensors: [TensorSpec], maxShardSize: Int? = nil,
+                             metadata: Metadata? = Metadata([("format", "pt")]), prefix: String = "model",
+                             data: (TensorSpec) throws(CheckpointError) -> TensorBytes) throws(CheckpointError) -> [String] {
+        try FileSystem.createDirectory(folder)
+        let shards = try plan(tensors, maxShardSize: maxShardSize)
+        let names = shardNames(count: shards.count, prefix: prefix)
+        var written: [String] = []
+        var weightMap: [(String, String)] = []
+        var total = 0
+        for (shard, name) in zip(shards, names) {
+            let path = FileSystem.join(folder, name)
+            try SafetensorsWriter.write(path: path, tensors: shard, metadata: metadata, data: data)
+            written.append(path)
+            for t in shard {
+                weightMap.append((t.name, name))
+                total += try t.byteCount()
+            }
+        }
+        if shards.count > 1 {
+            let indexPath = FileSystem.join(folder, "\(prefix).safetensors.index.json")
+            try AtomicFile.write(indexJSON(weightMap: weightMap, totalSize: total), to: indexPath)
+            written.append(indexPath)
+        }
+        return written
+    }
+
+    /// The index file's bytes: `{"metadata": {"total_size": N}, "weight_map": {...}}`, keys sorted,
+    /// indented by two spaces, with a final newline (as `save_pretrained` writes it).
+    public static func indexJSON(weightMap: [(String, String)], totalSize: Int) -> [UInt8] {
+        let sorted = weightMap.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
+        let root = JSONValue.object(JSONObject([
+            ("metadata", .object(JSONObject([("total_size", .int(Int64(totalSize)))]))),
+            ("weight_map", .object(JSONObject(sorted.map { ($0.0, JSONValue.string($0.1)) }))),
+        ]))
+        return root.serializedBytes(style: .pretty) + [0x0A]
+    }
+}
