@@ -1,1 +1,10 @@
-print("shears")
+import ShearsBLAS
+import ShearsCommands
+
+@main
+enum ShearsMain {
+    static func main() {
+        OpenBLASBootstrap.reexecIfNeeded()
+        Shears.main()
+    }
+}

@@ -1,0 +1,42 @@
+import CBLAS
+
+/// OpenBLAS, the library every matrix product goes through.
+public enum BLAS {
+    /// Threads OpenBLAS uses.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// Sets the OpenBLAS thread count (effective immediately).
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    /// The kernel family OpenBLAS chose ("SkylakeX", "Haswell", "Prescott", ...).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+    /// OpenBLAS's build configuration string.
+    public static var config: String { String(cString: openblas_get_config()) }
+
+    /// `y[m,n] = x[m,k] · w[n,k]ᵀ`: an `nn.Linear` with PyTorch's [out, in] weight layout.
+    public static func linear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                    1, x, Int32(k), w, Int32(k), 0, y, Int32(n))
+    }
+
+    /// `c[m,n] = alpha · a[m,k] · b[k,n] + beta · c` (row-major, no transposes).
+    public static func gemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>) {
+        precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(k), b, Int32(n), beta, c, Int32(n))
+    }
+
+    /// Safe-array form of ``gemm(m:n:k:alpha:a:b:beta:c:)``.
+    public static func matmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> [Float] {
+        precondition(a.count == m * k && b.count == k * n, "matmul: operand sizes do not match \(m)×\(k) · \(k)×\(n)")
+        var c = [Float](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    gemm(m: m, n: n, k: k, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)
+                }
+            }
+        }
+        return c
+    }
+}

@@ -1,0 +1,25 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writing to stderr (progress, warnings, errors) without Foundation.
+enum StandardError {
+    static func print(_ s: String) { writeAll(2, s + "\n") }
+}
+
+/// Writing to stdout in one piece.
+enum StandardOutput {
+    static func write(_ s: String) { writeAll(1, s) }
+}
+
+private func writeAll(_ fd: Int32, _ s: String) {
+    var text = s
+    text.withUTF8 { u in
+        var done = 0
+        while done < u.count {
+            let n = Glibc.write(fd, u.baseAddress! + done, u.count - done)
+            if n < 0 { if errno == EINTR { continue }; return }
+            done += n
+        }
+    }
+}
