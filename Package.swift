@@ -24,6 +24,10 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         .systemLibrary(name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
                        providers: [.apt(["libjson-c-dev"]), .brew(["json-c"])]),
+        .systemLibrary(name: "COniguruma", path: "Sources/COniguruma", pkgConfig: "oniguruma",
+                       providers: [.apt(["libonig-dev"]), .brew(["oniguruma"])]),
+        .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
+                       providers: [.apt(["libicu-dev"]), .brew(["icu4c"])]),
 
         // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
         .target(name: "ShearsJSON", dependencies: ["CJSONC"]),
@@ -34,7 +38,7 @@ let package = Package(
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
-        .target(name: "Tokenizers", dependencies: ["ShearsJSON"]),
+        .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
             "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "Tokenizers", "ShearsJSON",

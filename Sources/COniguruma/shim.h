@@ -1,0 +1,6 @@
+#pragma once
+#include <oniguruma.h>
+
+// Macros that Swift cannot import (they take the address of a global).
+static inline OnigEncoding shears_onig_encoding_utf8(void) { return ONIG_ENCODING_UTF8; }
+static inline OnigSyntaxType *shears_onig_syntax_default(void) { return ONIG_SYNTAX_DEFAULT; }
