@@ -5,6 +5,7 @@ import Glibc
 /// Writing to stderr (progress, warnings, errors) without Foundation.
 enum StandardError {
     static func print(_ s: String) { writeAll(2, s + "\n") }
+    static func write(_ s: String) { writeAll(2, s) }
 }
 
 /// Writing to stdout in one piece.
