@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // System libraries: the product's C dependencies (pkg-config names, apt providers).
@@ -50,7 +51,9 @@ let package = Package(
         ]),
 
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
-        .testTarget(name: "CheckpointCoreTests", dependencies: ["CheckpointCore", "ShearsJSON"]),
+        .testTarget(name: "CheckpointCoreTests", dependencies: [
+            "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

@@ -35,7 +35,7 @@ public final class Checkpoint: Sendable {
     public let entries: [Entry]
     /// Legal but notable findings (unaligned data, total_size mismatch, ...).
     public let warnings: [String]
-    private let byName: [String: Int]
+    private let byName: [UTF8Key: Int]
 
     /// Opens `path` (a `.safetensors` file, an index JSON, or a folder).
     /// - Throws: ``CheckpointError`` naming the file and the problem.
@@ -67,7 +67,7 @@ public final class Checkpoint: Sendable {
     }
 
     private init(path: String, format: Format, folder: String, indexPath: String?, indexMetadata: JSONObject?,
-                 files: [SafetensorsFile], entries: [Entry], warnings: [String], byName: [String: Int]) {
+                 files: [SafetensorsFile], entries: [Entry], warnings: [String], byName: [UTF8Key: Int]) {
         self.path = path
         self.format = format
         self.folder = folder
@@ -82,15 +82,15 @@ public final class Checkpoint: Sendable {
     private static func openFiles(_ paths: [String], format: Format, folder: String, given: String) throws(CheckpointError) -> Checkpoint {
         var files: [SafetensorsFile] = []
         var entries: [Entry] = []
-        var byName: [String: Int] = [:]
+        var byName: [UTF8Key: Int] = [:]
         var warnings: [String] = []
         for p in paths {
             let f = try SafetensorsFile(path: p)
             for t in f.tensors {
-                if let other = byName[t.name] {
+                if let other = byName[UTF8Key(t.name)] {
                     throw CheckpointError(.duplicateTensorName, "tensor is also in \(files[entries[other].fileIndex].path)", path: p, tensor: t.name)
                 }
-                byName[t.name] = entries.count
+                byName[UTF8Key(t.name)] = entries.count
                 entries.append(Entry(info: t, fileIndex: files.count))
             }
             warnings += f.header.warnings.map { "\(p): \($0)" }
@@ -105,7 +105,7 @@ public final class Checkpoint: Sendable {
         let index = try ShardIndex.read(path: indexPath)
         var files: [SafetensorsFile] = []
         var entries: [Entry] = []
-        var byName: [String: Int] = [:]
+        var byName: [UTF8Key: Int] = [:]
         var warnings: [String] = []
         for shard in index.shardNames {
             let shardPath = FileSystem.join(folder, shard)
@@ -114,22 +114,22 @@ public final class Checkpoint: Sendable {
             }
             let f = try SafetensorsFile(path: shardPath)
             for t in f.tensors {
-                if let other = byName[t.name] {
+                if let other = byName[UTF8Key(t.name)] {
                     throw CheckpointError(.shardMismatch, "tensor is in two shards: \(files[entries[other].fileIndex].path) and \(shardPath)", path: indexPath, tensor: t.name)
                 }
                 guard let mapped = index.weightMap[t.name]?.stringValue else {
                     throw CheckpointError(.shardMismatch, "tensor in shard \(shard) is not listed in the index's weight_map", path: indexPath, tensor: t.name)
                 }
-                guard mapped == shard else {
+                guard UTF8Key(mapped) == UTF8Key(shard) else {
                     throw CheckpointError(.shardMismatch, "index maps the tensor to \(mapped), but it is in \(shard)", path: indexPath, tensor: t.name)
                 }
-                byName[t.name] = entries.count
+                byName[UTF8Key(t.name)] = entries.count
                 entries.append(Entry(info: t, fileIndex: files.count))
             }
             warnings += f.header.warnings.map { "\(shardPath): \($0)" }
             files.append(f)
         }
-        for (name, shard) in index.weightMap.members where byName[name] == nil {
+        for (name, shard) in index.weightMap.members where byName[UTF8Key(name)] == nil {
             throw CheckpointError(.shardMismatch, "index maps the tensor to \(shard.stringValue ?? "?"), but that shard does not hold it", path: indexPath, tensor: name)
         }
         let tensorBytes = entries.reduce(0) { $0 + $1.info.byteCount }
@@ -157,14 +157,14 @@ public final class Checkpoint: Sendable {
     public var metadata: Metadata? { files.first?.metadata }
 
     /// The entry for `name`, or nil.
-    public func info(named name: String) -> TensorInfo? { byName[name].map { entries[$0].info } }
+    public func info(named name: String) -> TensorInfo? { byName[UTF8Key(name)].map { entries[$0].info } }
 
     /// The file holding `name`, or nil.
-    public func file(holding name: String) -> SafetensorsFile? { byName[name].map { files[entries[$0].fileIndex] } }
+    public func file(holding name: String) -> SafetensorsFile? { byName[UTF8Key(name)].map { files[entries[$0].fileIndex] } }
 
     /// A view of tensor `name`'s bytes.
     public func tensor(named name: String) throws(CheckpointError) -> TensorView {
-        guard let i = byName[name] else {
+        guard let i = byName[UTF8Key(name)] else {
             throw CheckpointError(.tensorNotFound, "no tensor named '\(name)' in the checkpoint", path: path, tensor: name)
         }
         return try files[entries[i].fileIndex].tensor(named: name)

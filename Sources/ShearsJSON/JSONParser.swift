@@ -132,7 +132,7 @@ enum StrictScan {
     private struct Frame {
         var isObject: Bool
         var expectKey: Bool
-        var keys: Set<String> = []
+        var keys: Set<UTF8Key> = []
     }
 
     static func check(_ b: UnsafeRawBufferPointer) throws(JSONError) {
@@ -162,7 +162,7 @@ enum StrictScan {
                     if key.utf8.contains(0) {
                         throw JSONError(.nulInKey, "invalid JSON: key \(quoted(key)) contains U+0000")
                     }
-                    if !stack[top].keys.insert(key).inserted {
+                    if !stack[top].keys.insert(UTF8Key(key)).inserted {
                         throw JSONError(.duplicateKey, "invalid JSON: duplicate key \(quoted(key))")
                     }
                 }

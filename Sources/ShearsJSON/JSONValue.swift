@@ -77,7 +77,7 @@ public enum JSONValue: Sendable, Equatable {
 public struct JSONObject: Sendable, Equatable {
     /// The members in document (or insertion) order.
     public private(set) var members: [(key: String, value: JSONValue)] = []
-    private var index: [String: Int] = [:]
+    private var index: [UTF8Key: Int] = [:]
 
     public init() {}
 
@@ -91,15 +91,15 @@ public struct JSONObject: Sendable, Equatable {
     public var isEmpty: Bool { members.isEmpty }
 
     public subscript(key: String) -> JSONValue? {
-        get { index[key].map { members[$0].value } }
+        get { index[UTF8Key(key)].map { members[$0].value } }
         set {
-            if let i = index[key] {
+            if let i = index[UTF8Key(key)] {
                 if let newValue { members[i].value = newValue } else {
                     members.remove(at: i)
-                    index = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1.key, $0) })
+                    index = Dictionary(uniqueKeysWithValues: members.enumerated().map { (UTF8Key($1.key), $0) })
                 }
             } else if let newValue {
-                index[key] = members.count
+                index[UTF8Key(key)] = members.count
                 members.append((key, newValue))
             }
         }
@@ -107,6 +107,6 @@ public struct JSONObject: Sendable, Equatable {
 
     public static func == (a: JSONObject, b: JSONObject) -> Bool {
         a.members.count == b.members.count
-            && zip(a.members, b.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+            && zip(a.members, b.members).allSatisfy { UTF8Key($0.key) == UTF8Key($1.key) && $0.value == $1.value }
     }
 }

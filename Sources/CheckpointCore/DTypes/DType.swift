@@ -57,7 +57,7 @@ public enum DType: String, Sendable, CaseIterable, Hashable, Comparable {
     /// Whether the bulk conversions to `Float` are defined for this type.
     public var convertsToFloat32: Bool {
         switch self {
-        case .f4, .f6E2M3, .f6E3M2, .c64: false
+        case .f6E2M3, .f6E3M2, .c64: false
         default: true
         }
     }
@@ -65,7 +65,7 @@ public enum DType: String, Sendable, CaseIterable, Hashable, Comparable {
     /// Whether the bulk conversions from `Float` are defined for this type.
     public var convertsFromFloat32: Bool {
         switch self {
-        case .f4, .f6E2M3, .f6E3M2, .c64, .f8E8M0, .f8E4M3FNUZ, .f8E5M2FNUZ: false
+        case .f4, .f6E2M3, .f6E3M2, .c64: false
         default: true
         }
     }

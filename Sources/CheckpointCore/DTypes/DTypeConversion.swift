@@ -9,10 +9,24 @@ public enum DTypeConversion {
     ///   byte count is not `destination.count` elements.
     public static func decode(_ source: UnsafeRawBufferPointer, as dtype: DType,
                               into destination: UnsafeMutableBufferPointer<Float>) throws(CheckpointError) {
+        let n = destination.count
+        if dtype == .f4 {
+            // Two elements per byte, element 2i in the low nibble of byte i.
+            guard n % 2 == 0, source.count == n / 2 else {
+                throw CheckpointError(.shapeMismatch, "\(source.count) bytes of F4 do not hold \(n) elements")
+            }
+            Minifloat.f4Table.withUnsafeBufferPointer { t in
+                for i in 0..<(n / 2) {
+                    let b = source[i]
+                    destination[2 * i] = t[Int(b & 0x0F)]
+                    destination[2 * i + 1] = t[Int(b >> 4)]
+                }
+            }
+            return
+        }
         guard dtype.convertsToFloat32, let width = dtype.byteSize else {
             throw CheckpointError(.unsupportedConversion, "cannot convert \(dtype.rawValue) to F32: no conversion is defined for this type")
         }
-        let n = destination.count
         guard source.count == n * width else {
             throw CheckpointError(.shapeMismatch, "\(source.count) bytes of \(dtype.rawValue) do not hold \(n) elements")
         }
@@ -44,7 +58,7 @@ public enum DTypeConversion {
         case .u64: for i in 0..<n { d[i] = Float(s.loadUnaligned(fromByteOffset: 8 &* i, as: UInt64.self)) }
         case .i64: for i in 0..<n { d[i] = Float(s.loadUnaligned(fromByteOffset: 8 &* i, as: Int64.self)) }
         case .f4, .f6E2M3, .f6E3M2, .c64:
-            break  // excluded above
+            break  // handled or excluded above
         }
     }
 
@@ -82,6 +96,12 @@ public enum DTypeConversion {
             for i in 0..<n { d.storeBytes(of: Minifloat.Format.e4m3fn.encode(s[i]), toByteOffset: i, as: UInt8.self) }
         case .f8E5M2:
             for i in 0..<n { d.storeBytes(of: Minifloat.Format.e5m2.encode(s[i]), toByteOffset: i, as: UInt8.self) }
+        case .f8E4M3FNUZ:
+            for i in 0..<n { d.storeBytes(of: Minifloat.Format.e4m3fnuz.encode(s[i]), toByteOffset: i, as: UInt8.self) }
+        case .f8E5M2FNUZ:
+            for i in 0..<n { d.storeBytes(of: Minifloat.Format.e5m2fnuz.encode(s[i]), toByteOffset: i, as: UInt8.self) }
+        case .f8E8M0:
+            for i in 0..<n { d.storeBytes(of: Minifloat.floatToE8M0(s[i]), toByteOffset: i, as: UInt8.self) }
         case .bool:
             for i in 0..<n { d.storeBytes(of: s[i] != 0 ? 1 : 0, toByteOffset: i, as: UInt8.self) }
         case .u8: try integers(s, n, d, UInt8.self)

@@ -62,24 +62,25 @@ public enum Minifloat {
             return negative ? -v : v
         }
 
-        /// Encodes with round-to-nearest-even (IEEE formats and e4m3fn only).
+        /// Encodes with round-to-nearest-even, as PyTorch does: IEEE formats (`e5m2`) overflow to
+        /// infinity; `e4m3fn` saturates finite overflow and infinities to ±448; FNUZ formats map
+        /// NaN, infinities and overflow to their one NaN (0x80) and zero to +0.
         public func encode(_ f: Float) -> UInt8 {
             let signBit: UInt8 = f.sign == .minus ? 0x80 : 0
-            let nanCode: UInt8 = hasInfinity ? 0x7F : 0x7F  // all-ones payload, as PyTorch writes
-            if f.isNaN { return nanCode | signBit }
-            let x = abs(f)
             let allOnes = (1 << exponentBits) - 1
-            // Largest finite code and its value.
-            let maxCode = hasInfinity ? UInt8((allOnes - 1) << mantissaBits | ((1 << mantissaBits) - 1))
-                                      : UInt8(allOnes << mantissaBits | ((1 << mantissaBits) - 2))
-            let overflowCode: UInt8 = hasInfinity ? UInt8(allOnes << mantissaBits) : nanCode
-            if x.isInfinite { return overflowCode | signBit }
-            let minNormalExponent = 1 - bias
+            let fnuzNaN: UInt8 = 0x80
+            if f.isNaN { return unsignedZeroNaN ? fnuzNaN : 0x7F | signBit }
+            // Largest finite code.
+            let maxCode: UInt8 = hasInfinity ? UInt8((allOnes - 1) << mantissaBits | ((1 << mantissaBits) - 1))
+                : unsignedZeroNaN ? 0x7F : UInt8(allOnes << mantissaBits | ((1 << mantissaBits) - 2))
+            let overflow: UInt8 = hasInfinity ? UInt8(allOnes << mantissaBits) | signBit
+                : unsignedZeroNaN ? fnuzNaN : maxCode | signBit
+            if f.isInfinite { return overflow }
+            let x = abs(f)
             var code: Int
-            if x < Float(sign: .plus, exponent: minNormalExponent, significand: 1) {
+            if x < Float(sign: .plus, exponent: 1 - bias, significand: 1) {
                 // Subnormal range: quantum 2^(1-bias-M); rounding may carry into the smallest normal.
-                let q = (x * Float(sign: .plus, exponent: bias - 1 + mantissaBits, significand: 1)).rounded(.toNearestOrEven)
-                code = Int(q)
+                code = Int((x * Float(sign: .plus, exponent: bias - 1 + mantissaBits, significand: 1)).rounded(.toNearestOrEven))
             } else {
                 let u = x.bitPattern
                 let shift = UInt32(23 - mantissaBits)
@@ -87,10 +88,25 @@ public enum Minifloat {
                 let rounded = (rebased &+ ((1 << (shift - 1)) - 1) &+ ((rebased >> shift) & 1)) >> shift
                 code = rounded > 0xFF ? 0xFF : Int(rounded)
             }
-            if code > Int(maxCode) { return overflowCode | signBit }
+            if code > Int(maxCode) { return overflow }
+            if code == 0 && unsignedZeroNaN { return 0 }
             return UInt8(code) | signBit
         }
     }
+
+    /// E8M0 (an MX scale: a power of two, 2^(e-127)) as PyTorch rounds it: the sign is ignored,
+    /// a significand of 1.5 or more rounds up (subnormals too: to 2^-126 or down to 0x00), and NaN,
+    /// infinities and overflow become 0xFF (NaN).
+    @inline(__always) public static func floatToE8M0(_ f: Float) -> UInt8 {
+        if !f.isFinite { return 0xFF }
+        let u = f.bitPattern & 0x7FFF_FFFF
+        let e = Int(u >> 23)
+        let up = (u & 0x7F_FFFF) >= 0x40_0000 ? 1 : 0
+        return UInt8(min(255, e + up))
+    }
+
+    /// F4 (OCP MXFP4 E2M1) values of the 16 codes.
+    static let f4Table: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
 
     static let e4m3fnTable = (0..<256).map { Format.e4m3fn.decode(UInt8($0)) }
     static let e5m2Table = (0..<256).map { Format.e5m2.decode(UInt8($0)) }

@@ -1,3 +1,5 @@
+import ShearsJSON
+
 /// One safetensors file, memory-mapped and validated.
 ///
 /// Opening maps the file and parses its header; tensor data is not touched until a view of it is
@@ -6,7 +8,7 @@ public final class SafetensorsFile: Sendable {
     public let path: String
     public let header: SafetensorsHeader
     public let mapping: MappedFile
-    private let byName: [String: Int]
+    private let byName: [UTF8Key: Int]
 
     /// Opens and validates `path`.
     /// - Throws: ``CheckpointError`` naming `path`.
@@ -19,8 +21,8 @@ public final class SafetensorsFile: Sendable {
         } catch {
             throw error.inFile(path)
         }
-        var byName: [String: Int] = [:]
-        for (i, t) in header.tensors.enumerated() { byName[t.name] = i }
+        var byName: [UTF8Key: Int] = [:]
+        for (i, t) in header.tensors.enumerated() { byName[UTF8Key(t.name)] = i }
         self.byName = byName
     }
 
@@ -31,12 +33,12 @@ public final class SafetensorsFile: Sendable {
     public var fileSize: Int { mapping.count }
 
     /// The entry for `name`, or nil.
-    public func info(named name: String) -> TensorInfo? { byName[name].map { header.tensors[$0] } }
+    public func info(named name: String) -> TensorInfo? { byName[UTF8Key(name)].map { header.tensors[$0] } }
 
     /// A view of tensor `name`'s bytes.
     /// - Throws: `tensorNotFound`.
     public func tensor(named name: String) throws(CheckpointError) -> TensorView {
-        guard let i = byName[name] else {
+        guard let i = byName[UTF8Key(name)] else {
             throw CheckpointError(.tensorNotFound, "no tensor named '\(name)'", path: path, tensor: name)
         }
         return TensorView(info: header.tensors[i], file: mapping, dataStart: header.dataStart)

@@ -5,8 +5,8 @@ import ShearsJSON
 /// file in the destination folder and is renamed into place by ``finish()``.
 ///
 /// The layout is the reference writer's: tensors ordered by dtype alignment (descending declaration
-/// order), then by name in byte order; compact JSON header with `__metadata__` first, padded with
-/// spaces to a multiple of 8. For the same tensors and metadata the bytes equal those the Python
+/// order), then by name in byte order; compact JSON header with `__metadata__` first (its keys in
+/// byte order), padded with spaces to a multiple of 8. For the same tensors and metadata the bytes equal those the Python
 /// `safetensors` package writes.
 public final class SafetensorsWriter {
     /// Tensors in the order their bytes must be written.
@@ -30,12 +30,12 @@ public final class SafetensorsWriter {
     /// Builds the header for `tensors` (in any order) and `metadata`.
     /// - Returns: the header bytes (length prefix, JSON, padding) and the tensors in file order.
     public static func makeHeader(tensors: [TensorSpec], metadata: Metadata?) throws(CheckpointError) -> (bytes: [UInt8], order: [TensorSpec], sizes: [Int]) {
-        var seen = Set<String>()
+        var seen = Set<UTF8Key>()
         for t in tensors {
             guard t.name != "__metadata__" else {
                 throw CheckpointError(.reservedTensorName, "the name __metadata__ is reserved for the metadata map", tensor: t.name)
             }
-            guard seen.insert(t.name).inserted else {
+            guard seen.insert(UTF8Key(t.name)).inserted else {
                 throw CheckpointError(.duplicateTensorName, "two tensors have this name", tensor: t.name)
             }
         }
@@ -43,7 +43,8 @@ public final class SafetensorsWriter {
         var root = JSONObject()
         if let metadata {
             var m = JSONObject()
-            for (k, v) in metadata { m[k] = .string(v) }
+            // Keys in byte order: the reference writer's order is a hash map's (random per run).
+            for (k, v) in metadata.entries.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) { m[k] = .string(v) }
             root["__metadata__"] = .object(m)
         }
         var offset = 0

@@ -24,7 +24,7 @@ public struct ShardIndex: Sendable {
             throw CheckpointError(.invalidIndex, "index has no weight_map object", path: path)
         }
         var shards: [String] = []
-        var seen = Set<String>()
+        var seen = Set<UTF8Key>()
         for (name, value) in map.members {
             guard let shard = value.stringValue else {
                 throw CheckpointError(.invalidIndex, "weight_map value is \(value.typeName), not a file name", path: path, tensor: name)
@@ -32,7 +32,7 @@ public struct ShardIndex: Sendable {
             guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
                 throw CheckpointError(.invalidIndex, "weight_map names \"\(shard)\", which is not a file in the index's folder", path: path, tensor: name)
             }
-            if seen.insert(shard).inserted { shards.append(shard) }
+            if seen.insert(UTF8Key(shard)).inserted { shards.append(shard) }
         }
         var metadata: JSONObject? = nil
         var total: Int? = nil

@@ -56,6 +56,7 @@ public enum ShardedWriter {
         var written: [String] = []
         var weightMap: [(String, String)] = []
         var total = 0
+        var parameters = 0
         for (shard, name) in zip(shards, names) {
             let path = FileSystem.join(folder, name)
             try SafetensorsWriter.write(path: path, tensors: shard, metadata: metadata, data: data)
@@ -63,22 +64,25 @@ public enum ShardedWriter {
             for t in shard {
                 weightMap.append((t.name, name))
                 total += try t.byteCount()
+                parameters += t.shape.reduce(1, *)
             }
         }
         if shards.count > 1 {
             let indexPath = FileSystem.join(folder, "\(prefix).safetensors.index.json")
-            try AtomicFile.write(indexJSON(weightMap: weightMap, totalSize: total), to: indexPath)
+            try AtomicFile.write(indexJSON(weightMap: weightMap, totalSize: total, totalParameters: parameters), to: indexPath)
             written.append(indexPath)
         }
         return written
     }
 
-    /// The index file's bytes: `{"metadata": {"total_size": N}, "weight_map": {...}}`, keys sorted,
-    /// indented by two spaces, with a final newline (as `save_pretrained` writes it).
-    public static func indexJSON(weightMap: [(String, String)], totalSize: Int) -> [UInt8] {
+    /// The index file's bytes: `{"metadata": {"total_parameters": P, "total_size": N}, "weight_map":
+    /// {...}}`, keys sorted, indented by two spaces, with a final newline (as transformers 5's
+    /// `save_pretrained` writes it). `total_size` counts tensor bytes only.
+    public static func indexJSON(weightMap: [(String, String)], totalSize: Int, totalParameters: Int? = nil) -> [UInt8] {
         let sorted = weightMap.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
         let root = JSONValue.object(JSONObject([
-            ("metadata", .object(JSONObject([("total_size", .int(Int64(totalSize)))]))),
+            ("metadata", .object(JSONObject((totalParameters.map { [("total_parameters", JSONValue.int(Int64($0)))] } ?? [])
+                                            + [("total_size", .int(Int64(totalSize)))]))),
             ("weight_map", .object(JSONObject(sorted.map { ($0.0, JSONValue.string($0.1)) }))),
         ]))
         return root.serializedBytes(style: .pretty) + [0x0A]
