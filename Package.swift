@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ModelArchitecture", targets: ["ModelArchitecture"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,13 +37,15 @@ let package = Package(
         .target(name: "CheckpointCore", dependencies: ["ShearsJSON"]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
+        // GGUF read/write, dequantization, and GGUF <-> Hugging Face folder conversion (llama family).
+        .target(name: "GGUF", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON",  // + "Tokenizers" when tokenize lands
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "GGUF",  // + "Tokenizers" when tokenize lands
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [
@@ -54,6 +57,7 @@ let package = Package(
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
