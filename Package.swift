@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "Tokenizers"]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
