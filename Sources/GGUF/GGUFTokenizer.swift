@@ -10,7 +10,8 @@ import ShearsJSON
 /// - `llama` vocabularies (SentencePiece): a BPE model with byte fallback and a `Metaspace`
 ///   pre-tokenizer, merges recovered from the scores, as transformers' GGUF loader builds it.
 ///
-/// Tokens of type 3 (control) become special added tokens, type 4 (user-defined) plain added tokens.
+/// Tokens of type 2 (unknown) and 3 (control) become special added tokens, type 4 (user-defined)
+/// plain added tokens.
 public struct GGUFTokenizer: Sendable {
     public var model: String
     public var pre: String?
@@ -26,6 +27,7 @@ public struct GGUFTokenizer: Sendable {
     public var addEos: Bool
     public var chatTemplate: String?
 
+    public static let tokenTypeUnknown = 2
     public static let tokenTypeControl = 3
     public static let tokenTypeUserDefined = 4
 
@@ -140,7 +142,7 @@ public struct GGUFTokenizer: Sendable {
         var out: [JSONValue] = []
         for (i, (token, type)) in zip(tokens, tokenTypes).enumerated() {
             let special: Bool
-            if type == Self.tokenTypeControl {
+            if type == Self.tokenTypeControl || type == Self.tokenTypeUnknown {
                 // A control token outside the byte alphabet is a mislabel in byte-level vocabularies.
                 if byteLevel && !token.allSatisfy({ Self.byteAlphabetSet.contains($0) }) { continue }
                 special = true
