@@ -106,6 +106,91 @@ public enum GGUFToHuggingFace {
         return try r.get()
     }
 
+    /// Reusable buffers for the tensor loop, grown to the largest tensor, so that converting a
+    /// model allocates (and page-faults) them once instead of once per tensor. Owns its memory.
+    final class Scratch {
+        private(set) var decoded = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+        private(set) var permuted = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+        private(set) var bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+
+        /// Makes room for `elements` floats (twice, when `permute`) and `byteCount` output bytes.
+        func reserve(elements: Int, byteCount: Int, permute: Bool) {
+            if decoded.count < elements { decoded.deallocate(); decoded = .allocate(capacity: elements) }
+            if permute, permuted.count < elements { permuted.deallocate(); permuted = .allocate(capacity: elements) }
+            if bytes.count < byteCount { bytes.deallocate(); bytes = .allocate(byteCount: byteCount, alignment: 64) }
+        }
+
+        deinit {
+            decoded.deallocate()
+            permuted.deallocate()
+            bytes.deallocate()
+        }
+    }
+
+    /// Encodes one tensor (in scratch buffers unless the bytes can be used as they are) and calls
+    /// `body` with its bytes. Do not let the pointer escape.
+    static func withTensorBytes(_ f: GGUFFile, _ p: TensorPlan, scratch: Scratch, allowOverflow: Bool,
+                                _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Void) throws(CheckpointError) {
+        let t = p.source
+        let n = t.elementCount
+        let rows = t.shape.first ?? 1
+        if p.permuteHeads == nil, Dequantize.plainDType(t.type) == p.spec.dtype {
+            try f.withUnsafeBytes(of: t, body)  // same encoding: straight from the mapping
+            return
+        }
+        let width = p.spec.dtype.byteSize!
+        scratch.reserve(elements: n, byteCount: n * width, permute: p.permuteHeads != nil)
+        let decoded = UnsafeMutableBufferPointer(rebasing: scratch.decoded[0..<n])
+        try f.dequantize(t, into: decoded)
+        var values = UnsafeBufferPointer(decoded)
+        if let heads = p.permuteHeads {
+            let permuted = UnsafeMutableBufferPointer(rebasing: scratch.permuted[0..<n])
+            RotaryPermutation.permuteRows(UnsafeRawBufferPointer(values), into: UnsafeMutableRawBufferPointer(permuted),
+                                          rows: rows, heads: heads, direction: .toHuggingFace)
+            values = UnsafeBufferPointer(permuted)
+        }
+        if !allowOverflow, let i = DTypeRange.firstOverflow(values, as: p.spec.dtype) {
+            throw CheckpointError(.unrepresentableValue, "element \(i) is \(values[i]), outside the range of \(p.spec.dtype.rawValue); pass --allow-overflow to write it as infinity", path: f.path, tensor: p.spec.name)
+        }
+        let out = UnsafeMutableRawBufferPointer(rebasing: scratch.bytes[0..<(n * width)])
+        try DTypeConversion.encode(values, as: p.spec.dtype, into: out)
+        try body(UnsafeRawBufferPointer(out))
+    }
+
+    /// Streams the tensors into one file or shards (the layout of ``ShardedWriter``), reusing one
+    /// set of buffers for every tensor.
+    static func writeTensors(_ f: GGUFFile, _ plans: [TensorPlan], folder: String, options: Options) throws(CheckpointError) -> [String] {
+        try FileSystem.createDirectory(folder)
+        let byName = Dictionary(uniqueKeysWithValues: plans.map { ($0.spec.name, $0) })
+        let shards = try ShardedWriter.plan(plans.map(\.spec), maxShardSize: options.maxShardSize)
+        let names = ShardedWriter.shardNames(count: shards.count)
+        let scratch = Scratch()
+        var written: [String] = []
+        var weightMap: [(String, String)] = []
+        var total = 0, parameters = 0, done = 0
+        for (shard, name) in zip(shards, names) {
+            let path = FileSystem.join(folder, name)
+            let w = try SafetensorsWriter(path: path, tensors: shard, metadata: Metadata([("format", "pt")]))
+            while let spec = w.nextTensor {
+                let p = byName[spec.name]!
+                try withTensorBytes(f, p, scratch: scratch, allowOverflow: options.allowOverflow) { (raw) throws(CheckpointError) in try w.write(raw) }
+                done += p.source.byteCount
+                options.progress?(done)
+                weightMap.append((spec.name, name))
+                total += try spec.byteCount()
+                parameters += spec.shape.reduce(1, *)
+            }
+            try w.finish()
+            written.append(path)
+        }
+        if shards.count > 1 {
+            let indexPath = FileSystem.join(folder, "model.safetensors.index.json")
+            try AtomicFile.write(ShardedWriter.indexJSON(weightMap: weightMap, totalSize: total, totalParameters: parameters), to: indexPath)
+            written.append(indexPath)
+        }
+        return written
+    }
+
     /// Writes the Hugging Face folder for `f` into `folder` (created if needed).
     public static func convert(_ f: GGUFFile, to folder: String, options: Options = Options()) throws(CheckpointError) -> Report {
         let hp = try LlamaHyperparameters(gguf: f)
@@ -117,16 +202,7 @@ public enum GGUFToHuggingFace {
         if hp.tiedEmbeddings == false && f.tensorInfo(named: "output.weight") == nil {
             warnings.append("output.weight is missing")
         }
-        let byName = Dictionary(uniqueKeysWithValues: plans.map { ($0.spec.name, $0) })
-        var done = 0
-        let files = try ShardedWriter.write(folder: folder, tensors: plans.map(\.spec), maxShardSize: options.maxShardSize,
-                                            metadata: Metadata([("format", "pt")])) { (spec) throws(CheckpointError) -> TensorBytes in
-            let p = byName[spec.name]!
-            let bytes = try tensorBytes(f, p, allowOverflow: options.allowOverflow)
-            done += p.source.byteCount
-            options.progress?(done)
-            return .bytes(bytes)
-        }
+        let files = try writeTensors(f, plans, folder: folder, options: options)
         var written = files
         try AtomicFile.write(hp.configJSON(dtype: dtype).serializedBytes(style: .pretty) + [0x0A], to: FileSystem.join(folder, "config.json"))
         written.append(FileSystem.join(folder, "config.json"))
