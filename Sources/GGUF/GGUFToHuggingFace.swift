@@ -157,38 +157,17 @@ public enum GGUFToHuggingFace {
         try body(UnsafeRawBufferPointer(out))
     }
 
-    /// Streams the tensors into one file or shards (the layout of ``ShardedWriter``), reusing one
-    /// set of buffers for every tensor.
+    /// Streams the tensors into one file or shards (``ShardedWriter``), reusing one set of buffers.
     static func writeTensors(_ f: GGUFFile, _ plans: [TensorPlan], folder: String, options: Options) throws(CheckpointError) -> [String] {
-        try FileSystem.createDirectory(folder)
         let byName = Dictionary(uniqueKeysWithValues: plans.map { ($0.spec.name, $0) })
-        let shards = try ShardedWriter.plan(plans.map(\.spec), maxShardSize: options.maxShardSize)
-        let names = ShardedWriter.shardNames(count: shards.count)
         let scratch = Scratch()
-        var written: [String] = []
-        var weightMap: [(String, String)] = []
-        var total = 0, parameters = 0, done = 0
-        for (shard, name) in zip(shards, names) {
-            let path = FileSystem.join(folder, name)
-            let w = try SafetensorsWriter(path: path, tensors: shard, metadata: Metadata([("format", "pt")]))
-            while let spec = w.nextTensor {
-                let p = byName[spec.name]!
-                try withTensorBytes(f, p, scratch: scratch, allowOverflow: options.allowOverflow) { (raw) throws(CheckpointError) in try w.write(raw) }
-                done += p.source.byteCount
-                options.progress?(done)
-                weightMap.append((spec.name, name))
-                total += try spec.byteCount()
-                parameters += spec.shape.reduce(1, *)
-            }
-            try w.finish()
-            written.append(path)
+        var done = 0
+        return try ShardedWriter.stream(folder: folder, tensors: plans.map(\.spec), maxShardSize: options.maxShardSize) { (spec, write) throws(CheckpointError) in
+            let p = byName[spec.name]!
+            try withTensorBytes(f, p, scratch: scratch, allowOverflow: options.allowOverflow, write)
+            done += p.source.byteCount
+            options.progress?(done)
         }
-        if shards.count > 1 {
-            let indexPath = FileSystem.join(folder, "model.safetensors.index.json")
-            try AtomicFile.write(ShardedWriter.indexJSON(weightMap: weightMap, totalSize: total, totalParameters: parameters), to: indexPath)
-            written.append(indexPath)
-        }
-        return written
     }
 
     /// Writes the Hugging Face folder for `f` into `folder` (created if needed).

@@ -208,22 +208,26 @@ public struct ConvertCommand: ParsableCommand {
         let specs = source.entries.map { TensorSpec(name: $0.info.name, dtype: newType($0.info.dtype), shape: $0.info.shape) }
         var done = 0
         let progress = Progress(totalBytes: source.tensorBytes, label: "convert", quiet: quiet)
-        let allowOverflow = self.allowOverflow
-        let data = { (spec: TensorSpec) throws(CheckpointError) -> TensorBytes in
+        let recoder = DTypeRecoder(allowOverflow: allowOverflow)
+        let bytes = { (spec: TensorSpec, write: (UnsafeRawBufferPointer) throws(CheckpointError) -> Void) throws(CheckpointError) in
             let view = try source.tensor(named: spec.name)
+            if view.dtype == spec.dtype {
+                try view.withUnsafeBytes(write)
+            } else {
+                try recoder.recode(view, to: spec.dtype, write)
+            }
             done += view.byteCount
             progress.update(bytesDone: done)
-            if view.dtype == spec.dtype { return .view(view) }
-            return .bytes(try GGUFToHuggingFace.encode(try view.floats(), as: spec.dtype, allowOverflow: allowOverflow,
-                                                       path: view.file.path, tensor: spec.name))
         }
         var metadata = source.metadata ?? Metadata()
         if metadata["format"] == nil { metadata["format"] = "pt" }
         if singleFile {
-            try SafetensorsWriter.write(path: output, tensors: specs, metadata: metadata, data: data)
+            let w = try SafetensorsWriter(path: output, tensors: specs, metadata: metadata)
+            while let spec = w.nextTensor { try bytes(spec) { (raw) throws(CheckpointError) in try w.write(raw) } }
+            try w.finish()
         } else {
             let staged = try StagedFolder(destination: output)
-            try ShardedWriter.write(folder: staged.path, tensors: specs, maxShardSize: shardLimit, metadata: metadata, data: data)
+            try ShardedWriter.stream(folder: staged.path, tensors: specs, maxShardSize: shardLimit, metadata: metadata, bytes: bytes)
             try copyCompanions(from: source.folder, to: staged.path, dtype: targetType)
             try staged.commit()
         }

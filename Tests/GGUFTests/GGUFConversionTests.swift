@@ -169,3 +169,23 @@ func makeTinyLlama(_ folder: String, dtype: DType, tied: Bool = false, seed: UIn
         #expect(c["bos_token_id"]?.intValue == 1 && c["eos_token_id"]?.intValue == 2)
     }
 }
+
+@Suite struct FastF16Tests {
+    /// The integer f32 → f16 encoder equals Float16(Float) on every exponent, with random and
+    /// boundary mantissas (ties, subnormals, overflow, NaN payloads).
+    @Test func matchesFloat16Conversion() {
+        var rng = SplitMix64(seed: 11)
+        var bad = 0
+        for e: UInt32 in 0...255 {
+            for sign: UInt32 in [0, 1] {
+                var mantissas: [UInt32] = [0, 1, 0xFFF, 0x1000, 0x1FFF, 0x2000, 0x3FFF, 0x7F_E000, 0x7F_F000, 0x7F_FFFF, 0x40_0000]
+                for _ in 0..<200 { mantissas.append(UInt32(truncatingIfNeeded: rng.next()) & 0x7F_FFFF) }
+                for m in mantissas {
+                    let f = Float(bitPattern: sign << 31 | e << 23 | m)
+                    if Minifloat.floatToF16Bits(f) != Float16(f).bitPattern { bad += 1 }
+                }
+            }
+        }
+        #expect(bad == 0)
+    }
+}

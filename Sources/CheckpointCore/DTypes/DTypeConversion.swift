@@ -89,7 +89,7 @@ public enum DTypeConversion {
         case .bf16:
             for i in 0..<n { d.storeBytes(of: Minifloat.floatToBF16(s[i]), toByteOffset: 2 &* i, as: UInt16.self) }
         case .f16:
-            for i in 0..<n { d.storeBytes(of: Float16(s[i]).bitPattern, toByteOffset: 2 &* i, as: UInt16.self) }
+            for i in 0..<n { d.storeBytes(of: Minifloat.floatToF16Bits(s[i]).littleEndian, toByteOffset: 2 &* i, as: UInt16.self) }
         case .f64:
             for i in 0..<n { d.storeBytes(of: Double(s[i]), toByteOffset: 8 &* i, as: Double.self) }
         case .f8E4M3:
