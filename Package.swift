@@ -61,6 +61,6 @@ let package = Package(
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore"]),
+        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "GGUF", "ShearsJSON"]),
     ]
 )

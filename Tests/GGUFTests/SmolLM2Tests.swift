@@ -102,3 +102,28 @@ import Tokenizers
         #expect(t.encode("It is a truth universally acknowledged", addSpecialTokens: false).count == 6)
     }
 }
+
+extension SmolLM2Tests {
+    /// The real model through folder -> GGUF -> folder in BF16: every tensor byte-identical, and
+    /// the tokenizer vocabulary, merges and pre-tokenizer survive.
+    @Test func bf16FolderRoundTripsThroughGGUFExactly() throws {
+        let f = try Self.requireModel()
+        let dir = temporaryFolder("shears-smollm2-rt")
+        defer { removeTree(dir) }
+        _ = try GGUFToHuggingFace.convert(f, to: dir + "/a", options: .init(dtype: .bf16))
+        let report = try HuggingFaceToGGUF.convert(folder: dir + "/a", to: dir + "/a.gguf")
+        #expect(report.tensorCount == 272)
+        let g = try GGUFFile(path: dir + "/a.gguf")
+        #expect(g.tensorInfo(named: "blk.3.attn_k.weight")?.type == .bf16)
+        #expect(g["tokenizer.ggml.merges"]?.arrayValue?.count == 48900)
+        _ = try GGUFToHuggingFace.convert(g, to: dir + "/b")
+        let a = try Checkpoint.open(dir + "/a"), b = try Checkpoint.open(dir + "/b")
+        #expect(a.tensorNames.sorted() == b.tensorNames.sorted())
+        var differing: [String] = []
+        for name in a.tensorNames where try a.tensor(named: name).bytes() != b.tensor(named: name).bytes() { differing.append(name) }
+        #expect(differing.isEmpty, "\(differing.count) tensors differ, e.g. \(differing.prefix(3))")
+        for file in ["config.json", "tokenizer.json", "generation_config.json"] {
+            #expect(try FileSystem.readFile(dir + "/a/" + file) == FileSystem.readFile(dir + "/b/" + file), "\(file) differs")
+        }
+    }
+}
