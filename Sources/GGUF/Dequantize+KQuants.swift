@@ -53,16 +53,17 @@ extension Dequantize {
                         dlp[i] = scale * Float(sc)
                     }
                     for h in 0..<2 {
-                        for sh in 0..<4 {
-                            let base = h &* 128 &+ sh &* 32
-                            let bit = UInt8(base >> 5)
-                            for l in 0..<32 {
-                                let ql = (p.load(fromByteOffset: 32 &+ h &* 32 &+ l, as: UInt8.self) >> UInt8(2 &* sh)) & 3
-                                let hb = ((p.load(fromByteOffset: l, as: UInt8.self) >> bit) & 1) ^ 1
-                                let q = Int8(bitPattern: ql) &- Int8(bitPattern: hb << 2)
-                                let e = base &+ l
-                                o[e] = dlp[e >> 4] * Float(q)
-                            }
+                        let qs = p + (32 &+ h &* 32), oh = o + h &* 128, sc = dlp + h &* 8
+                        let hb = UInt8(h &* 4)
+                        for l in 0..<32 {
+                            let q = qs.load(fromByteOffset: l, as: UInt8.self)
+                            let m = p.load(fromByteOffset: l, as: UInt8.self) >> hb
+                            let i = l >> 4
+                            // A clear hmask bit subtracts 4.
+                            oh[l] = sc[i] * Float(Int8(bitPattern: q & 3) &- Int8(bitPattern: (~m & 1) << 2))
+                            oh[l &+ 32] = sc[i &+ 2] * Float(Int8(bitPattern: (q >> 2) & 3) &- Int8(bitPattern: (~(m >> 1) & 1) << 2))
+                            oh[l &+ 64] = sc[i &+ 4] * Float(Int8(bitPattern: (q >> 4) & 3) &- Int8(bitPattern: (~(m >> 2) & 1) << 2))
+                            oh[l &+ 96] = sc[i &+ 6] * Float(Int8(bitPattern: (q >> 6) & 3) &- Int8(bitPattern: (~(m >> 3) & 1) << 2))
                         }
                     }
                 }
@@ -146,12 +147,18 @@ extension Dequantize {
                     let o = d + b &* 256
                     let scale = F16Table.load(p, 208, t)
                     for i in 0..<16 { dsp[i] = scale * Float(p.load(fromByteOffset: 192 &+ i, as: Int8.self)) }
-                    for e in 0..<256 {
-                        let h = e >> 7, r = e & 127
-                        let lo = (p.load(fromByteOffset: h &* 64 &+ (r & 63), as: UInt8.self) >> UInt8(4 &* (r >> 6))) & 0x0F
-                        let hi = (p.load(fromByteOffset: 128 &+ h &* 32 &+ (r & 31), as: UInt8.self) >> UInt8(2 &* (r >> 5))) & 0x03
-                        let q = Int8(bitPattern: lo | hi << 4) &- 32
-                        o[e] = dsp[e >> 4] * Float(q)
+                    for h in 0..<2 {
+                        let ql = p + h &* 64, qh = p + (128 &+ h &* 32), oh = o + h &* 128, sc = dsp + h &* 8
+                        for l in 0..<32 {
+                            let a = ql.load(fromByteOffset: l, as: UInt8.self)
+                            let b = ql.load(fromByteOffset: l &+ 32, as: UInt8.self)
+                            let c = qh.load(fromByteOffset: l, as: UInt8.self)
+                            let i = l >> 4
+                            oh[l] = sc[i] * Float(Int8(bitPattern: (a & 0x0F) | (c & 3) << 4) &- 32)
+                            oh[l &+ 32] = sc[i &+ 2] * Float(Int8(bitPattern: (b & 0x0F) | ((c >> 2) & 3) << 4) &- 32)
+                            oh[l &+ 64] = sc[i &+ 4] * Float(Int8(bitPattern: (a >> 4) | ((c >> 4) & 3) << 4) &- 32)
+                            oh[l &+ 96] = sc[i &+ 6] * Float(Int8(bitPattern: (b >> 4) | ((c >> 6) & 3) << 4) &- 32)
+                        }
                     }
                 }
             }

@@ -60,7 +60,7 @@ import ShearsJSON
 }
 
 /// A tiny random llama folder (hidden 64, 2 layers, 4 query / 2 KV heads), written in `dtype`.
-func makeTinyLlama(_ folder: String, dtype: DType, tied: Bool = false, seed: UInt64 = 1) throws {
+func makeTinyLlama(_ folder: String, dtype: DType, tied: Bool = false, seed: UInt64 = 1, modelType: String = "llama") throws {
     let hidden = 64, ffn = 96, layers = 2, heads = 4, kv = 2, hd = 16, vocab = 49152 / 512
     var specs: [TensorSpec] = [TensorSpec(name: "model.embed_tokens.weight", dtype: dtype, shape: [vocab, hidden]),
                                TensorSpec(name: "model.norm.weight", dtype: dtype, shape: [hidden])]
@@ -78,13 +78,18 @@ func makeTinyLlama(_ folder: String, dtype: DType, tied: Bool = false, seed: UIn
             TensorSpec(name: p + "mlp.up_proj.weight", dtype: dtype, shape: [ffn, hidden]),
             TensorSpec(name: p + "mlp.down_proj.weight", dtype: dtype, shape: [hidden, ffn]),
         ]
+        if modelType == "qwen2" {
+            specs += [TensorSpec(name: p + "self_attn.q_proj.bias", dtype: dtype, shape: [heads * hd]),
+                      TensorSpec(name: p + "self_attn.k_proj.bias", dtype: dtype, shape: [kv * hd]),
+                      TensorSpec(name: p + "self_attn.v_proj.bias", dtype: dtype, shape: [kv * hd])]
+        }
     }
     var rng = SplitMix64(seed: seed)
     try ShardedWriter.write(folder: folder, tensors: specs) { (spec) throws(CheckpointError) -> TensorBytes in
         .floats((0..<spec.shape.reduce(1, *)).map { _ in Float.random(in: -0.5...0.5, using: &rng) })
     }
     let config = JSONValue.object(JSONObject([
-        ("architectures", .array([.string("LlamaForCausalLM")])), ("model_type", .string("llama")),
+        ("architectures", .array([.string(modelType == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM")])), ("model_type", .string(modelType)),
         ("hidden_size", .int(Int64(hidden))), ("intermediate_size", .int(Int64(ffn))),
         ("num_hidden_layers", .int(Int64(layers))), ("num_attention_heads", .int(Int64(heads))),
         ("num_key_value_heads", .int(Int64(kv))), ("head_dim", .int(Int64(hd))), ("vocab_size", .int(Int64(vocab))),
@@ -153,6 +158,24 @@ func makeTinyLlama(_ folder: String, dtype: DType, tied: Bool = false, seed: UIn
             }
             #expect(worst <= 0, "\(name): exceeds the Q8_0 bound by \(worst)")
         }
+    }
+
+    /// qwen2: biases carried, no rotary permutation (NeoX layout in llama.cpp too).
+    @Test func qwen2RoundTripsWithBiasesAndNoPermutation() throws {
+        let dir = temporaryFolder()
+        defer { removeTree(dir) }
+        try makeTinyLlama(dir + "/src", dtype: .f32, modelType: "qwen2")
+        _ = try HuggingFaceToGGUF.convert(folder: dir + "/src", to: dir + "/m.gguf")
+        let g = try GGUFFile(path: dir + "/m.gguf")
+        #expect(g.architecture == "qwen2" && g.tensorInfo(named: "blk.1.attn_k.bias")?.type == .f32)
+        let src = try Checkpoint.open(dir + "/src")
+        #expect(try g.floats(named: "blk.0.attn_q.weight") == src.tensor(named: "model.layers.0.self_attn.q_proj.weight").floats())
+        let back = try GGUFToHuggingFace.convert(g, to: dir + "/back")
+        #expect(back.tensorCount == 27)
+        let b = try Checkpoint.open(dir + "/back")
+        for n in src.tensorNames { #expect(try src.tensor(named: n).bytes() == b.tensor(named: n).bytes(), "\(n)") }
+        let c = try JSONValue.parse(try FileSystem.readFile(dir + "/back/config.json"))
+        #expect(c["architectures"]?.arrayValue?.first?.stringValue == "Qwen2ForCausalLM" && c["model_type"]?.stringValue == "qwen2")
     }
 
     @Test func configRoundTrips() throws {
