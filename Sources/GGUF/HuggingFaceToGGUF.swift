@@ -71,10 +71,20 @@ public enum HuggingFaceToGGUF {
             guard let v else { throw CheckpointError(.invalidConfig, "\(key) is missing", path: configPath) }
             return v
         }
+        // GGUF stores these as uint32.
+        func u32(_ v: Int, _ key: String) throws(CheckpointError) -> UInt32 {
+            guard let u = UInt32(exactly: v) else {
+                throw CheckpointError(.invalidConfig, "\(key) is \(v), outside the uint32 range GGUF stores it in", path: configPath)
+            }
+            return u
+        }
         let hidden = try need(cfg.hiddenSize, "hidden_size")
         let layers = try need(cfg.numHiddenLayers, "num_hidden_layers")
         let heads = try need(cfg.numAttentionHeads, "num_attention_heads")
         let kvHeads = cfg.numKeyValueHeads ?? heads
+        guard heads > 0, kvHeads > 0 else {
+            throw CheckpointError(.invalidConfig, "num_attention_heads and num_key_value_heads must be positive", path: configPath)
+        }
         let headDim = cfg.headDim ?? hidden / heads
         let ffn = try need(cfg.intermediateSize, "intermediate_size")
         var warnings = ckpt.warnings
@@ -121,31 +131,31 @@ public enum HuggingFaceToGGUF {
         md.append(("general.name", .string(GGUFString(options.name ?? FileSystem.baseName(ckpt.folder)))))
         md.append(("general.file_type", .uint32(fileType(mainType))))
         if plans.contains(where: { $0.spec.type.isQuantized }) { md.append(("general.quantization_version", .uint32(2))) }
-        md.append(("\(arch).context_length", .uint32(UInt32(cfg.maxPositionEmbeddings ?? 2048))))
-        md.append(("\(arch).embedding_length", .uint32(UInt32(hidden))))
-        md.append(("\(arch).block_count", .uint32(UInt32(layers))))
-        md.append(("\(arch).feed_forward_length", .uint32(UInt32(ffn))))
-        md.append(("\(arch).rope.dimension_count", .uint32(UInt32(headDim))))
-        md.append(("\(arch).attention.head_count", .uint32(UInt32(heads))))
-        md.append(("\(arch).attention.head_count_kv", .uint32(UInt32(kvHeads))))
+        md.append(("\(arch).context_length", .uint32(try u32(cfg.maxPositionEmbeddings ?? 2048, "max_position_embeddings"))))
+        md.append(("\(arch).embedding_length", .uint32(try u32(hidden, "hidden_size"))))
+        md.append(("\(arch).block_count", .uint32(try u32(layers, "num_hidden_layers"))))
+        md.append(("\(arch).feed_forward_length", .uint32(try u32(ffn, "intermediate_size"))))
+        md.append(("\(arch).rope.dimension_count", .uint32(try u32(headDim, "head_dim"))))
+        md.append(("\(arch).attention.head_count", .uint32(try u32(heads, "num_attention_heads"))))
+        md.append(("\(arch).attention.head_count_kv", .uint32(try u32(kvHeads, "num_key_value_heads"))))
         md.append(("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(cfg.rmsNormEps ?? 1e-6))))
         md.append(("\(arch).rope.freq_base", .float32(Float(cfg.ropeTheta ?? 10_000))))
         if headDim != hidden / heads {
-            md.append(("\(arch).attention.key_length", .uint32(UInt32(headDim))))
-            md.append(("\(arch).attention.value_length", .uint32(UInt32(headDim))))
+            md.append(("\(arch).attention.key_length", .uint32(try u32(headDim, "head_dim"))))
+            md.append(("\(arch).attention.value_length", .uint32(try u32(headDim, "head_dim"))))
         }
         if let s = cfg.ropeScaling, let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue {
             if type == "linear" || type == "yarn" {
                 md.append(("\(arch).rope.scaling.type", .string(GGUFString(type))))
                 if let f = s["factor"]?.doubleValue { md.append(("\(arch).rope.scaling.factor", .float32(Float(f)))) }
-                if let o = s["original_max_position_embeddings"]?.intValue {
-                    md.append(("\(arch).rope.scaling.original_context_length", .uint32(UInt32(o))))
+                if let o = s["original_max_position_embeddings"]?.intValue, let o32 = UInt32(exactly: o) {
+                    md.append(("\(arch).rope.scaling.original_context_length", .uint32(o32)))
                 }
             } else {
                 warnings.append("rope_scaling type '\(type)' is not written to GGUF metadata (llama.cpp expects a rope_freqs tensor for llama3 scaling)")
             }
         }
-        if let v = cfg.vocabSize { md.append(("\(arch).vocab_size", .uint32(UInt32(v)))) }
+        if let v = cfg.vocabSize { md.append(("\(arch).vocab_size", .uint32(try u32(v, "vocab_size")))) }
         do {
             md += try tokenizerMetadata(folder: ckpt.folder, config: cfg, warnings: &warnings)
         } catch {
@@ -222,6 +232,9 @@ public enum HuggingFaceToGGUF {
             if a["special"]?.boolValue == true { special.insert(i) }
         }
         let count = max((byId.keys.max() ?? -1) + 1, config.vocabSize ?? 0)
+        guard count <= 1 << 24, byId.keys.allSatisfy({ $0 >= 0 }) else {
+            throw CheckpointError(.invalidConfig, "token ids run from \(byId.keys.min() ?? 0) to \(count - 1); expected 0 ..< 16777216", path: path)
+        }
         var tokens: [GGUFValue] = []
         var types: [GGUFValue] = []
         tokens.reserveCapacity(count)
@@ -266,10 +279,10 @@ public enum HuggingFaceToGGUF {
             }
             return fallback
         }
-        if let b = specialId("bos_token", fallback: config.bosTokenId) { md.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(b)))) }
-        if let e = specialId("eos_token", fallback: config.eosTokenIds.first) { md.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(e)))) }
-        if let u = specialId("unk_token", fallback: nil) { md.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(u)))) }
-        if let p = specialId("pad_token", fallback: config.raw["pad_token_id"]?.intValue) { md.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(p)))) }
+        for (key, id) in [("bos", specialId("bos_token", fallback: config.bosTokenId)), ("eos", specialId("eos_token", fallback: config.eosTokenIds.first)),
+                          ("unknown", specialId("unk_token", fallback: nil)), ("padding", specialId("pad_token", fallback: config.raw["pad_token_id"]?.intValue))] {
+            if let id, id >= 0, id < count, let u = UInt32(exactly: id) { md.append(("tokenizer.ggml.\(key)_token_id", .uint32(u))) }
+        }
         let template = json["post_processor"]
         var addBos = template?["type"]?.stringValue == "TemplateProcessing" && (template?["single"]?.arrayValue?.first?["SpecialToken"] != nil)
         if let flag = tokConfig?["add_bos_token"]?.boolValue, template == nil || template!.isNull { addBos = flag }

@@ -212,3 +212,19 @@ func makeTinyLlama(_ folder: String, dtype: DType, tied: Bool = false, seed: UIn
         #expect(bad == 0)
     }
 }
+
+@Suite struct HostileFolderTests {
+    /// Impossible config values are errors, not traps.
+    @Test(arguments: [("num_attention_heads", JSONValue.int(0)), ("vocab_size", .int(1 << 40)), ("hidden_size", .int(1 << 33))])
+    func impossibleConfigValuesAreErrors(key: String, value: JSONValue) throws {
+        let dir = temporaryFolder()
+        defer { removeTree(dir) }
+        try makeTinyLlama(dir + "/src", dtype: .f32)
+        var cfg = try JSONValue.parse(try FileSystem.readFile(dir + "/src/config.json")).objectValue!
+        cfg[key] = value
+        if key == "num_attention_heads" { cfg["num_key_value_heads"] = .int(0) }
+        try AtomicFile.write(JSONValue.object(cfg).serializedBytes(), to: dir + "/src/config.json")
+        #expect(throws: CheckpointError.self) { try HuggingFaceToGGUF.convert(folder: dir + "/src", to: dir + "/m.gguf") }
+        #expect(!FileSystem.isFile(dir + "/m.gguf"))
+    }
+}
