@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "shears", targets: ["shears"]),
+        .executable(name: "shears-bench", targets: ["ShearsBench"]),
         .library(name: "CheckpointCore", targets: ["CheckpointCore"]),
         .library(name: "ModelArchitecture", targets: ["ModelArchitecture"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
@@ -50,6 +51,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Benchmarks of the formats core (run by Tools/bench in a release build).
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore"], path: "Sources/ShearsBench"),
+
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
@@ -57,6 +61,6 @@ let package = Package(
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore"]),
+        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON"]),
     ]
 )
