@@ -31,10 +31,12 @@ let package = Package(
         .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
                        providers: [.apt(["libicu-dev"]), .brew(["icu4c"])]),
 
+        // Hardware half-float conversion (F16C), selected at run time.
+        .target(name: "CF16C", path: "Sources/CF16C"),
         // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
         .target(name: "ShearsJSON", dependencies: ["CJSONC"]),
         // Formats core: mmap, dtypes, conversions, safetensors read/write, sharding. Knows no models.
-        .target(name: "CheckpointCore", dependencies: ["ShearsJSON"]),
+        .target(name: "CheckpointCore", dependencies: ["ShearsJSON", "CF16C"]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
         // OpenBLAS wrapper and core-type selection.

@@ -1,0 +1,10 @@
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when the CPU converts half floats in hardware (x86-64 F16C + AVX), else 0.
+int shears_has_f16c(void);
+/// IEEE half → float for n elements (unaligned source allowed). Call only when shears_has_f16c().
+void shears_f16_to_f32(const void *src, float *dst, size_t n);
+/// float → IEEE half, round to nearest even, for n elements. Call only when shears_has_f16c().
+void shears_f32_to_f16(const float *src, void *dst, size_t n);
