@@ -50,6 +50,11 @@ public struct TokenizeCommand: ParsableCommand {
     @Flag(name: .long, help: "Print each token's string next to its id, one per line.")
     var tokens = false
 
+    @Flag(name: .long, help: """
+        Encode each line on its own (without its newline) and print one line of ids per input         line (with --json, one JSON object per line).
+        """)
+    var perLine = false
+
     @Option(name: .long, help: ArgumentHelp("Encode N times and report timing on standard error.", visibility: .hidden))
     var benchmark: Int?
 
@@ -85,6 +90,18 @@ public struct TokenizeCommand: ParsableCommand {
             runBenchmark(tokenizer, source, repetitions: max(1, n))
             return
         }
+        if perLine {
+            var out = ""
+            for line in Self.lines(source) {
+                let ids = tokenizer.encode(String(line), addSpecialTokens: addSpecialTokens)
+                let list = ids.map(String.init)
+                out += json ? "{\"ids\": [\(list.joined(separator: ", "))], \"count\": \(ids.count)}\n"
+                            : list.joined(separator: " ") + "\n"
+                if out.utf8.count > 1 << 20 { StandardOutput.write(out); out = "" }
+            }
+            StandardOutput.write(out)
+            return
+        }
         let ids = tokenizer.encode(source, addSpecialTokens: addSpecialTokens)
         if tokens {
             var out = ""
@@ -97,14 +114,28 @@ public struct TokenizeCommand: ParsableCommand {
         }
     }
 
-    /// Encodes `source` `repetitions` times; reports the first (cold cache) and best (warm) times.
+    /// The lines of `text` without their newlines (a final newline does not start another line).
+    static func lines(_ text: String) -> [Substring] {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if text.hasSuffix("\n") { lines.removeLast() }
+        return lines
+    }
+
+    /// Encodes `source` `repetitions` times (as a whole, or line by line with --per-line);
+    /// reports the first (cold cache) and best (warm) times.
     private func runBenchmark(_ tokenizer: Tokenizer, _ source: String, repetitions: Int) {
         var first = 0.0
         var best = Double.infinity
         var count = 0
+        let lines = perLine ? Self.lines(source).map(String.init) : []
         for k in 0..<repetitions {
             let start = tokenizeClock()
-            count = tokenizer.encode(source, addSpecialTokens: addSpecialTokens).count
+            if perLine {
+                count = 0
+                for line in lines { count += tokenizer.encode(line, addSpecialTokens: addSpecialTokens).count }
+            } else {
+                count = tokenizer.encode(source, addSpecialTokens: addSpecialTokens).count
+            }
             let elapsed = tokenizeClock() - start
             if k == 0 { first = elapsed }
             best = min(best, elapsed)
