@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ModelArchitecture", targets: ["ModelArchitecture"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
+        .library(name: "CompactFormat", targets: ["CompactFormat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,12 +32,16 @@ let package = Package(
         .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
                        providers: [.apt(["libicu-dev"]), .brew(["icu4c"])]),
 
-        // Hardware half-float conversion (F16C), selected at run time.
-        .target(name: "CF16C", path: "Sources/CF16C"),
+        // Hardware kernels chosen at run time: half-float conversion (F16C), CRC-32C (SSE4.2).
+        .target(name: "CKernels", path: "Sources/CKernels"),
         // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
         .target(name: "ShearsJSON", dependencies: ["CJSONC"]),
         // Formats core: mmap, dtypes, conversions, safetensors read/write, sharding. Knows no models.
-        .target(name: "CheckpointCore", dependencies: ["ShearsJSON", "CF16C"]),
+        .target(name: "CheckpointCore", dependencies: ["ShearsJSON", "CKernels"]),
+        // The compact checkpoint format (formats/compact.md): lossless, chunked, checksummed.
+        .target(name: "CompactFormat", dependencies: [
+            "CheckpointCore", "ShearsJSON", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
         // OpenBLAS wrapper and core-type selection.
@@ -60,6 +65,7 @@ let package = Package(
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .testTarget(name: "CompactFormatTests", dependencies: ["CompactFormat", "CheckpointCore", "ShearsJSON"]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

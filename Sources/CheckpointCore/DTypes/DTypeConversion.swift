@@ -1,4 +1,4 @@
-import CF16C
+import CKernels
 
 /// Bulk conversion between a dtype's little-endian bytes and `Float`.
 ///

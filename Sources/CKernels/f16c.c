@@ -1,6 +1,6 @@
 // Hardware half-float conversion (F16C), chosen at run time so that builds without
 // `-target-cpu` flags still convert at memory speed on CPUs that have it.
-#include "f16c.h"
+#include "kernels.h"
 #include <string.h>
 
 #if defined(__x86_64__)
