@@ -93,7 +93,7 @@ public struct TokenizeCommand: ParsableCommand {
         if perLine {
             var out = ""
             for line in Self.lines(source) {
-                let ids = tokenizer.encode(String(line), addSpecialTokens: addSpecialTokens)
+                let ids = tokenizer.encode(line, addSpecialTokens: addSpecialTokens)
                 let list = ids.map(String.init)
                 out += json ? "{\"ids\": [\(list.joined(separator: ", "))], \"count\": \(ids.count)}\n"
                             : list.joined(separator: " ") + "\n"
@@ -115,9 +115,11 @@ public struct TokenizeCommand: ParsableCommand {
     }
 
     /// The lines of `text` without their newlines (a final newline does not start another line).
-    static func lines(_ text: String) -> [Substring] {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        if text.hasSuffix("\n") { lines.removeLast() }
+    /// Splits at U+000A bytes (not at `Character`s: Swift treats "\r\n" as one character).
+    static func lines(_ text: String) -> [String] {
+        var lines = text.utf8.split(separator: 0x0A, omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        if text.utf8.last == 0x0A { lines.removeLast() }
         return lines
     }
 
@@ -127,7 +129,7 @@ public struct TokenizeCommand: ParsableCommand {
         var first = 0.0
         var best = Double.infinity
         var count = 0
-        let lines = perLine ? Self.lines(source).map(String.init) : []
+        let lines = perLine ? Self.lines(source) : []
         for k in 0..<repetitions {
             let start = tokenizeClock()
             if perLine {
