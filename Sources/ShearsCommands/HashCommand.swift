@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import CompactFormat
 
 /// `shears hash PATH`: per-tensor and per-file SHA-256.
 public struct HashCommand: ParsableCommand {
@@ -28,7 +29,7 @@ public struct HashCommand: ParsableCommand {
     var json = false
 
     @Option(help: "Hashing threads (default: all cores).")
-    var threads = availableThreads()
+    var threads = availableCores()
 
     public init() {}
 
@@ -56,15 +57,3 @@ public struct HashCommand: ParsableCommand {
         }
     }
 }
-
-func availableThreads() -> Int {
-    #if canImport(Glibc)
-    return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-    #else
-    return 2
-    #endif
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import CompactFormat
 import ModelArchitecture
 import ShearsJSON
 
@@ -29,7 +30,7 @@ public struct VerifyCommand: ParsableCommand {
     var json = false
 
     @Option(help: "Threads (default: all cores).")
-    var threads = availableThreads()
+    var threads = availableCores()
 
     public init() {}
 
