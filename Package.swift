@@ -8,10 +8,12 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "shears", targets: ["shears"]),
+        .executable(name: "shears-bench", targets: ["ShearsBench"]),
         .library(name: "CheckpointCore", targets: ["CheckpointCore"]),
         .library(name: "ModelArchitecture", targets: ["ModelArchitecture"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
+        .library(name: "CompactFormat", targets: ["CompactFormat"]),
         .library(name: "GGUF", targets: ["GGUF"]),
     ],
     dependencies: [
@@ -31,10 +33,16 @@ let package = Package(
         .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
                        providers: [.apt(["libicu-dev"]), .brew(["icu4c"])]),
 
+        // Hardware kernels chosen at run time: half-float conversion (F16C), CRC-32C (SSE4.2).
+        .target(name: "CKernels", path: "Sources/CKernels"),
         // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
         .target(name: "ShearsJSON", dependencies: ["CJSONC"]),
         // Formats core: mmap, dtypes, conversions, safetensors read/write, sharding. Knows no models.
-        .target(name: "CheckpointCore", dependencies: ["ShearsJSON"]),
+        .target(name: "CheckpointCore", dependencies: ["ShearsJSON", "CKernels"]),
+        // The compact checkpoint format (formats/compact.md): lossless, chunked, checksummed.
+        .target(name: "CompactFormat", dependencies: [
+            "CheckpointCore", "ShearsJSON", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
         // GGUF read/write, dequantization, and GGUF <-> Hugging Face folder conversion (llama family).
@@ -45,7 +53,8 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "GGUF",  // + "Tokenizers" when tokenize lands
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [
@@ -53,14 +62,18 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Benchmarks of the formats core (run by Tools/bench in a release build).
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat"], path: "Sources/ShearsBench"),
+
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .testTarget(name: "CompactFormatTests", dependencies: ["CompactFormat", "CheckpointCore", "ShearsJSON"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "Tokenizers"]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "GGUF", "ShearsJSON"]),
+        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF"]),
     ]
 )

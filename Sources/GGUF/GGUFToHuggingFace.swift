@@ -76,7 +76,6 @@ public enum GGUFToHuggingFace {
     /// The bytes of one output tensor.
     public static func tensorBytes(_ f: GGUFFile, _ p: TensorPlan, allowOverflow: Bool) throws(CheckpointError) -> [UInt8] {
         let t = p.source
-        let n = t.elementCount
         let rows = t.shape.first ?? 1
         // Same encoding, no permutation: the bytes as they are.
         if p.permuteHeads == nil, Dequantize.plainDType(t.type) == p.spec.dtype {

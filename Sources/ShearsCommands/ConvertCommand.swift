@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import CompactFormat
 import GGUF
 import ShearsJSON
 
@@ -10,10 +11,11 @@ public struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a checkpoint: safetensors <-> GGUF, dtype changes, resharding, merging shards.",
         discussion: """
-            SRC is a .gguf file, a .safetensors file, an index .json or a model folder. DST's format \
-            comes from --to, else from its name: .gguf is GGUF, .safetensors a single safetensors \
-            file, anything else a Hugging Face model folder (model.safetensors, or \
-            model-0000i-of-0000n.safetensors with an index when --shard-size splits it).
+            SRC is a .gguf file, a .ctz compact file, a .safetensors file, an index .json or a model \
+            folder. DST's format comes from --to, else from its name: .gguf is GGUF, .ctz the \
+            compact format (formats/compact.md), .safetensors a single safetensors file, anything \
+            else a Hugging Face model folder (model.safetensors, or model-0000i-of-0000n.safetensors \
+            with an index when --shard-size splits it).
 
             GGUF -> folder (llama, qwen2, mistral): tensors are dequantized (F32, F16, BF16, Q4_0, \
             Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q6_K), renamed, and llama.cpp's rotary permutation of the \
@@ -27,6 +29,9 @@ public struct ConvertCommand: ParsableCommand {
 
             safetensors -> safetensors: --dtype changes floating-point tensors (round to nearest \
             even); config, tokenizer and generation files of a folder are carried over.
+
+            safetensors <-> compact: lossless (--level sets the zstd level); a compact file converts \
+            back to safetensors byte for byte.
 
             Values outside the target dtype's range are an error unless --allow-overflow (they \
             become infinity). Tensors are streamed one at a time. Output is built under a temporary \
@@ -60,6 +65,9 @@ public struct ConvertCommand: ParsableCommand {
     @Flag(help: "Write values outside the target dtype's range as infinity instead of failing.")
     var allowOverflow = false
 
+    @Option(help: "zstd level for compact output (1-19).")
+    var level: Int32 = 3
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -71,7 +79,12 @@ public struct ConvertCommand: ParsableCommand {
     var target: Target {
         if let to { return to }
         if output.hasSuffix(".gguf") { return .gguf }
+        if output.hasSuffix("." + CompactLayout.fileExtension) { return .compact }
         return .safetensors
+    }
+
+    var sourceIsCompact: Bool {
+        FileSystem.isFile(input) && (input.hasSuffix("." + CompactLayout.fileExtension) || CompactFile.looksLikeCompact(input))
     }
 
     var sourceIsGGUF: Bool {
@@ -88,9 +101,10 @@ public struct ConvertCommand: ParsableCommand {
 
     public func validate() throws {
         if target == .compact {
-            throw ValidationError("--to compact: the compact format is not available in this build; choose safetensors or gguf")
+            guard dtype == nil, shardSize == nil else { throw ValidationError("compact output keeps the source dtypes and is one file: --dtype and --shard-size do not apply") }
+            guard (1...19).contains(level) else { throw ValidationError("--level must be 1-19") }
         }
-        if let d = dtype {
+        if let d = dtype, target != .compact {
             if target == .gguf {
                 guard ["f32", "f16", "bf16", "q8_0", "float32", "float16", "bfloat16"].contains(d.lowercased()) else {
                     throw ValidationError("--dtype for GGUF output must be f32, f16, bf16 or q8_0, not '\(d)'")
@@ -123,7 +137,7 @@ public struct ConvertCommand: ParsableCommand {
         if FileSystem.kind(of: output) != nil && sameFile(input, output) {
             throw CheckpointError(.invalidArgument, "is the input; converting a checkpoint onto itself is refused (choose another output)", path: output)
         }
-        let singleFile = target == .gguf || output.hasSuffix(".safetensors")
+        let singleFile = target == .gguf || target == .compact || output.hasSuffix(".safetensors")
         if let kind = FileSystem.kind(of: output), !force {
             if singleFile || kind == .file {
                 throw CheckpointError(.invalidArgument, "exists already; pass --force to replace it", path: output)
@@ -133,13 +147,23 @@ public struct ConvertCommand: ParsableCommand {
             }
         }
         if singleFile && FileSystem.isDirectory(output) {
-            throw CheckpointError(.invalidArgument, "is a folder; a \(target == .gguf ? ".gguf" : ".safetensors") output must be a file path", path: output)
+            throw CheckpointError(.invalidArgument, "is a folder; a \(target == .gguf ? ".gguf" : target == .compact ? ".ctz" : ".safetensors") output must be a file path", path: output)
         }
         // A folder output must not contain the input (staging renames would touch it).
         if !singleFile, FileSystem.isDirectory(output), sameFile(FileSystem.isDirectory(input) ? input : FileSystem.directoryName(input), output) {
             throw CheckpointError(.invalidArgument, "holds the input; write the output to another folder", path: output)
         }
-        if sourceIsGGUF {
+        if target == .compact {
+            guard !sourceIsGGUF, !sourceIsCompact else {
+                throw CheckpointError(.invalidArgument, "compact output is written from safetensors input; convert GGUF to a folder first", path: input)
+            }
+            try CompactCommands.convertToCompact(input: input, output: output, level: level, threads: min(2, availableCores()), quiet: quiet)
+        } else if sourceIsCompact {
+            guard target == .safetensors, dtype == nil, shardSize == nil else {
+                throw CheckpointError(.invalidArgument, "a compact file converts back to safetensors as it is (no --dtype, --shard-size or GGUF); convert the result further", path: input)
+            }
+            try CompactCommands.convertFromCompact(input: input, output: output)
+        } else if sourceIsGGUF {
             try convertGGUF()
         } else if target == .gguf {
             try convertToGGUF()

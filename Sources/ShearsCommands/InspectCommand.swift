@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import CompactFormat
 import GGUF
 import ModelArchitecture
 import ShearsJSON
@@ -11,7 +12,7 @@ public struct InspectCommand: ParsableCommand {
         abstract: "Show what a checkpoint holds: files, sizes, tensors, dtypes, metadata and architecture.",
         discussion: """
             PATH is a .safetensors file, a model.safetensors.index.json, a model folder (with \
-            config.json), or a .gguf file. Only headers are read, so inspecting a multi-gigabyte \
+            config.json), a .gguf file, or a .ctz compact file. Only headers are read, so inspecting a multi-gigabyte \
             checkpoint takes milliseconds and touches no tensor data. Every file is fully validated.
 
             For GGUF: version, alignment, metadata (long arrays such as the tokenizer vocabulary \
@@ -21,7 +22,7 @@ public struct InspectCommand: ParsableCommand {
             Exit status: 0 on success, 2 when an input is malformed or missing.
             """)
 
-    @Argument(help: "A .safetensors file, an index .json, a model folder, or a .gguf file.", completion: .file())
+    @Argument(help: "A .safetensors file, an index .json, a model folder, a .gguf or a .ctz file.", completion: .file())
     var path: String
 
     @Flag(name: .long, help: "List every tensor (name, dtype, shape, bytes).")
@@ -33,6 +34,14 @@ public struct InspectCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        if FileSystem.isFile(path), path.hasSuffix("." + CompactLayout.fileExtension) || CompactFile.looksLikeCompact(path) {
+            do {
+                StandardOutput.write(try CompactCommands.inspect(path, json: json, tensors: tensors))
+            } catch {
+                throw ShearsCommands.report(error)
+            }
+            return
+        }
         if GGUFInspectReport.isGGUF(path) {
             let report: GGUFInspectReport
             do {

@@ -167,7 +167,9 @@ struct AddedVocabulary: Sendable {
                 if startOffset < start { out.append((startOffset, start, -1)) }
                 out.append((start, stop, m.id))
                 startOffset = stop
-                i = max(i, stop)
+                // The search resumes at the end of the match itself, not of the whitespace an
+                // `rstrip` absorbed: a following token may start inside it, and then the two
+                // tokens overlap, as they do in the library.
             }
             if startOffset != n { out.append((startOffset, n, -1)) }
             return out

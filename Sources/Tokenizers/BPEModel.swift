@@ -22,6 +22,11 @@ struct BPEModel: Sendable {
     /// Single-character tokens for characters below U+0800 (-1 when absent): the common case
     /// of the initial split, without hashing.
     private let smallCharacterIDs: [Int32]
+    /// For models without prefix/suffix: (last character of a merge's left token << 32 | first
+    /// character of its right token) for every merge. Two adjacent characters that form no such
+    /// pair can never end up in one token, so a long word can be cut there and its parts merged
+    /// (and cached) separately with the same result; see ``tokenize(_:cache:scratch:into:)``.
+    private let joinableCharacters: Set<UInt64>?
 
     /// Words at least this long (in bytes) are not cached, as in the library.
     static let maxCachedWordLength = 256
@@ -70,6 +75,7 @@ struct BPEModel: Sendable {
         let prefixLength = continuingSubwordPrefix?.count ?? 0
         let list = try f.array("merges")
         var merges = [UInt64: UInt64](minimumCapacity: list.count)
+        var joinable = Set<UInt64>()
         for (rank, m) in list.enumerated() {
             let a: [UInt8], b: [UInt8]
             if let s = m.stringValue {
@@ -96,8 +102,12 @@ struct BPEModel: Sendable {
                 throw TokenizerError(.malformed, "model.merges[\(rank)]: merged token \(OnigurumaRegex.quoted(String(decoding: joined, as: UTF8.self))) is not in the vocabulary")
             }
             merges[ia << 32 | ib] = UInt64(rank) << 32 | merged
+            if let l = UTF8Scan.scalars(a).last, let r = UTF8Scan.scalars(b).first {
+                joinable.insert(UInt64(l.value) << 32 | UInt64(r.value))
+            }
         }
         self.merges = merges
+        joinableCharacters = continuingSubwordPrefix == nil && endOfWordSuffix == nil ? joinable : nil
 
         var byteIDs = [Int32](repeating: -1, count: 256)
         let hex = Array("0123456789ABCDEF".utf8)
@@ -131,9 +141,53 @@ struct BPEModel: Sendable {
         }
         let cacheable = word.count < Self.maxCachedWordLength
         if cacheable, cache.lookup(word, into: &out) { return }
+        if word.count >= Self.segmentationThreshold, let joinable = joinableCharacters {
+            // A long word (a whole text, for SentencePiece-style tokenizers without a
+            // pre-tokenizer): cut it where no merge can ever join the neighbouring characters,
+            // next to characters that are single-character tokens (unknown characters, with their
+            // byte fallback and unk fusing, stay inside a part). Merges never cross a cut, so the
+            // parts merge independently to exactly the ids of the whole word.
+            var partStart = 0
+            var i = 0
+            var previous: (scalar: UInt32, known: Bool)? = nil
+            while i < word.count {
+                let (c, n) = UTF8Scan.decode(word, at: i)
+                let known = isSingleCharacterToken(word, i, n)
+                if let p = previous, p.known, known, !joinable.contains(UInt64(p.scalar) << 32 | UInt64(c.value)) {
+                    try tokenizePart(UnsafeBufferPointer(rebasing: word[partStart..<i]), cache: &cache, scratch: &scratch, into: &out)
+                    partStart = i
+                }
+                previous = (c.value, known)
+                i += n
+            }
+            try tokenizePart(UnsafeBufferPointer(rebasing: word[partStart..<word.count]), cache: &cache, scratch: &scratch, into: &out)
+            return
+        }
         let start = out.count
         try merge(word, scratch: &scratch, into: &out)
         if cacheable { cache.insert(word, out[start...]) }
+    }
+
+    /// Words at least this long are cut into independent parts before merging.
+    static let segmentationThreshold = 64
+
+    /// Merges one part of a long word (through the cache; without the `ignore_merges` shortcut,
+    /// which the library applies to whole words only).
+    private func tokenizePart(_ part: UnsafeBufferPointer<UInt8>, cache: inout WordCache, scratch: inout BPEScratch,
+                              into out: inout [Int32]) throws(TokenizerError) {
+        let cacheable = part.count < Self.maxCachedWordLength
+        if cacheable, cache.lookup(part, into: &out) { return }
+        let start = out.count
+        try merge(part, scratch: &scratch, into: &out)
+        if cacheable { cache.insert(part, out[start...]) }
+    }
+
+    @inline(__always) private func isSingleCharacterToken(_ word: UnsafeBufferPointer<UInt8>, _ i: Int, _ n: Int) -> Bool {
+        if n <= 2 {
+            let v = n == 1 ? Int(word[i]) : (Int(word[i] & 0x1F) << 6 | Int(word[i + 1] & 0x3F))
+            return smallCharacterIDs[v] >= 0
+        }
+        return vocabulary.value(for: UnsafeBufferPointer(rebasing: word[i..<(i + n)])) != nil
     }
 
     /// Splits `word` into its initial symbols, then merges them.

@@ -83,7 +83,6 @@ indirect enum PreTokenizer: Sendable {
             let searcher = OnigurumaRegex.Searcher()
             guard case .success(let regex) = Self.gpt2Regex else { return input }
             return input.map { text, piece, out in
-                var source = text
                 var prefixed: [UInt8] = []
                 if addPrefixSpace && (text.isEmpty || text[0] != 0x20) {
                     prefixed = [0x20] + Array(text)
@@ -106,8 +105,7 @@ indirect enum PreTokenizer: Sendable {
                 if !prefixed.isEmpty {
                     prefixed.withUnsafeBufferPointer { emit($0) }
                 } else {
-                    source = text
-                    emit(source)
+                    emit(text)
                 }
             }
 

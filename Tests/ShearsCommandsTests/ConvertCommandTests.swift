@@ -47,7 +47,7 @@ import ShearsJSON
     }
 
     static func run(_ args: [String]) throws {
-        var c = try ConvertCommand.parse(args)
+        let c = try ConvertCommand.parse(args)
         try c.run()
     }
 
@@ -120,8 +120,20 @@ import ShearsJSON
         try Self.run([dir + "/src", dir + "/bf16", "--dtype", "bf16", "--quiet"])  // in range for bf16
     }
 
+    @Test func compactRoundTripAndInspect() throws {
+        let dir = Self.tempDir()
+        defer { Self.remove(dir) }
+        try Self.makeFolder(dir + "/src", dtype: .bf16)
+        try Self.run([dir + "/src", dir + "/m.ctz", "--quiet"])
+        try Self.run([dir + "/m.ctz", dir + "/back.safetensors", "--quiet"])
+        #expect(try FileSystem.readFile(dir + "/back.safetensors") == FileSystem.readFile(dir + "/src/model.safetensors"))
+        #expect(Self.exitCode([dir + "/m.ctz", dir + "/m.gguf", "--quiet"]) == 2)
+        let inspect = try InspectCommand.parse([dir + "/m.ctz", "--json"])
+        try inspect.run()  // prints; must not fail
+    }
+
     @Test func validatesOptions() {
-        #expect(throws: (any Error).self) { try ConvertCommand.parse(["a", "b", "--to", "compact"]) }
+        #expect(throws: (any Error).self) { try ConvertCommand.parse(["a", "b.ctz", "--dtype", "f16"]) }
         #expect(throws: (any Error).self) { try ConvertCommand.parse(["a", "b.gguf", "--dtype", "q4_0"]) }
         #expect(throws: (any Error).self) { try ConvertCommand.parse(["a", "b.gguf", "--shard-size", "1GB"]) }
         #expect(throws: (any Error).self) { try ConvertCommand.parse(["a", "b", "--shard-size", "lots"]) }
