@@ -46,10 +46,10 @@ public struct ConvertCommand: ParsableCommand {
         case safetensors, gguf, compact
     }
 
-    @Argument(help: "Input: .gguf, .safetensors, index .json or model folder.", completion: .file())
+    @Argument(help: "Input: .gguf, .ctz, .safetensors, index .json or model folder.", completion: .file())
     var input: String
 
-    @Argument(help: "Output: .gguf, .safetensors, or a folder.", completion: .file())
+    @Argument(help: "Output: .gguf, .ctz, .safetensors, or a folder.", completion: .file())
     var output: String
 
     @Option(help: "Output format (default: from OUT's name; a folder means safetensors).")
