@@ -14,7 +14,7 @@ enum CompactCommands {
             progress?.update(done)
         }
         progress?.finish()
-        try copyCompanions(from: source.folder, isFolder: FileSystem.isDirectory(input), to: FileSystem.directoryName(output))
+        // A .ctz is one self-contained file: nothing is written beside it.
     }
 
     /// Writes a compact file back as safetensors: one file (byte for byte the original when the

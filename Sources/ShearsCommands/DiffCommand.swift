@@ -150,7 +150,7 @@ public struct DiffCommand: ParsableCommand {
             for c in metadataChanges { out += "metadata    \(c)\n" }
             for c in configChanges { out += "config      \(c)\n" }
             if !summary {
-                for r in records where r.beyond > 0 || !r.identicalBytes {
+                for r in records where r.beyond > 0 || r.maxAbs > 0 {
                     out += (r.beyond > 0 ? "DIFFERENT   " : "within tol  ") + r.name
                         + "  max|Δ| \(Format.sci(r.maxAbs))  max rel \(Format.sci(r.maxRel))  nmse \(Format.sci(r.nmse))  cos \(Format.fixed(r.cosine, 6))  beyond \(r.beyond)/\(r.count)\n"
                 }
