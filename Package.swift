@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
         .library(name: "CompactFormat", targets: ["CompactFormat"]),
+        .library(name: "Pruning", targets: ["Pruning"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,13 +45,15 @@ let package = Package(
         ]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
+        // LLM-Pruner-style structured pruning: plans, importance, selection, surgery, config and manifest.
+        .target(name: "Pruning", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat",
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "Pruning",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -70,6 +73,7 @@ let package = Package(
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "PruningTests", dependencies: ["Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands"]),
         .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON"]),
     ]
 )
