@@ -73,7 +73,9 @@ let package = Package(
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "PruningTests", dependencies: ["Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands"]),
+        .testTarget(name: "PruningTests", dependencies: [
+            "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON"]),
     ]
 )
