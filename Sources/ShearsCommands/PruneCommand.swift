@@ -187,6 +187,7 @@ public struct PruneCommand: ParsableCommand {
                 try writeModel(source, plan: plan, config: config, to: scratch, dtype: nil, quiet: true)
                 return scratch
             })
+            defer { Self.removeFolder(scratch) }
             plan = try Pruner.plan(shape: shape, settings: settings, estimator: &estimator)
         case .l1, .l2:
             let progress = Progress(total: 1, label: "prune: scoring")
@@ -227,40 +228,16 @@ public struct PruneCommand: ParsableCommand {
         StandardOutput.write(summary(plan, shape: shape, fileBytes: fileSizes, sourceBytes: source.fileBytes, seconds: monotonicSeconds() - started))
     }
 
-    /// Writes tensors, config.json, companions and (for uneven widths) the modeling file.
+    /// Writes the pruned folder with progress on stderr.
     @discardableResult
     private func writeModel(_ source: Checkpoint, plan: PruningPlan, config: ModelConfiguration, to folder: String,
                             dtype: DType?, quiet: Bool) throws -> [String] {
-        try FileSystem.createDirectory(folder)
-        // Remove stale shards of an earlier run so the folder holds exactly this checkpoint.
-        for name in try FileSystem.contents(of: folder) where name.hasSuffix(".safetensors") || name == "model.safetensors.index.json" {
-            _ = unlink(FileSystem.join(folder, name))
-        }
         let progress = Progress(total: source.tensorCount, label: "prune: writing")
-        var written = try Surgery.write(source, plan: plan, to: folder, dtype: dtype, maxShardSize: ByteSize.parse(shardSize)) { done, _ in
+        defer { progress.finish() }
+        return try PrunedFolder.write(source, configuration: config, plan: plan, to: folder, dtype: dtype,
+                                      maxShardSize: ByteSize.parse(shardSize)) { done, _ in
             if !quiet { progress.update(done) }
         }
-        progress.finish()
-        let cfg = PrunedConfiguration.make(source: config.raw, plan: plan, dtype: dtype)
-        let cfgPath = FileSystem.join(folder, "config.json")
-        try AtomicFile.write(JSONValue.object(cfg).serializedBytes(style: .pretty) + [0x0A], to: cfgPath)
-        written.append(cfgPath)
-        let modeling = FileSystem.join(folder, PrunedConfiguration.modelingFileName)
-        if !plan.isUniform {
-            try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: modeling)
-            written.append(modeling)
-        } else if FileSystem.isFile(modeling) {
-            _ = unlink(modeling)
-        }
-        for name in ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                     "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja"] {
-            let src = FileSystem.join(source.folder, name)
-            guard FileSystem.isFile(src) else { continue }
-            let dst = FileSystem.join(folder, name)
-            try AtomicFile.write(try FileSystem.readFile(src), to: dst)
-            written.append(dst)
-        }
-        return written
     }
 
     private func checkOutput() throws {
@@ -348,6 +325,13 @@ public struct PruneCommand: ParsableCommand {
             dir = FileSystem.directoryName(dir)
         }
         return nil
+    }
+
+    /// Deletes a flat scratch folder and its files.
+    static func removeFolder(_ path: String) {
+        guard FileSystem.isDirectory(path), let names = try? FileSystem.contents(of: path) else { return }
+        for n in names { _ = unlink(FileSystem.join(path, n)) }
+        _ = rmdir(path)
     }
 
     static func sha256(_ path: String) throws -> String {
