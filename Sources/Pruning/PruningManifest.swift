@@ -134,8 +134,24 @@ public struct PruningManifest {
         return root.sortingKeys()
     }
 
-    /// The file's bytes: pretty JSON with sorted keys and a final newline.
-    public var bytes: [UInt8] { json.serializedBytes(style: .pretty) + [0x0A] }
+    /// The file's bytes: JSON indented by two spaces, sorted keys, arrays of numbers (indices,
+    /// scores) on one line each, and a final newline.
+    public var bytes: [UInt8] { Array((Self.render(json, indent: "") + "\n").utf8) }
+
+    static func render(_ v: JSONValue, indent: String) -> String {
+        let inner = indent + "  "
+        switch v {
+        case .object(let o):
+            if o.isEmpty { return "{}" }
+            let members = o.members.map { inner + JSONValue.string($0.key).serialized() + ": " + render($0.value, indent: inner) }
+            return "{\n" + members.joined(separator: ",\n") + "\n" + indent + "}"
+        case .array(let a):
+            if a.allSatisfy({ $0.objectValue == nil && $0.arrayValue == nil }) { return "[" + a.map { $0.serialized() }.joined(separator: ", ") + "]" }
+            return "[\n" + a.map { inner + render($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        default:
+            return v.serialized()
+        }
+    }
 }
 
 extension JSONValue {
