@@ -144,6 +144,9 @@ public struct PruningSettings: Sendable, Equatable {
             }
             if iterativeSteps != 1 { throw CheckpointError(.invalidArgument, "--iterative-steps applies to block and channel pruning only") }
         }
+        if strategy != .layer && (keepLayers != nil || removeLayers != nil) {
+            throw CheckpointError(.invalidArgument, "--keep-layers and --remove-layers apply to --strategy layer only")
+        }
         if strategy == .channel && scope != .local {
             throw CheckpointError(.invalidArgument, "channel pruning has a single group; --global does not apply")
         }

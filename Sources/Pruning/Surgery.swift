@@ -81,21 +81,41 @@ public enum Surgery {
         let outCols = cols?.count ?? c
         var out = [UInt8](repeating: 0, count: rows.count * outCols * e)
         out.withUnsafeMutableBytes { dst in
-            var o = 0
-            for i in rows {
-                let rowStart = i * c * e
-                if let cols {
-                    for j in cols {
-                        dst.baseAddress!.advanced(by: o).copyMemory(from: src.baseAddress!.advanced(by: rowStart + j * e), byteCount: e)
+            switch e {
+            case 1: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt8.self)
+            case 2: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt16.self)
+            case 4: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt32.self)
+            case 8: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt64.self)
+            default:
+                var o = 0
+                for i in rows {
+                    for j in cols ?? Array(0..<c) {
+                        dst.baseAddress!.advanced(by: o).copyMemory(from: src.baseAddress!.advanced(by: (i * c + j) * e), byteCount: e)
                         o += e
                     }
-                } else {
-                    dst.baseAddress!.advanced(by: o).copyMemory(from: src.baseAddress!.advanced(by: rowStart), byteCount: c * e)
-                    o += c * e
                 }
             }
         }
         return out
+    }
+
+    /// Copies rows × cols elements of type `T` (unaligned loads; indices already checked).
+    static func gather<T: FixedWidthInteger>(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer,
+                                             rows: [Int], cols: [Int]?, width c: Int, as: T.Type) {
+        let size = MemoryLayout<T>.size
+        var o = 0
+        for i in rows {
+            let base = i * c
+            if let cols {
+                for j in cols {
+                    dst.storeBytes(of: src.loadUnaligned(fromByteOffset: (base + j) * size, as: T.self), toByteOffset: o * size, as: T.self)
+                    o += 1
+                }
+            } else {
+                dst.baseAddress!.advanced(by: o * size).copyMemory(from: src.baseAddress!.advanced(by: base * size), byteCount: c * size)
+                o += c
+            }
+        }
     }
 
     /// Writes the pruned model's tensors into `folder` (`model.safetensors`, or shards past

@@ -39,7 +39,7 @@ public struct PruneCommand: ParsableCommand {
     @Option(name: .customLong("attention-layers"), help: "Layers A:B (end exclusive) whose attention is pruned (default 4:L−2, clamped for small models).")
     var attentionLayers: String?
 
-    @Option(name: .customLong("mlp-layers"), help: "Layers A:B (end exclusive) whose MLP is pruned (default as --attention-layers).")
+    @Option(name: .customLong("mlp-layers"), help: "Layers A:B (end exclusive) whose MLP is pruned (default 4:L−2, clamped for small models).")
     var mlpLayers: String?
 
     @Option(help: "Grouped-query attention: kv-group (a KV head with its query heads) or query (query heads inside each KV group).")
@@ -131,7 +131,7 @@ public struct PruneCommand: ParsableCommand {
         s.strategy = PruningStrategy(rawValue: strategy)!
         s.ratio = ratio
         s.attentionLayers = attentionLayers.flatMap(LayerRange.init(parsing:))
-        s.mlpLayers = mlpLayers.flatMap(LayerRange.init(parsing:)) ?? s.attentionLayers
+        s.mlpLayers = mlpLayers.flatMap(LayerRange.init(parsing:))
         s.gqa = GQAPolicy(rawValue: gqa)!
         s.importance = ImportanceKind(rawValue: importance)!
         s.taylor = TaylorVariant(rawValue: taylor)!
@@ -190,7 +190,7 @@ public struct PruneCommand: ParsableCommand {
             defer { Self.removeFolder(scratch) }
             plan = try Pruner.plan(shape: shape, settings: settings, estimator: &estimator)
         case .l1, .l2:
-            let progress = Progress(total: 1, label: "prune: scoring")
+            let progress = Progress(total: 100, label: "prune: scoring (%)")
             var estimator = MagnitudeImportance(power: settings.importance == .l1 ? 1 : 2, checkpoint: source) { done, total in
                 progress.update(done * 100 / max(total, 1))
             }
