@@ -92,7 +92,9 @@ public struct LayerWidths: Sendable, Equatable {
 
 /// Closed-form parameter counts of a LLaMA decoder with per-layer widths.
 public enum ParameterCount {
-    /// Parameters of one decoder layer: q/k/v/o, gate/up/down, two norms, and biases where present.
+    /// Parameters of one decoder layer: q/k/v/o, gate/up/down, two norms, and biases where present
+    /// (attention bias counted Qwen2-style on q/k/v only; checkpoints with an o_proj bias have `hidden`
+    /// more per layer — ``Surgery/slices(_:plan:)`` gives exact counts for a given checkpoint).
     public static func layer(_ w: LayerWidths, hidden h: Int, headDim d: Int, attentionBias: Bool = false, mlpBias: Bool = false) -> Int {
         let q = w.attentionHeads * d, kv = w.keyValueHeads * d, i = w.intermediateSize
         var n = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h

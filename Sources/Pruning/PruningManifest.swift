@@ -38,6 +38,10 @@ public struct PruningManifest {
     /// Extra settings recorded as given (dtype, shard size, ...).
     public var extraSettings: [(String, JSONValue)] = []
     public var dryRun = false
+    /// Parameter counts to record; nil: the plan's closed forms. The command passes the counts of
+    /// the actual tensors (which include every bias the checkpoint has).
+    public var sourceParameters: Int? = nil
+    public var resultParameters: Int? = nil
 
     public init(plan: PruningPlan, settings: PruningSettings, sourceFiles: [String: String], sourceConfig: JSONValue,
                 resultFiles: [String: String], calibration: CalibrationRecord?) {
@@ -107,11 +111,11 @@ public struct PruningManifest {
             ("version", .int(Int64(Self.version))),
             ("source", .object(JSONObject([
                 ("files", Self.files(sourceFiles)),
-                ("parameters", .int(Int64(plan.sourceParameters))),
+                ("parameters", .int(Int64(sourceParameters ?? plan.sourceParameters))),
                 ("config", sourceConfig),
             ]))),
             ("result", .object(JSONObject([
-                ("parameters", .int(Int64(plan.resultParameters))),
+                ("parameters", .int(Int64(resultParameters ?? plan.resultParameters))),
                 ("files", Self.files(resultFiles)),
                 ("uniform", .bool(plan.isUniform)),
                 ("layers", .array(plan.outputWidths.map { w in

@@ -219,13 +219,15 @@ public struct PruneCommand: ParsableCommand {
         var manifest = PruningManifest(plan: plan, settings: settings, sourceFiles: sourceFiles, sourceConfig: config.summary,
                                        resultFiles: resultFiles, calibration: calibrationRecord)
         manifest.dryRun = dryRun
+        manifest.sourceParameters = source.parameterCount
+        manifest.resultParameters = Surgery.slices(source, plan: plan).reduce(0) { $0 + $1.outputShape.reduce(1, *) }
         manifest.extraSettings = [
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("shard_size", .int(Int64(ByteSize.parse(shardSize)!))),
         ]
         let manifestPath = FileSystem.join(output, "pruning-manifest.json")
         try AtomicFile.write(manifest.bytes, to: manifestPath)
-        StandardOutput.write(summary(plan, shape: shape, fileBytes: fileSizes, sourceBytes: source.fileBytes, seconds: monotonicSeconds() - started))
+        StandardOutput.write(summary(plan, shape: shape, parameters: (manifest.sourceParameters!, manifest.resultParameters!), fileBytes: fileSizes, sourceBytes: source.fileBytes, seconds: monotonicSeconds() - started))
     }
 
     /// Writes the pruned folder with progress on stderr.
@@ -339,8 +341,8 @@ public struct PruneCommand: ParsableCommand {
         return m.withUnsafeBytes { TensorHashes.hex(SHA256.hash(data: $0)) }
     }
 
-    private func summary(_ plan: PruningPlan, shape: ModelShape, fileBytes: Int, sourceBytes: Int, seconds: Double) -> String {
-        let before = plan.sourceParameters, after = plan.resultParameters
+    private func summary(_ plan: PruningPlan, shape: ModelShape, parameters: (Int, Int), fileBytes: Int, sourceBytes: Int, seconds: Double) -> String {
+        let (before, after) = parameters
         var s = dryRun ? "Plan (dry run; only pruning-manifest.json written)\n" : "Pruned \(input) → \(output)\n"
         s += "parameters: \(Format.grouped(before)) → \(Format.grouped(after)) (\(Format.fixed(100 * Double(after) / Double(before), 2))% kept)\n"
         if !dryRun { s += "files: \(Format.bytes(sourceBytes)) → \(Format.bytes(fileBytes))\n" }

@@ -124,6 +124,33 @@ import Testing
         #expect(c.intermediateSize == 96)  // 128 − int(128·0.75) = 32 removed; 96 is a multiple of 32
     }
 
+    /// The command's Taylor path with a plugged-in gradient source (the recorded PyTorch gradients
+    /// of tiny-llama), as the engine will plug in: same selection as the golden, calibration recorded.
+    @Test func taylorThroughAGradientSource() throws {
+        let model = try GoldenModel("tiny-llama")
+        let tokens = temporaryFolder("cli-tokens") + ".json"
+        let batch = model.goldens["tokens"]!
+        try AtomicFile.write(batch.serializedBytes(), to: tokens)
+        PruneCommand.makeGradientSource = { model.gradientSource }
+        defer { PruneCommand.makeGradientSource = nil }
+        let out = temporaryFolder("cli-taylor-recorded")
+        try prune(out, ["--taylor", "param_mix", "--calibration-tokens", tokens, "--samples", "4", "--seq-len", "16"])
+        let m = try json(out + "/pruning-manifest.json")
+        let golden = try #require(model.goldens["selections"]!.arrayValue!.first { s in
+            s["importance"] == .string("param_mix") && s["reduction"] == .string("sum") && s["gqa"] == .string("kv-group")
+                && s["scope"] == .string("local") && s["ratio"] == .double(0.25) && s["round_to"] == .null
+        })
+        for l in 0..<2 {
+            let layer = m["layers"]!.arrayValue![l]
+            #expect(ints(layer["attention"]!["kept_heads"]) == ints(golden["layers"]!["\(l)"]!["heads"]))
+            #expect(ints(layer["mlp"]!["kept_channels"]) == ints(golden["layers"]!["\(l)"]!["channels"]))
+        }
+        let cal = m["calibration"]!
+        #expect(cal["samples"] == .int(4) && cal["seq_len"] == .int(16) && cal["token_count"] == .int(64) && cal["seed"]?.intValue == 42)
+        #expect(m["settings"]!["taylor"] == .string("param_mix") && m["settings"]!["reduction"] == .string("sum"))
+        #expect(!FileSystem.isDirectory(out + "/.shears-prune-step"))
+    }
+
     @Test func modelingSourceMatchesToolsFile() throws {
         let file = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_llama.py")
         #expect(Array((ModelingSource.text + "\n").utf8) == file)
