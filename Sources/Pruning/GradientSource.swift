@@ -10,6 +10,34 @@ import CheckpointCore
 ///
 /// For step 1 the folder is the source model; for later iterative steps it is the partially
 /// pruned model, whose `config.json` carries per-layer widths (formats/pruned-config-output.md).
+///
+/// The engine's adapter (Engine's `LlamaModel.backward(_:consumer:)` streams `ParameterGradient`s):
+///
+/// ```swift
+/// struct EngineGradientSource: GradientSource {
+///     func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool,
+///                           consumer: (ParameterView) throws -> Void) throws -> Double {
+///         let model = try LlamaModel(path: modelFolder)
+///         return try withoutActuallyEscaping(consumer) { body in
+///             final class Forward: GradientConsumer {
+///                 let wantsFisher: Bool, samples: Int, body: (ParameterView) throws -> Void
+///                 init(_ f: Bool, _ n: Int, _ b: @escaping (ParameterView) throws -> Void) { wantsFisher = f; samples = n; body = b }
+///                 func consume(_ g: ParameterGradient) throws {
+///                     try g.weight.withUnsafeBufferPointer { w in
+///                         try g.gradient.withUnsafeBufferPointer { d in
+///                             try (g.fisher ?? g.gradient).withUnsafeBufferPointer { f in
+///                                 try body(ParameterView(layer: g.layer, name: g.name, rows: g.weight.rows, cols: g.weight.cols,
+///                                                        weight: w, gradient: d, fisherSum: g.fisher == nil ? nil : f, samples: samples))
+///                             }
+///                         }
+///                     }
+///                 }
+///             }
+///             return Double(try model.backward(TokenBatch(batch), consumer: Forward(fisher, batch.count, body)).loss)
+///         }
+///     }
+/// }
+/// ```
 public protocol GradientSource {
     /// - Returns: the batch's mean loss.
     @discardableResult

@@ -123,6 +123,9 @@ public struct PruningSettings: Sendable, Equatable {
         if let r = roundTo, r < 1 { throw CheckpointError(.invalidArgument, "--round-to must be positive") }
         let all = LayerRange(0, shape.layers)
         if uniform {
+            if attentionLayers != nil || mlpLayers != nil {
+                throw CheckpointError(.invalidArgument, "--uniform prunes every layer; it cannot be combined with --attention-layers or --mlp-layers")
+            }
             s.attentionLayers = all
             s.mlpLayers = all
             if scope != .local { throw CheckpointError(.invalidArgument, "--uniform ranks each layer locally; it cannot be combined with --global or --global-raw") }

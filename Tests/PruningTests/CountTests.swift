@@ -82,3 +82,31 @@ import Testing
         #expect(LayerRange.defaultRange(layers: 22) == LayerRange(4, 20))
     }
 }
+
+@Suite struct SettingsTests {
+    @Test func rejectsImpossibleCombinations() {
+        let shape = CountTests.llama7B
+        func fails(_ change: (inout PruningSettings) -> Void) -> Bool {
+            var s = PruningSettings()
+            change(&s)
+            return (try? s.resolved(for: shape)) == nil
+        }
+        #expect(fails { $0.ratio = 1 })
+        #expect(fails { $0.ratio = 0 })
+        #expect(fails { $0.uniform = true; $0.attentionLayers = LayerRange(0, 4) })
+        #expect(fails { $0.uniform = true; $0.scope = .global })
+        #expect(fails { $0.attentionLayers = LayerRange(4, 40) })
+        #expect(fails { $0.strategy = .layer })
+        #expect(fails { $0.strategy = .layer; $0.keepLayers = 2; $0.removeLayers = 1 })
+        #expect(fails { $0.removeLayers = 1 })
+        #expect(fails { $0.strategy = .channel; $0.scope = .globalRaw })
+        #expect(fails { $0.iterativeSteps = 0 })
+        #expect(!fails { $0.strategy = .layer; $0.keepLayers = 30 })
+        var s = PruningSettings()
+        s.gqa = .query
+        #expect((try? s.resolved(for: shape))?.gqa == .kvGroup)  // MHA: the policies coincide
+        #expect((try? s.resolved(for: shape))?.effectiveReduction == .sum)
+        s.importance = .l2
+        #expect(s.effectiveReduction == .mean)
+    }
+}
