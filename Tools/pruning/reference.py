@@ -312,7 +312,7 @@ def run_model(name, repo, out):
             goldens["layer"].append({"importance": est, "reduction": red, "remove": 1, "scores": [rounded(x) for x in s],
                                      "kept": lowest(s, list(range(L)), 1)})
     json.dump(goldens, open(os.path.join(dst, "goldens.json"), "w"), separators=(",", ":"))
-    return model, cfg, folder, c
+    return model, cfg, folder, c, ids
 
 # ---------------------------------------------------------------------------------------------
 # Functional exactness: the physically pruned model equals the source with the removed parts zeroed.
@@ -366,6 +366,101 @@ def functional(model, cfg, c, sel, modeling_dir):
         src = model(input_ids=ids).logits
     return float((a - b).abs().max()), float((a - src).abs().max())
 
+
+# ---------------------------------------------------------------------------------------------
+# Iterative Taylor: each step prunes the model physically, draws a fresh batch and recomputes the
+# gradients (and a fresh Fisher sum) on the pruned model, scores the surviving units (mapped back to
+# source numbering) and removes more, reaching ratio·s/K of the initial widths at step s.
+
+def pruned_model(model, cfg, c, sel, modeling_dir):
+    sys.path.insert(0, modeling_dir)
+    from modeling_shears_llama import ShearsLlamaConfig, ShearsLlamaForCausalLM
+    kw = {k: v for k, v in cfg.items() if k not in ("architectures", "transformers_version", "dtype", "torch_dtype")}
+    pc = ShearsLlamaConfig(num_attention_heads_per_layer=[len(sel[l]["heads"]) for l in range(c.L)],
+                           num_key_value_heads_per_layer=[len(sel[l]["kv_heads"]) for l in range(c.L)],
+                           intermediate_size_per_layer=[len(sel[l]["channels"]) for l in range(c.L)], **kw)
+    pc._attn_implementation = "eager"
+    m = ShearsLlamaForCausalLM(pc).double()
+    m.load_state_dict(sliced_state(model, c, sel), strict=True)
+    return m
+
+def scatter(v, kept, unit, total):
+    out = torch.zeros(total * unit, dtype=torch.float64)
+    for j, k in enumerate(kept):
+        out[k * unit:(k + 1) * unit] = v[j * unit:(j + 1) * unit]
+    return out
+
+def step_scores(c, W, G, F, N, sel, est, policy, att_layers, mlp_layers, red="sum"):
+    d = c.d
+    def m(name, axis): return reduce_member(W[name], G[name], F.get(name) if F else None, N, est, axis)
+    out = {"attention": {}, "mlp": {}}
+    for l in range(c.L):
+        s = sel[l]
+        if l in att_layers:
+            q = scatter(m(att(l, "q"), "rows"), s["heads"], d, c.nh); o = scatter(m(att(l, "o"), "columns"), s["heads"], d, c.nh)
+            if policy == "query":
+                sc = combine([q, o], red).view(-1, d).sum(1); kept = s["heads"]
+            else:
+                k = scatter(m(att(l, "k"), "rows"), s["kv_heads"], d, c.nkv); v = scatter(m(att(l, "v"), "rows"), s["kv_heads"], d, c.nkv)
+                fold = lambda x: x.view(c.nkv, c.rep, d).sum(1).reshape(-1)
+                sc = combine([k, fold(q), v, fold(o)] if c.rep > 1 else [q, k, v, o], red).view(-1, d).sum(1); kept = s["kv_heads"]
+            out["attention"][l] = [float(x) if i in kept else None for i, x in enumerate(sc.tolist())]
+        if l in mlp_layers:
+            ch = combine([scatter(m(mlp(l, "gate"), "rows"), s["channels"], 1, c.I), scatter(m(mlp(l, "up"), "rows"), s["channels"], 1, c.I),
+                          scatter(m(mlp(l, "down"), "columns"), s["channels"], 1, c.I)], red)
+            out["mlp"][l] = [float(x) if i in s["channels"] else None for i, x in enumerate(ch.tolist())]
+    return out
+
+def select_step(c, scores, sel, policy, r):
+    d, new = c.d, {}
+    for l in range(c.L):
+        s = dict(sel[l])
+        if l in scores["attention"]:
+            sc = scores["attention"][l]
+            if policy == "query":
+                cur = len(s["heads"]) // c.nkv
+                per = math.ceil(math.ceil(r * c.nh) / c.nkv); target = c.rep - per
+                remove = max(0, min(cur - max(1, target), cur - 1))
+                s["heads"] = sorted(h for g in range(c.nkv) for h in lowest(sc, s["heads"][g * cur:(g + 1) * cur], remove))
+            else:
+                n = min(to_remove(c.nkv * d, len(s["kv_heads"]) * d, r) // d, len(s["kv_heads"]) - 1)
+                s["kv_heads"] = lowest(sc, s["kv_heads"], n)
+                s["heads"] = [h * c.rep + q for h in s["kv_heads"] for q in range(c.rep)]
+        if l in scores["mlp"]:
+            n = min(to_remove(c.I, len(s["channels"]), r), len(s["channels"]) - 1)
+            s["channels"] = lowest(scores["mlp"][l], s["channels"], n)
+        new[l] = s
+    return new
+
+def iterative(model, cfg, c, first_ids, est, policy, steps, ratio, out_dir, tag, modeling_dir):
+    L = c.L
+    ar = set(default_range(L)); mr = ar
+    sel = {l: {"heads": list(range(c.nh)), "kv_heads": list(range(c.nkv)), "channels": list(range(c.I))} for l in range(L)}
+    record = {"importance": est, "gqa": policy, "steps": steps, "ratio": ratio, "per_step": []}
+    for step in range(1, steps + 1):
+        if step == 1:
+            m, ids = model, first_ids
+        else:
+            m = pruned_model(model, cfg, c, sel, modeling_dir)
+            ids = torch.randint(0, cfg["vocab_size"], tuple(first_ids.shape), generator=torch.Generator().manual_seed(7 + step))
+        g, f = gradients(m, ids)
+        W = {n: p.detach().float() for n, p in m.named_parameters()}
+        g32 = {n: t.float().contiguous() for n, t in g.items()}; f32 = {n: t.float().contiguous() for n, t in f.items()}
+        files = None
+        if step > 1:
+            keep = [n for n in g32 if n.startswith("model.layers.") and n.endswith("proj.weight")]
+            files = {"gradients": f"{tag}-step{step}-gradients.safetensors",
+                     "fisher": f"{tag}-step{step}-fisher.safetensors" if est in ("param_second", "param_mix") else None}
+            save_file({n: g32[n] for n in keep}, os.path.join(out_dir, files["gradients"]))
+            if files["fisher"]: save_file({n: f32[n] for n in keep}, os.path.join(out_dir, files["fisher"]))
+        sc = step_scores(c, W, g32, f32, ids.shape[0], sel, est, policy, ar, mr)
+        sel = select_step(c, sc, sel, policy, ratio * step / steps)
+        record["per_step"].append({"files": files, "tokens": ids.tolist() if step > 1 else None,
+                                   "attention": {str(l): [None if x is None else rounded(x) for x in v] for l, v in sc["attention"].items()},
+                                   "mlp": {str(l): [None if x is None else rounded(x) for x in v] for l, v in sc["mlp"].items()},
+                                   "layers": {str(l): v for l, v in sel.items()}})
+    return record
+
 def tensor_hashes(sd):
     return {n: hashlib.sha256(t.float().numpy().tobytes()).hexdigest() for n, t in sorted(sd.items())}
 
@@ -374,7 +469,15 @@ def main():
     os.makedirs(out, exist_ok=True)
     report = {"cases": []}
     for name in ["tiny-llama", "tiny-mha", "tiny-gqa"]:
-        model, cfg, folder, c = run_model(name, repo, out)
+        model, cfg, folder, c, ids = run_model(name, repo, out)
+        cases = {"tiny-gqa": [("param_first", "kv-group"), ("param_mix", "query")], "tiny-mha": [("param_mix", "kv-group")]}.get(name, [])
+        its = []
+        for est, policy in cases:
+            tag = f"iterative-{est}-{policy}"
+            its.append(iterative(model, cfg, c, ids, est, policy, 2, 0.5, os.path.join(out, name), tag, os.path.join(repo, "Tools/python")))
+            print(f"iterative {name} {est} {policy}: widths " + str([(len(v["kv_heads"]), len(v["heads"]), len(v["channels"])) for v in its[-1]["per_step"][-1]["layers"].values()]), file=sys.stderr)
+        if its:
+            json.dump(its, open(os.path.join(out, name, "iterative.json"), "w"), separators=(",", ":"))
         g = json.load(open(os.path.join(out, name, "goldens.json")))
         for policy in (["kv-group", "query"] if c.nkv < c.nh else ["kv-group"]):
             for scope, ratio in [("local", 0.5), ("global", 0.5)]:
