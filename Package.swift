@@ -74,7 +74,8 @@ let package = Package(
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "PruningTests", dependencies: [
-            "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", .product(name: "Crypto", package: "swift-crypto"),
+            "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON"]),
     ]

@@ -173,6 +173,7 @@ public struct PruneCommand: ParsableCommand {
                 throw CheckpointError(.invalidArgument, "taylor needs the engine; not available in this build (use --importance l1, l2 or random)")
             }
             let gradients = try make()
+            StandardError.print("prune: reading calibration data")
             let (documents, record) = try calibrationDocuments(folder: source.folder)
             var sampler = try CalibrationSampler(documents: documents, samples: samples, seqLen: seqLen, seed: settings.seed)
             calibrationRecord = CalibrationRecord(file: record.file, sha256: record.sha256, samples: samples, seqLen: seqLen,
@@ -190,6 +191,7 @@ public struct PruneCommand: ParsableCommand {
             defer { Self.removeFolder(scratch) }
             plan = try Pruner.plan(shape: shape, settings: settings, estimator: &estimator)
         case .l1, .l2:
+            StandardError.print("prune: scoring with \(settings.importance.rawValue)")
             let progress = Progress(total: 100, label: "prune: scoring (%)")
             var estimator = MagnitudeImportance(power: settings.importance == .l1 ? 1 : 2, checkpoint: source) { done, total in
                 progress.update(done * 100 / max(total, 1))
@@ -206,6 +208,7 @@ public struct PruneCommand: ParsableCommand {
         var resultFiles: [String: String] = [:]
         var fileSizes = 0
         if !dryRun {
+            StandardError.print("prune: writing \(output)")
             let written = try writeModel(source, plan: plan, config: config, to: output, dtype: target, quiet: false)
             for path in written {
                 resultFiles[FileSystem.baseName(path)] = try Self.sha256(path)

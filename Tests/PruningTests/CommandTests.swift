@@ -2,7 +2,9 @@ import CheckpointCore
 import ModelArchitecture
 import ShearsCommands
 import ShearsJSON
+import Crypto
 import Testing
+import Tokenizers
 @testable import Pruning
 
 /// `shears prune` end to end on the bundled tiny-llama (GQA: 4 heads, 2 KV heads, 2 layers).
@@ -149,6 +151,35 @@ import Testing
         #expect(cal["samples"] == .int(4) && cal["seq_len"] == .int(16) && cal["token_count"] == .int(64) && cal["seed"]?.intValue == 42)
         #expect(m["settings"]!["taylor"] == .string("param_mix") && m["settings"]!["reduction"] == .string("sum"))
         #expect(!FileSystem.isDirectory(out + "/.shears-prune-step"))
+    }
+
+    /// Text calibration: tokenized with the model folder's tokenizer.json, windows drawn from it,
+    /// file name, SHA-256 and token count recorded.
+    @Test func textCalibrationIsTokenizedAndRecorded() throws {
+        let model = try GoldenModel("tiny-llama")
+        let folder = temporaryFolder("cli-model-with-tokenizer")
+        try FileSystem.createDirectory(folder)
+        for name in try FileSystem.contents(of: Self.model) {
+            try AtomicFile.write(try FileSystem.readFile(Self.model + "/" + name), to: folder + "/" + name)
+        }
+        try AtomicFile.write(try FileSystem.readFile(fixtures + "/tokenizers/smollm2/tokenizer.json"), to: folder + "/tokenizer.json")
+        let text = fixtures + "/text/austen-evaluation/persuasion-head.txt"
+        PruneCommand.makeGradientSource = { model.gradientSource }
+        defer { PruneCommand.makeGradientSource = nil }
+        let out = temporaryFolder("cli-text-calibration")
+        var c = try PruneCommand.parse([folder, out, "--calibration", text, "--samples", "3", "--seq-len", "32"])
+        try c.run()
+        let m = try json(out + "/pruning-manifest.json")
+        let tokens = try Tokenizer(contentsOf: folder + "/tokenizer.json").encode(bytes: try FileSystem.readFile(text))
+        let digest = SHA256.hash(data: try FileSystem.readFile(text)).map { String($0 >> 4, radix: 16) + String($0 & 15, radix: 16) }.joined()
+        #expect(m["calibration"]!["file"] == .string("persuasion-head.txt"))
+        #expect(m["calibration"]!["sha256"] == .string(digest))
+        #expect(m["calibration"]!["token_count"] == .int(Int64(tokens.count)) && tokens.count > 1000)
+        #expect(m["calibration"]!["samples"] == .int(3) && m["calibration"]!["seq_len"] == .int(32))
+        #expect(FileSystem.isFile(out + "/tokenizer.json"))
+        var sampler = try CalibrationSampler(documents: [tokens], samples: 3, seqLen: 32, seed: 42)
+        let windows = sampler.batch(step: 1)
+        #expect(windows.allSatisfy { w in w.count == 32 && tokens.indices.contains { i in i + 32 <= tokens.count && Array(tokens[i..<(i + 32)]) == w } })
     }
 
     @Test func modelingSourceMatchesToolsFile() throws {
