@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
         .library(name: "CompactFormat", targets: ["CompactFormat"]),
         .library(name: "GGUF", targets: ["GGUF"]),
+        .library(name: "Pruning", targets: ["Pruning"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,13 +48,15 @@ let package = Package(
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
         // GGUF read/write, dequantization, and GGUF <-> Hugging Face folder conversion (llama family).
         .target(name: "GGUF", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
+        // LLM-Pruner-style structured pruning: plans, importance, selection, surgery, config and manifest.
+        .target(name: "Pruning", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF",
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -74,6 +77,10 @@ let package = Package(
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "PruningTests", dependencies: [
+            "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF"]),
     ]
 )
