@@ -9,11 +9,11 @@ enum CompactCommands {
     static func convertToCompact(input: String, output: String, level: Int32, threads: Int, quiet: Bool) throws {
         let source = try Checkpoint.open(input)
         let total = source.tensorBytes
-        let progress = quiet ? nil : ByteProgress(total: total, label: "compact")
+        let progress = Progress(totalBytes: total, label: "compact", quiet: quiet)
         try CompactConversion.write(source, to: output, options: .init(level: level, threads: threads)) { done in
-            progress?.update(done)
+            progress.update(bytesDone: done)
         }
-        progress?.finish()
+        progress.finish()
         // A .ctz is one self-contained file: nothing is written beside it.
     }
 
@@ -113,33 +113,6 @@ enum CompactCommands {
         }
         return out
     }
-}
-
-/// Progress in bytes on stderr: done, rate, ETA (terminal only).
-final class ByteProgress {
-    let total: Int
-    let label: String
-    private let start = monotonicSeconds()
-    private var last = 0.0
-    private var printed = false
-    private let terminal = isatty(2) != 0
-
-    init(total: Int, label: String) {
-        self.total = total
-        self.label = label
-    }
-
-    func update(_ done: Int) {
-        let now = monotonicSeconds()
-        guard terminal, now - start > 0.5, now - last > 0.2 else { return }
-        last = now
-        printed = true
-        let rate = Double(done) / max(now - start, 1e-9)
-        let eta = rate > 0 ? Double(total - done) / rate : 0
-        StandardError.write("\r\(label): \(Format.bytes(done)) of \(Format.bytes(total)), \(Format.bytes(Int(rate)))/s, \(Format.fixed(eta, 0)) s left   ")
-    }
-
-    func finish() { if printed { StandardError.write("\n") } }
 }
 
 #if canImport(Glibc)

@@ -7,6 +7,8 @@ import Glibc
 final class Progress {
     let totalBytes: Int
     let label: String
+    /// Counting items (tensors, percent) rather than bytes.
+    private var items = false
     private let start = monotonicSeconds()
     private var lastPrint = 0.0
     private let enabled: Bool
@@ -16,6 +18,21 @@ final class Progress {
         self.totalBytes = totalBytes
         self.label = label
         self.enabled = !quiet && isatty(2) != 0
+    }
+
+    /// Progress over `total` items (tensors, steps): "prune: writing 12/21 (57%), 3 s".
+    convenience init(totalItems: Int, label: String, quiet: Bool = false) {
+        self.init(totalBytes: totalItems, label: label, quiet: quiet)
+        items = true
+    }
+
+    /// Updates an item count (see ``init(totalItems:label:quiet:)``).
+    func update(_ done: Int) { update(bytesDone: done) }
+
+    private func text(_ done: Int, _ elapsed: Double) -> String {
+        guard items else { return Progress.line(label: label, done: done, total: totalBytes, elapsed: elapsed) }
+        let pct = totalBytes > 0 ? Format.fixed(100 * Double(done) / Double(totalBytes), 0) : "100"
+        return "\(label) \(done)/\(totalBytes) (\(pct)%), \(Format.fixed(elapsed, 0)) s"
     }
 
     /// The line for `done` bytes after `elapsed` seconds: "convert: 312.4 MB / 538.0 MB (58%), 210.3 MB/s, ETA 1 s".
@@ -33,11 +50,11 @@ final class Progress {
         guard now - start > 1, now - lastPrint > 0.2 else { return }
         lastPrint = now
         printed = true
-        StandardError.write("\r" + Progress.line(label: label, done: done, total: totalBytes, elapsed: now - start) + "   ")
+        StandardError.write("\r" + text(done, now - start) + "   ")
     }
 
     func finish() {
         guard enabled, printed else { return }
-        StandardError.write("\r" + Progress.line(label: label, done: totalBytes, total: totalBytes, elapsed: monotonicSeconds() - start) + "   \n")
+        StandardError.write("\r" + text(totalBytes, monotonicSeconds() - start) + "   \n")
     }
 }

@@ -192,7 +192,7 @@ public struct PruneCommand: ParsableCommand {
             plan = try Pruner.plan(shape: shape, settings: settings, estimator: &estimator)
         case .l1, .l2:
             StandardError.print("prune: scoring with \(settings.importance.rawValue)")
-            let progress = Progress(total: 100, label: "prune: scoring (%)")
+            let progress = Progress(totalItems: 100, label: "prune: scoring (%)")
             var estimator = MagnitudeImportance(power: settings.importance == .l1 ? 1 : 2, checkpoint: source) { done, total in
                 progress.update(done * 100 / max(total, 1))
             }
@@ -237,7 +237,7 @@ public struct PruneCommand: ParsableCommand {
     @discardableResult
     private func writeModel(_ source: Checkpoint, plan: PruningPlan, config: ModelConfiguration, to folder: String,
                             dtype: DType?, quiet: Bool) throws -> [String] {
-        let progress = Progress(total: source.tensorCount, label: "prune: writing")
+        let progress = Progress(totalItems: source.tensorCount, label: "prune: writing", quiet: quiet)
         defer { progress.finish() }
         return try PrunedFolder.write(source, configuration: config, plan: plan, to: folder, dtype: dtype,
                                       maxShardSize: ByteSize.parse(shardSize)) { done, _ in

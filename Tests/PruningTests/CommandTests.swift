@@ -12,7 +12,7 @@ import Tokenizers
     static let model = fixtures + "/safetensors/tiny-llama"
 
     func prune(_ out: String, _ extra: [String]) throws {
-        var c = try PruneCommand.parse([Self.model, out] + extra)
+        let c = try PruneCommand.parse([Self.model, out] + extra)
         try c.run()
     }
 
@@ -167,7 +167,7 @@ import Tokenizers
         PruneCommand.makeGradientSource = { model.gradientSource }
         defer { PruneCommand.makeGradientSource = nil }
         let out = temporaryFolder("cli-text-calibration")
-        var c = try PruneCommand.parse([folder, out, "--calibration", text, "--samples", "3", "--seq-len", "32"])
+        let c = try PruneCommand.parse([folder, out, "--calibration", text, "--samples", "3", "--seq-len", "32"])
         try c.run()
         let m = try json(out + "/pruning-manifest.json")
         let tokens = try Tokenizer(contentsOf: folder + "/tokenizer.json").encode(bytes: try FileSystem.readFile(text))
