@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ModelArchitecture", targets: ["ModelArchitecture"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
+        .library(name: "Engine", targets: ["Engine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,11 +39,13 @@ let package = Package(
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
+        // The CPU transformer engine: forward, loss, backward with streamed gradients, generation.
+        .target(name: "Engine", dependencies: ["CheckpointCore", "ModelArchitecture", "ShearsBLAS"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON",  // + "Tokenizers" when tokenize lands
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Engine",  // + "Tokenizers" when tokenize lands
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [
@@ -56,6 +59,7 @@ let package = Package(
         ]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore"]),
     ]

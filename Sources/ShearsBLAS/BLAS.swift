@@ -26,6 +26,21 @@ public enum BLAS {
                     alpha, a, Int32(k), b, Int32(n), beta, c, Int32(n))
     }
 
+    /// General `c = alpha · op(a) · op(b) + beta · c`, row-major with explicit leading dimensions,
+    /// where op(x) is x or xᵀ. `op(a)` is m×k, `op(b)` is k×n, `c` is m×n. Strided sub-matrices
+    /// (one attention head inside a [tokens, heads·head_dim] buffer) are passed with their
+    /// parent's leading dimension.
+    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
+        precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
+                     "sgemm: leading dimensions too small")
+        if m == 0 || n == 0 { return }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
     /// Safe-array form of ``gemm(m:n:k:alpha:a:b:beta:c:)``.
     public static func matmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> [Float] {
         precondition(a.count == m * k && b.count == k * n, "matmul: operand sizes do not match \(m)×\(k) · \(k)×\(n)")

@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ShearsBLAS
+
+/// The result of a loss computation.
+public struct LossResult: Sendable, Equatable {
+    /// Mean negative log-likelihood over the predicted tokens (transformers' causal-LM loss).
+    public var loss: Double { tokens == 0 ? .nan : nllSum / Double(tokens) }
+    /// Sum of the negative log-likelihoods.
+    public var nllSum: Double
+    /// Predicted tokens: (seqLen − 1) per sequence.
+    public var tokens: Int
+}
+
+/// The LM head and the causal-LM cross-entropy: token t of a sequence predicts token t + 1; the
+/// last token of each sequence predicts nothing. Run sequence by sequence so that only one
+/// sequence's `[seqLen, vocab]` logits exist at a time.
+enum LanguageModelLoss {
+    /// Logits of one sequence's rows `rows` of `hidden` into `logits` (`[rows.count, vocab]`).
+    static func logits(hidden: Matrix, rows: Range<Int>, head: Matrix, into logits: Matrix) {
+        let h = hidden.cols, v = head.rows
+        precondition(logits.rows == rows.count && logits.cols == v)
+        BLAS.sgemm(transB: true, m: rows.count, n: v, k: h, a: hidden.storage + rows.lowerBound * h, lda: h,
+                   b: head.storage, ldb: h, c: logits.storage, ldc: v)
+    }
+
+    /// Negative log-likelihood of each predicted token (rows 0 ..< t − 1 predict targets[1...]),
+    /// accumulated in Double. With `gradientScale`, also turns `logits` into dL/dlogits in place:
+    /// (softmax − onehot)·scale on predicted rows, zero on the last row.
+    static func crossEntropy(logits: Matrix, targets: ArraySlice<Int32>, gradientScale: Float?) -> Double {
+        let t = logits.rows, v = logits.cols
+        var nll = 0.0
+        for r in 0..<t {
+            let row = logits.storage + r * v
+            guard r + 1 < t else {
+                if gradientScale != nil { for j in 0..<v { row[j] = 0 } }
+                continue
+            }
+            let target = Int(targets[targets.startIndex + r + 1])
+            var m = -Float.infinity
+            for j in 0..<v { m = max(m, row[j]) }
+            var s = 0.0
+            for j in 0..<v { s += Double(expf(row[j] - m)) }
+            let logZ = Double(m) + log(s)
+            nll += logZ - Double(row[target])
+            if let scale = gradientScale {
+                let lz = Float(logZ)
+                for j in 0..<v { row[j] = expf(row[j] - lz) * scale }
+                row[target] -= scale
+            }
+        }
+        return nll
+    }
+}
