@@ -8,9 +8,9 @@ enum RMSNorm {
         let n = x.cols, w = weight.storage
         for r in 0..<x.rows {
             let px = x.storage + r * n, py = y.storage + r * n
-            var s: Float = 0
-            for j in 0..<n { s += px[j] * px[j] }
-            let ir = 1 / (s / Float(n) + eps).squareRoot()
+            var s: Double = 0
+            for j in 0..<n { s += Double(px[j]) * Double(px[j]) }
+            let ir = Float(1 / (s / Double(n) + Double(eps)).squareRoot())
             inv[r] = ir
             for j in 0..<n { py[j] = w[j] * (px[j] * ir) }
         }
@@ -27,12 +27,12 @@ enum RMSNorm {
         for r in 0..<x.rows {
             let ir = inverseRMS[r]
             let px = x.storage + r * n, ph = xhat.storage + r * n, pdy = dy.storage + r * n, pdx = dx.storage + r * n
-            var dot: Float = 0
+            var dot: Double = 0
             for j in 0..<n {
                 ph[j] = px[j] * ir
-                dot += pdy[j] * w[j] * ph[j]
+                dot += Double(pdy[j] * w[j]) * Double(ph[j])
             }
-            let m = dot / Float(n)
+            let m = Float(dot / Double(n))
             if accumulate {
                 for j in 0..<n { pdx[j] += ir * (pdy[j] * w[j] - ph[j] * m) }
             } else {

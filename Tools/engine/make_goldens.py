@@ -14,6 +14,25 @@ from safetensors.torch import save_file, load_file
 
 torch.set_num_threads(2)
 
+# transformers computes RMSNorm in float32 and the causal-LM loss on logits cast to float32, even
+# for a float64 model; a float32-contaminated reference is off by up to 4e-4 in SmolLM2's norm
+# gradients. The goldens use true float64 throughout: RMSNorm in the input dtype, and the loss
+# below (mean cross-entropy over every sequence's tokens 1..T-1, as transformers defines it).
+def _rms_forward(self, h):
+    var = h.pow(2).mean(-1, keepdim=True)
+    return self.weight * (h * torch.rsqrt(var + self.variance_epsilon))
+
+def _patch_norms():
+    import transformers.models.llama.modeling_llama as ml
+    import transformers.models.qwen2.modeling_qwen2 as mq
+    ml.LlamaRMSNorm.forward = _rms_forward
+    mq.Qwen2RMSNorm.forward = _rms_forward
+
+def causal_loss(model, ids, reduction="mean"):
+    logits = model(input_ids=ids).logits
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction=reduction)
+    return loss, logits
+
 def build(kind, **kw):
     from transformers import LlamaConfig, Qwen2Config, LlamaForCausalLM, Qwen2ForCausalLM
     if kind == "qwen2":
@@ -111,23 +130,23 @@ def tiny(out_root):
         B, T = 3, 9
         tokens = torch.randint(0, BASE["vocab_size"], (B, T), generator=gen)
         model.zero_grad()
-        res = model(input_ids=tokens, labels=tokens)
-        res.loss.backward()
-        golden = {"tokens": tokens.to(torch.int32), "loss": res.loss.detach().reshape(1),
-                  "logits": res.logits.detach().reshape(B * T, -1).float()}
+        loss, logits = causal_loss(model, tokens)
+        loss.backward()
+        golden = {"tokens": tokens.to(torch.int32), "loss": loss.detach().reshape(1),
+                  "logits": logits.detach().reshape(B * T, -1).float()}
         params = dict(model.named_parameters())
         for k, p in params.items():
             golden["grad." + k] = p.grad.detach().float().clone()
         fisher = {k: torch.zeros_like(p) for k, p in params.items()}
         for b in range(B):
             model.zero_grad()
-            model(input_ids=tokens[b:b + 1], labels=tokens[b:b + 1]).loss.backward()
+            causal_loss(model, tokens[b:b + 1])[0].backward()
             for k, p in params.items():
                 fisher[k] += p.grad.detach() ** 2
         for k, f in fisher.items():
             golden["fisher." + k] = f.float()
         save_file({k: v.contiguous() for k, v in golden.items()}, os.path.join(out, "golden.safetensors"))
-        print(f"{name}: loss {res.loss.item():.10f}, {sum(p.numel() for p in params.values())} parameters")
+        print(f"{name}: loss {loss.item():.10f}, {sum(p.numel() for p in params.values())} parameters")
 
 def smollm2(hf_dir, out_path):
     from transformers import LlamaForCausalLM
@@ -145,8 +164,7 @@ def smollm2(hf_dir, out_path):
     nll, n = 0.0, 0
     with torch.no_grad():
         for w in range(windows):
-            out = model(input_ids=x[w:w + 1], labels=x[w:w + 1])
-            nll += out.loss.item() * (seq - 1)
+            nll += causal_loss(model, x[w:w + 1], reduction="sum")[0].item()
             n += seq - 1
     golden["ppl.tokens"] = x.reshape(-1).to(torch.int32)
     golden["ppl.nll_sum"] = torch.tensor([nll], dtype=torch.float64)
@@ -156,11 +174,11 @@ def smollm2(hf_dir, out_path):
     B, T = 2, 32
     xb = torch.tensor(ids[1024:1024 + B * T]).reshape(B, T)
     model.zero_grad()
-    res = model(input_ids=xb, labels=xb)
-    res.loss.backward()
-    logits = res.logits.detach().reshape(B * T, -1)
+    loss, logits = causal_loss(model, xb)
+    loss.backward()
+    logits = logits.detach().reshape(B * T, -1)
     golden["grad.tokens"] = xb.to(torch.int32)
-    golden["grad.loss"] = res.loss.detach().reshape(1)
+    golden["grad.loss"] = loss.detach().reshape(1)
     golden["grad.logits_head"] = logits[:, :512].float().contiguous()
     golden["grad.logsumexp"] = torch.logsumexp(logits, dim=-1)
     params = dict(model.named_parameters())
@@ -179,7 +197,7 @@ def smollm2(hf_dir, out_path):
     fisher = {k: torch.zeros_like(p) for k, p in params.items()}
     for b in range(B):
         model.zero_grad()
-        model(input_ids=xb[b:b + 1], labels=xb[b:b + 1]).loss.backward()
+        causal_loss(model, xb[b:b + 1])[0].backward()
         for k, p in params.items():
             fisher[k] += p.grad.detach() ** 2
     golden["fisher.sums"] = torch.tensor([fisher[k].sum().item() for k in names], dtype=torch.float64)
@@ -199,6 +217,7 @@ def smollm2(hf_dir, out_path):
     save_file({k: v.contiguous() for k, v in golden.items()}, out_path, metadata=meta)
 
 if __name__ == "__main__":
+    _patch_norms()
     if sys.argv[1] == "tiny":
         tiny(sys.argv[2])
     else:
