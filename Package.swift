@@ -8,10 +8,12 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "shears", targets: ["shears"]),
+        .executable(name: "shears-bench", targets: ["ShearsBench"]),
         .library(name: "CheckpointCore", targets: ["CheckpointCore"]),
         .library(name: "ModelArchitecture", targets: ["ModelArchitecture"]),
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
+        .library(name: "CompactFormat", targets: ["CompactFormat"]),
         .library(name: "Engine", targets: ["Engine"]),
     ],
     dependencies: [
@@ -31,10 +33,16 @@ let package = Package(
         .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
                        providers: [.apt(["libicu-dev"]), .brew(["icu4c"])]),
 
+        // Hardware kernels chosen at run time: half-float conversion (F16C), CRC-32C (SSE4.2).
+        .target(name: "CKernels", path: "Sources/CKernels"),
         // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
         .target(name: "ShearsJSON", dependencies: ["CJSONC"]),
         // Formats core: mmap, dtypes, conversions, safetensors read/write, sharding. Knows no models.
-        .target(name: "CheckpointCore", dependencies: ["ShearsJSON"]),
+        .target(name: "CheckpointCore", dependencies: ["ShearsJSON", "CKernels"]),
+        // The compact checkpoint format (formats/compact.md): lossless, chunked, checksummed.
+        .target(name: "CompactFormat", dependencies: [
+            "CheckpointCore", "ShearsJSON", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
         // OpenBLAS wrapper and core-type selection.
@@ -45,7 +53,7 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Engine",  // + "Tokenizers" when tokenize lands
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [
@@ -53,14 +61,18 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Benchmarks of the formats core (run by Tools/bench in a release build).
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore"], path: "Sources/ShearsBench"),
+
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .testTarget(name: "CompactFormatTests", dependencies: ["CompactFormat", "CheckpointCore", "ShearsJSON"]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore"]),
+        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON"]),
     ]
 )

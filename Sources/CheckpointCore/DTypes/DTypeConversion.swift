@@ -1,9 +1,15 @@
+import CKernels
+
 /// Bulk conversion between a dtype's little-endian bytes and `Float`.
 ///
 /// These loops are the hot path of every conversion and every weight load, so they run over raw
 /// buffers (unaligned loads: safetensors data need not be aligned) and are written so that the
 /// optimizer vectorizes them. Entry points check that the byte and element counts agree.
 public enum DTypeConversion {
+    /// Whether half floats convert in hardware (F16C); otherwise Swift's `Float16`, which without
+    /// `-target-cpu` code generation is a software routine, about 6× slower.
+    public static let hasF16C = shears_has_f16c() != 0
+
     /// Decodes `source` (elements of `dtype`, little-endian) into `destination`.
     /// - Throws: `unsupportedConversion` for complex and sub-byte types; `shapeMismatch` when the
     ///   byte count is not `destination.count` elements.
@@ -39,7 +45,7 @@ public enum DTypeConversion {
                 for i in 0..<n { d32[i] = UInt32(s.loadUnaligned(fromByteOffset: 2 &* i, as: UInt16.self)) &<< 16 }
             }
         case .f16:
-            for i in 0..<n { d[i] = Float(Float16(bitPattern: s.loadUnaligned(fromByteOffset: 2 &* i, as: UInt16.self))) }
+            if hasF16C { shears_f16_to_f32(s, d, n) } else { softwareF16ToF32(s, d, n) }
         case .f64:
             for i in 0..<n { d[i] = Float(s.loadUnaligned(fromByteOffset: 8 &* i, as: Double.self)) }
         case .f8E4M3: lookup(s, d, n, Minifloat.e4m3fnTable)
@@ -60,6 +66,15 @@ public enum DTypeConversion {
         case .f4, .f6E2M3, .f6E3M2, .c64:
             break  // handled or excluded above
         }
+    }
+
+    /// The portable half-float paths (Swift `Float16`), used where the CPU lacks F16C.
+    static func softwareF16ToF32(_ s: UnsafeRawPointer, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { d[i] = Float(Float16(bitPattern: s.loadUnaligned(fromByteOffset: 2 &* i, as: UInt16.self))) }
+    }
+
+    static func softwareF32ToF16(_ s: UnsafePointer<Float>, _ d: UnsafeMutableRawPointer, _ n: Int) {
+        for i in 0..<n { d.storeBytes(of: Float16(s[i]).bitPattern, toByteOffset: 2 &* i, as: UInt16.self) }
     }
 
     @inline(__always)
@@ -89,7 +104,7 @@ public enum DTypeConversion {
         case .bf16:
             for i in 0..<n { d.storeBytes(of: Minifloat.floatToBF16(s[i]), toByteOffset: 2 &* i, as: UInt16.self) }
         case .f16:
-            for i in 0..<n { d.storeBytes(of: Float16(s[i]).bitPattern, toByteOffset: 2 &* i, as: UInt16.self) }
+            if hasF16C { shears_f32_to_f16(s, d, n) } else { softwareF32ToF16(s, d, n) }
         case .f64:
             for i in 0..<n { d.storeBytes(of: Double(s[i]), toByteOffset: 8 &* i, as: Double.self) }
         case .f8E4M3:

@@ -25,9 +25,16 @@ public struct SafetensorsHeader: Sendable {
     /// Validates `file` (the whole file's bytes) as safetensors and returns its header.
     /// - Throws: ``CheckpointError`` with the code of the first rule the file breaks.
     public static func parse(_ file: UnsafeRawBufferPointer) throws(CheckpointError) -> SafetensorsHeader {
+        try parse(file, fileSize: file.count)
+    }
+
+    /// Validates a header given its bytes (`bytes` holds at least the length prefix and the header;
+    /// it may be the whole file) and the size of the file it belongs to.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, fileSize: Int) throws(CheckpointError) -> SafetensorsHeader {
+        let file = bytes
         // 1. Room for the length prefix.
-        guard file.count >= 8 else {
-            throw CheckpointError(.headerTooSmall, "file is \(file.count) bytes, too small to hold the 8-byte header length")
+        guard fileSize >= 8, file.count >= 8 else {
+            throw CheckpointError(.headerTooSmall, "file is \(fileSize) bytes, too small to hold the 8-byte header length")
         }
         // 2. Header length cap, before looking at the file length.
         let n64 = UInt64(littleEndian: file.loadUnaligned(as: UInt64.self))
@@ -36,8 +43,8 @@ public struct SafetensorsHeader: Sendable {
         }
         let n = Int(n64)
         // 3. The header must fit in the file.
-        guard 8 + n <= file.count else {
-            throw CheckpointError(.invalidHeaderLength, "header length \(n) runs past the end of the \(file.count)-byte file")
+        guard 8 + n <= fileSize, 8 + n <= file.count else {
+            throw CheckpointError(.invalidHeaderLength, "header length \(n) runs past the end of the \(fileSize)-byte file")
         }
         let headerBytes = UnsafeRawBufferPointer(rebasing: file[8..<(8 + n)])
         // 4. UTF-8.
@@ -166,8 +173,8 @@ public struct SafetensorsHeader: Sendable {
         }
         // 7. The data must cover exactly the rest of the file.
         let (withHeader, o1) = expectedBegin.addingReportingOverflow(UInt64(8 + n))
-        guard !o1, withHeader == UInt64(file.count) else {
-            let rest = file.count - 8 - n
+        guard !o1, withHeader == UInt64(fileSize) else {
+            let rest = fileSize - 8 - n
             throw CheckpointError(.metadataIncompleteBuffer,
                                   UInt64(rest) > expectedBegin
                                     ? "\(UInt64(rest) - expectedBegin) bytes after the last tensor's data are not covered by any tensor (the data section is \(rest) bytes, the tensors cover \(expectedBegin))"

@@ -13,6 +13,7 @@ public final class SafetensorsWriter {
     public let order: [TensorSpec]
     /// The complete header bytes, including the 8-byte length and padding.
     public let headerBytes: [UInt8]
+
     /// Total file size.
     public let fileSize: Int
     private let file: AtomicFile
@@ -85,6 +86,22 @@ public final class SafetensorsWriter {
         file = try AtomicFile(path: path)
         file.preallocate(fileSize)
         try file.write(header)
+    }
+
+    /// Starts writing `path` with a given, already valid header (`headerBytes`: the length prefix
+    /// and the header text, as parsed into `header`): the tensors' bytes are then expected in the
+    /// header's offset order, and the file reproduces that layout byte for byte.
+    public init(path: String, header: SafetensorsHeader, headerBytes: [UInt8]) throws(CheckpointError) {
+        guard headerBytes.count == header.dataStart else {
+            throw CheckpointError(.invalidArgument, "header bytes (\(headerBytes.count)) do not match the header's length (\(header.dataStart))")
+        }
+        order = header.tensors.map { TensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.shape) }
+        self.headerBytes = headerBytes
+        byteCounts = header.tensors.map(\.byteCount)
+        fileSize = header.dataStart + header.dataLength
+        file = try AtomicFile(path: path)
+        file.preallocate(fileSize)
+        try file.write(headerBytes)
     }
 
     /// The spec of the tensor whose bytes are expected next, or nil when all are written.

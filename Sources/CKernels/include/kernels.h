@@ -1,0 +1,14 @@
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when the CPU converts half floats in hardware (x86-64 F16C + AVX), else 0.
+int shears_has_f16c(void);
+/// IEEE half → float for n elements (unaligned source allowed). Call only when shears_has_f16c().
+void shears_f16_to_f32(const void *src, float *dst, size_t n);
+/// float → IEEE half, round to nearest even, for n elements. Call only when shears_has_f16c().
+void shears_f32_to_f16(const float *src, void *dst, size_t n);
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), continuing from `crc` (0 to start).
+/// Uses the SSE4.2 instruction when the CPU has it, a table otherwise.
+uint32_t shears_crc32c(uint32_t crc, const void *data, size_t n);

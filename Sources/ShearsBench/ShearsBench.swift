@@ -1,0 +1,188 @@
+import CheckpointCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Benchmarks of the formats core, run by `Tools/bench` in a release build. Every figure is
+/// reported beside a baseline measured in the same process (memcpy of the same bytes).
+///
+///     shears-bench make PATH GB          write a synthetic BF16 checkpoint of about GB gigabytes
+///     shears-bench make-many PATH N      write a checkpoint with N small tensors
+///     shears-bench read PATH             read every tensor (copy out) vs memcpy of the file
+///     shears-bench convert PATH          BF16/F16 → F32 conversion vs memcpy
+///     shears-bench write PATH OUT        rewrite the checkpoint with the streaming writer
+///     shears-bench inspect PATH          open + validate headers (best of 20)
+@main
+enum ShearsBench {
+    static func main() throws {
+        let args = Array(CommandLine.arguments.dropFirst())
+        guard let verb = args.first else { print("usage: shears-bench make|make-many|read|convert|write|inspect ..."); exit(64) }
+        switch verb {
+        case "make": try make(path: args[1], gigabytes: Double(args[2])!)
+        case "make-many": try makeMany(path: args[1], count: Int(args[2])!)
+        case "read": try read(path: args[1])
+        case "convert": try convert(path: args[1])
+        case "write": try write(path: args[1], out: args[2])
+        case "inspect": try inspect(path: args[1])
+        default: print("unknown verb \(verb)"); exit(64)
+        }
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    static func best(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
+        var t = Double.infinity
+        for _ in 0..<n {
+            let t0 = now()
+            try body()
+            t = min(t, now() - t0)
+        }
+        return t
+    }
+
+    static func gbps(_ bytes: Int, _ seconds: Double) -> String {
+        let v = Double(bytes) / seconds / 1e9
+        return String(Int((v * 100).rounded())).count > 0 ? "\(Double(Int((v * 100).rounded())) / 100) GB/s" : ""
+    }
+
+    static func ratio(_ a: Double, _ b: Double) -> String { "\(Double(Int((a / b * 100).rounded())) / 100)×" }
+
+    /// A LLaMA-shaped BF16 checkpoint: embedding plus layers of 7 matrices until `gigabytes` is reached.
+    static func make(path: String, gigabytes: Double) throws {
+        let hidden = 2048, inter = 5632
+        var specs: [TensorSpec] = [TensorSpec(name: "model.embed_tokens.weight", dtype: .bf16, shape: [32000, hidden])]
+        var total = 32000 * hidden * 2
+        var layer = 0
+        while Double(total) < gigabytes * 1e9 {
+            let p = "model.layers.\(layer)."
+            for (n, s) in [("self_attn.q_proj", [hidden, hidden]), ("self_attn.k_proj", [hidden / 4, hidden]), ("self_attn.v_proj", [hidden / 4, hidden]),
+                           ("self_attn.o_proj", [hidden, hidden]), ("mlp.gate_proj", [inter, hidden]), ("mlp.up_proj", [inter, hidden]), ("mlp.down_proj", [hidden, inter])] {
+                specs.append(TensorSpec(name: p + n + ".weight", dtype: .bf16, shape: s))
+                total += s[0] * s[1] * 2
+            }
+            specs.append(TensorSpec(name: p + "input_layernorm.weight", dtype: .bf16, shape: [hidden]))
+            specs.append(TensorSpec(name: p + "post_attention_layernorm.weight", dtype: .bf16, shape: [hidden]))
+            total += 4 * hidden
+            layer += 1
+        }
+        var state: UInt32 = 1
+        try SafetensorsWriter.write(path: path, tensors: specs, metadata: Metadata([("format", "pt")])) { spec in
+            let n = spec.shape.reduce(1, *)
+            var bytes = [UInt8](repeating: 0, count: 2 * n)
+            for i in 0..<n {
+                state = state &* 1664525 &+ 1013904223
+                // Roughly N(0, 0.02)-sized bf16 values: exponent 117..122, random mantissa and sign.
+                let bits = UInt16((state >> 31) << 15) | UInt16(117 + (state >> 8) % 6) << 7 | UInt16((state >> 16) & 0x7F)
+                bytes[2 * i] = UInt8(bits & 0xFF)
+                bytes[2 * i + 1] = UInt8(bits >> 8)
+            }
+            return .bytes(bytes)
+        }
+        print("wrote \(path): \(specs.count) tensors, \(total) bytes")
+    }
+
+    static func makeMany(path: String, count: Int) throws {
+        let specs = (0..<count).map { TensorSpec(name: "model.block.\($0 / 10).tensor_\($0 % 10).weight", dtype: .f16, shape: [4, 4]) }
+        try SafetensorsWriter.write(path: path, tensors: specs, metadata: Metadata([("format", "pt")])) { _ in .bytes([UInt8](repeating: 0, count: 32)) }
+        print("wrote \(path): \(count) tensors")
+    }
+
+    static func read(path: String) throws {
+        let c = try Checkpoint.open(path)
+        let size = c.fileBytes
+        let file = c.files[0].mapping
+        var sink = [UInt8](repeating: 0, count: size)
+        // Warm the page cache and the destination.
+        file.withUnsafeBytes { src in sink.withUnsafeMutableBytes { $0.copyMemory(from: src) } }
+        let tMemcpy = best(5) { file.withUnsafeBytes { src in sink.withUnsafeMutableBytes { $0.copyMemory(from: src) } } }
+        var checksum = 0
+        let tReader = try best(5) {
+            let c2 = try Checkpoint.open(path)
+            var offset = 0
+            for e in c2.entries {
+                let v = try c2.tensor(named: e.info.name)
+                v.withUnsafeBytes { src in
+                    sink.withUnsafeMutableBytes { dst in
+                        UnsafeMutableRawBufferPointer(rebasing: dst[offset..<(offset + src.count)]).copyMemory(from: src)
+                    }
+                }
+                offset += v.byteCount
+            }
+            checksum &+= Int(sink[offset / 2])
+        }
+        print("read   \(c.tensorCount) tensors, \(size) bytes: reader \(gbps(c.tensorBytes, tReader)), memcpy of the file \(gbps(size, tMemcpy)); reader/memcpy \(ratio(tMemcpy * Double(c.tensorBytes) / Double(size), tReader))  [\(checksum & 1)]")
+    }
+
+    static func convert(path: String) throws {
+        let c = try Checkpoint.open(path)
+        let v = try c.tensor(named: c.entries.max { $0.info.byteCount < $1.info.byteCount }!.info.name)
+        // Convert the largest tensors until ~256 MB of BF16 is covered, repeatedly.
+        let views = c.entries.sorted { $0.info.byteCount > $1.info.byteCount }.prefix(64).map { try! c.tensor(named: $0.info.name) }
+        var chosen: [TensorView] = []
+        var bytes = 0
+        for w in views where bytes < 256_000_000 { chosen.append(w); bytes += w.byteCount }
+        let elements = bytes / 2
+        var out = [Float](repeating: 0, count: chosen.map(\.elementCount).max()!)
+        var copy = [UInt8](repeating: 0, count: chosen.map(\.byteCount).max()! * 2)
+        for w in chosen { _ = w.bytes() }  // page cache
+        let tCopy = best(5) {
+            for w in chosen { w.withUnsafeBytes { src in copy.withUnsafeMutableBytes { $0.copyMemory(from: src) } } }
+        }
+        let tBF16 = try best(5) {
+            for w in chosen {
+                try w.withUnsafeBytes { (src) throws(CheckpointError) in
+                    try out.withUnsafeMutableBufferPointer { (d) throws(CheckpointError) in
+                        try DTypeConversion.decode(src, as: .bf16, into: UnsafeMutableBufferPointer(rebasing: d[0..<w.elementCount]))
+                    }
+                }
+            }
+        }
+        let tF16 = try best(5) {
+            for w in chosen {
+                try w.withUnsafeBytes { (src) throws(CheckpointError) in
+                    try out.withUnsafeMutableBufferPointer { (d) throws(CheckpointError) in
+                        try DTypeConversion.decode(src, as: .f16, into: UnsafeMutableBufferPointer(rebasing: d[0..<w.elementCount]))
+                    }
+                }
+            }
+        }
+        var f32 = [Float](repeating: 0.5, count: 32 << 20)
+        var back = [UInt8](repeating: 0, count: 2 * f32.count)
+        func encode(_ dtype: DType) {
+            f32.withUnsafeBufferPointer { s in back.withUnsafeMutableBytes { d in try! DTypeConversion.encode(s, as: dtype, into: d) } }
+        }
+        let tToBF16 = best(5) { encode(.bf16) }
+        let tToF16 = best(5) { encode(.f16) }
+        f32[0] = 0
+        _ = v
+        // Memory traffic: a conversion reads 2 bytes and writes 4 per element; memcpy reads and writes
+        // the same count. Compare bytes moved per second.
+        let gel = { (t: Double) in "\(Double(Int(Double(elements) / t / 1e7)) / 100) G elements/s" }
+        let traffic = { (t: Double, perElement: Int) in Double(elements * perElement) / t }
+        let copyTraffic = Double(2 * bytes) / tCopy
+        print("convert \(bytes) bytes of BF16 (memcpy moves \(Double(Int(copyTraffic / 1e7)) / 100) GB/s read+write):")
+        print("        bf16→f32 \(gel(tBF16)), \(Double(Int(traffic(tBF16, 6) / 1e7)) / 100) GB/s read+write = \(ratio(traffic(tBF16, 6), copyTraffic)) memcpy")
+        print("        f16→f32  \(gel(tF16)), \(Double(Int(traffic(tF16, 6) / 1e7)) / 100) GB/s read+write = \(ratio(traffic(tF16, 6), copyTraffic)) memcpy")
+        let n32 = f32.count
+        print("convert \(n32 * 4) bytes of F32: f32→bf16 \(Double(Int(Double(n32) / tToBF16 / 1e7)) / 100) G elements/s, f32→f16 \(Double(Int(Double(n32) / tToF16 / 1e7)) / 100) G elements/s")
+    }
+
+    static func write(path: String, out: String) throws {
+        let c = try Checkpoint.open(path)
+        let specs = c.entries.map { TensorSpec(name: $0.info.name, dtype: $0.info.dtype, shape: $0.info.shape) }
+        let t = try best(3) {
+            try SafetensorsWriter.write(path: out, tensors: specs, metadata: c.metadata) { (spec) throws(CheckpointError) in .view(try c.tensor(named: spec.name)) }
+        }
+        print("write  \(c.fileBytes) bytes (streaming writer, fsync + rename): \(Double(Int(t * 1000)) / 1000) s, \(gbps(c.fileBytes, t))")
+    }
+
+    static func inspect(path: String) throws {
+        var count = 0
+        let t = try best(20) { count = try Checkpoint.open(path).tensorCount }
+        print("inspect \(count) tensors: open + validate \(Double(Int(t * 1e5)) / 100) ms (best of 20)")
+    }
+}

@@ -1,0 +1,5 @@
+import ShearsBLAS
+
+enum OpenBLASFlags {
+    static var current: Set<Substring> { OpenBLASBootstrap.cpuFlags() }
+}
