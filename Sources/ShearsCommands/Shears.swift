@@ -17,7 +17,7 @@ public struct Shears: ParsableCommand {
             SHEARS_NO_REEXEC=1 to keep OpenBLAS's own choice); OPENBLAS_NUM_THREADS as usual.
             """,
         version: version,
-        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, DoctorCommand.self]
+        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, EvalCommand.self, GenerateCommand.self, DoctorCommand.self]
     )
 
     public init() {}
