@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Testing
 import CheckpointCore
-@testable import Engine
+import Engine
 
 /// SmolLM2-135M-Instruct (dequantized from its Q4_1 GGUF by Tools/smollm2-hf) against transformers
 /// in float64 (Tools/engine/make_goldens.py smollm2 → Fixtures/engine/smollm2-golden.safetensors).

@@ -1,6 +1,6 @@
 import Testing
 import CheckpointCore
-@testable import Engine
+import Engine
 
 /// Tiny random models against transformers in float64 (Tools/engine/make_goldens.py tiny):
 /// logits and loss to 1e-5 relative, every gradient and Fisher sum to 1e-4 relative

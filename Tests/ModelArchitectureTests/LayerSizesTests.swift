@@ -1,7 +1,7 @@
 import Testing
 import ShearsJSON
 import CheckpointCore
-@testable import ModelArchitecture
+import ModelArchitecture
 
 @Suite struct LayerSizesTests {
     func config(_ json: String) throws -> ModelConfiguration { try ModelConfiguration(json: JSONValue.parse(json)) }
