@@ -32,26 +32,42 @@ enum LanguageModelLoss {
     /// (softmax − onehot)·scale on predicted rows, zero on the last row.
     static func crossEntropy(logits: Matrix, targets: ArraySlice<Int32>, gradientScale: Float?) -> Double {
         let t = logits.rows, v = logits.cols
-        var nll = 0.0
-        for r in 0..<t {
-            let row = logits.storage + r * v
-            guard r + 1 < t else {
-                if gradientScale != nil { for j in 0..<v { row[j] = 0 } }
-                continue
-            }
-            let target = Int(targets[targets.startIndex + r + 1])
-            var m = -Float.infinity
-            for j in 0..<v { m = max(m, row[j]) }
-            var s = 0.0
-            for j in 0..<v { s += Double(expf(row[j] - m)) }
-            let logZ = Double(m) + log(s)
-            nll += logZ - Double(row[target])
-            if let scale = gradientScale {
-                let lz = Float(logZ)
-                for j in 0..<v { row[j] = expf(row[j] - lz) * scale }
-                row[target] -= scale
+        let storage = UnsafeSendable(logits.storage)
+        var partial = [Double](repeating: 0, count: t)
+        partial.withUnsafeMutableBufferPointer { pb in
+            let out = UnsafeSendable(pb.baseAddress!)
+            Parallel.chunks(t, costPerItem: v) { rows in
+                for r in rows {
+                    let row = storage.value + r * v
+                    guard r + 1 < t else {
+                        if gradientScale != nil { for j in 0..<v { row[j] = 0 } }
+                        continue
+                    }
+                    let target = Int(targets[targets.startIndex + r + 1])
+                    var m = -Float.infinity
+                    for j in 0..<v { m = max(m, row[j]) }
+                    var s: Float = 0
+                    var total = 0.0
+                    // Sum in Float blocks of 256, blocks in Double: vectorizes, stays accurate.
+                    var j = 0
+                    while j < v {
+                        let e = min(v, j + 256)
+                        s = 0
+                        for k in j..<e { s += expf(row[k] - m) }
+                        total += Double(s)
+                        j = e
+                    }
+                    let logZ = Double(m) + log(total)
+                    out.value[r] = logZ - Double(row[target])
+                    if let scale = gradientScale {
+                        let lz = Float(logZ)
+                        for k in 0..<v { row[k] = expf(row[k] - lz) * scale }
+                        row[target] -= scale
+                    }
+                }
             }
         }
+        let nll = partial.reduce(0, +)
         return nll
     }
 }

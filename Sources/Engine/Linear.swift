@@ -69,11 +69,14 @@ final class GradientAccumulator {
     /// `G_s` into scratch → gradient += G_s, fisher += α_s²·G_s².
     private func fold(_ s: Matrix, sample: Int) {
         let a2 = layout.fisherScale[sample] * layout.fisherScale[sample]
-        let g = gradient.storage, f = fisher!.storage, p = s.storage
-        for i in 0..<gradient.count {
-            let x = p[i]
-            g[i] += x
-            f[i] += a2 * x * x
+        let g = UnsafeSendable(gradient.storage), f = UnsafeSendable(fisher!.storage), p = UnsafeSendable(s.storage)
+        Parallel.chunks(gradient.count, costPerItem: 2) { r in
+            let g = g.value, f = f.value, p = p.value
+            for i in r {
+                let x = p[i]
+                g[i] += x
+                f[i] += a2 * x * x
+            }
         }
     }
 

@@ -19,7 +19,7 @@ struct EngineArguments: ParsableArguments {
 
     /// Applies --threads, opens the model and its tokenizer.
     func load() throws -> (LlamaModel, Tokenizer) {
-        if let t = threads { BLAS.setThreads(t) }
+        if let t = threads { Parallel.setThreads(t) }
         let m = try LlamaModel(path: model)
         let tokenizer = try Tokenizer(contentsOf: m.checkpoint.folder)
         return (m, tokenizer)

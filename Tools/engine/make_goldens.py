@@ -1,7 +1,8 @@
 """Golden data for the Swift engine, computed with transformers in float64.
 
     python make_goldens.py tiny OUT_DIR          tiny random configurations → OUT_DIR/<name>/
-    python make_goldens.py smollm2 HF_DIR OUT    SmolLM2-135M (converted folder) → OUT/smollm2-golden.safetensors
+    python make_goldens.py real HF_DIR OUT       a trained model folder with tokenizer.json (SmolLM2 converted
+                                                 by Tools/smollm2-hf, the bundled austen-llama) → OUT (safetensors)
 
 Tiny: each case folder holds config.json and model.safetensors (the model, stored in the case's
 dtype) and golden.safetensors: the token batch, loss, all logits, the gradient of every parameter
@@ -148,7 +149,7 @@ def tiny(out_root):
         save_file({k: v.contiguous() for k, v in golden.items()}, os.path.join(out, "golden.safetensors"))
         print(f"{name}: loss {loss.item():.10f}, {sum(p.numel() for p in params.values())} parameters")
 
-def smollm2(hf_dir, out_path):
+def real(hf_dir, out_path):
     from transformers import LlamaForCausalLM
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(hf_dir, "tokenizer.json"))
@@ -169,7 +170,7 @@ def smollm2(hf_dir, out_path):
     golden["ppl.tokens"] = x.reshape(-1).to(torch.int32)
     golden["ppl.nll_sum"] = torch.tensor([nll], dtype=torch.float64)
     golden["ppl.predicted"] = torch.tensor([n], dtype=torch.int64)
-    print(f"smollm2 persuasion ppl (seq 128, 8 windows): {math.exp(nll / n):.6f}")
+    print(f"{hf_dir}: persuasion ppl (seq 128, 8 windows): {math.exp(nll / n):.6f}")
     # Loss, logits slice and gradient summaries on 2 × 32 tokens.
     B, T = 2, 32
     xb = torch.tensor(ids[1024:1024 + B * T]).reshape(B, T)
@@ -205,6 +206,9 @@ def smollm2(hf_dir, out_path):
     golden["fisher.full.model.layers.0.self_attn.k_proj.weight"] = fisher["model.layers.0.self_attn.k_proj.weight"][:16].float().contiguous()
     # Greedy continuations (float32, as the engine computes).
     model = model.float()
+    texts = {}
+    eos = set(model.generation_config.eos_token_id if isinstance(model.generation_config.eos_token_id, list)
+              else [model.generation_config.eos_token_id])
     prompts = ["The capital of France is", "Once upon a time, there was a little", "1, 2, 3, 4,"]
     for i, p in enumerate(prompts):
         pid = tok.encode(p, add_special_tokens=False).ids
@@ -212,13 +216,15 @@ def smollm2(hf_dir, out_path):
             gen = model.generate(torch.tensor([pid]), max_new_tokens=16, do_sample=False, pad_token_id=2)
         golden[f"greedy.{i}.prompt"] = torch.tensor(pid, dtype=torch.int32)
         golden[f"greedy.{i}.continuation"] = gen[0, len(pid):].to(torch.int32)
+        texts[f"greedy.{i}.prompt"] = p
+        texts[f"greedy.{i}.text"] = tok.decode([t for t in gen[0, len(pid):].tolist() if t not in eos])
         print(f"greedy {p!r} → {tok.decode(gen[0, len(pid):].tolist())!r}")
-    meta = {"names": json.dumps(names)}
+    meta = {"names": json.dumps(names), **texts}
     save_file({k: v.contiguous() for k, v in golden.items()}, out_path, metadata=meta)
 
 if __name__ == "__main__":
     _patch_norms()
     if sys.argv[1] == "tiny":
         tiny(sys.argv[2])
-    else:
-        smollm2(sys.argv[2], sys.argv[3])
+    else:  # "real" (or the old name "smollm2")
+        real(sys.argv[2], sys.argv[3])
