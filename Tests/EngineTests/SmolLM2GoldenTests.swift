@@ -129,3 +129,18 @@ enum JSONNames {
 }
 
 import ShearsJSON
+
+/// The bundled default model (Fixtures/models/austen-llama, bf16, multi-head attention, tied)
+/// against transformers in float64 (Tools/make-engine-goldens).
+@Suite struct BundledModelTests {
+    static let folder = Fixture.root + "/models/austen-llama"
+    static let golden = folder + "/golden.safetensors"
+
+    @Test func perplexityMatchesTransformers() throws { try RealModelChecks.perplexity(folder: Self.folder, golden: Self.golden) }
+
+    @Test func lossLogitsAndGradientSummaries() throws {
+        try RealModelChecks.gradients(folder: Self.folder, golden: Self.golden, parameterCount: 38)
+    }
+
+    @Test func greedyGenerationMatchesTransformers() throws { try RealModelChecks.greedy(folder: Self.folder, golden: Self.golden) }
+}

@@ -86,7 +86,8 @@ os.makedirs(out, exist_ok=True)
 save_file(stored, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
 config.torch_dtype = "bfloat16"
 cfg = config.to_dict()
-cfg.pop("transformers_version", None)
+for k in ["transformers_version"] + ['_name_or_path', 'id2label', 'label2id', 'return_dict', 'output_attentions', 'output_hidden_states', 'problem_type', 'chunk_size_feed_forward', 'is_encoder_decoder', 'pretraining_tp', 'dtype', 'use_cache', 'tie_encoder_decoder', 'cross_attention_hidden_size', 'add_cross_attention', 'finetuning_task', 'tokenizer_class', 'prefix', 'sep_token_id', 'decoder_start_token_id', 'task_specific_params', 'torchscript', 'pruned_heads', 'tf_legacy_loss', 'use_bfloat16']:
+    cfg.pop(k, None)
 cfg["architectures"] = ["LlamaForCausalLM"]
 cfg["torch_dtype"] = "bfloat16"
 json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=2, sort_keys=True)
