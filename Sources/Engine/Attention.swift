@@ -26,7 +26,7 @@ struct Attention {
             var m = -Float.infinity
             for j in 0..<visible { m = max(m, row[j]) }
             var s: Float = 0
-            for j in 0..<visible { let e = expf(row[j] - m); row[j] = e; s += e }
+            for j in 0..<visible { let e = Kernels.exp(row[j] - m); row[j] = e; s += e }
             let inv = 1 / s
             for j in 0..<visible { row[j] *= inv }
             for j in visible..<tk { row[j] = 0 }

@@ -53,7 +53,7 @@ enum LanguageModelLoss {
                     while j < v {
                         let e = min(v, j + 256)
                         s = 0
-                        for k in j..<e { s += expf(row[k] - m) }
+                        for k in j..<e { s += Kernels.exp(row[k] - m) }
                         total += Double(s)
                         j = e
                     }
@@ -61,7 +61,7 @@ enum LanguageModelLoss {
                     out.value[r] = logZ - Double(row[target])
                     if let scale = gradientScale {
                         let lz = Float(logZ)
-                        for k in 0..<v { row[k] = expf(row[k] - lz) * scale }
+                        for k in 0..<v { row[k] = Kernels.exp(row[k] - lz) * scale }
                         row[target] -= scale
                     }
                 }

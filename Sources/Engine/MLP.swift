@@ -9,10 +9,13 @@ struct MLP {
     func forward(_ x: Matrix) -> (Matrix, Saved) {
         let g = gate.forward(x), u = up.forward(x)
         let a = Matrix(rows: g.rows, cols: g.cols)
-        let pg = g.storage, pu = u.storage, pa = a.storage
-        for i in 0..<g.count {
-            let z = pg[i]
-            pa[i] = z * Kernels.sigmoid(z) * pu[i]
+        let pg = UnsafeSendable(g.storage), pu = UnsafeSendable(u.storage), pa = UnsafeSendable(a.storage)
+        Parallel.chunks(g.count, costPerItem: 8) { r in
+            let pg = pg.value, pu = pu.value, pa = pa.value
+            for i in r {
+                let z = pg[i]
+                pa[i] = z * Kernels.sigmoid(z) * pu[i]
+            }
         }
         return (down.forward(a), Saved(g: g, u: u, a: a))
     }
@@ -24,11 +27,15 @@ struct MLP {
         down.backwardInput(dy, into: da, accumulate: false)
         // da → dg, du in place: du = da·silu(g); dg = da·u·σ(g)·(1 + g·(1 − σ(g))).
         let du = Matrix(rows: da.rows, cols: da.cols)
-        let pg = s.g.storage, pu = s.u.storage, pda = da.storage, pdu = du.storage
-        for i in 0..<da.count {
-            let z = pg[i], sg = Kernels.sigmoid(z), d = pda[i]
-            pdu[i] = d * z * sg
-            pda[i] = d * pu[i] * sg * (1 + z * (1 - sg))
+        let pg = UnsafeSendable(s.g.storage), pu = UnsafeSendable(s.u.storage)
+        let pda = UnsafeSendable(da.storage), pdu = UnsafeSendable(du.storage)
+        Parallel.chunks(da.count, costPerItem: 8) { r in
+            let pg = pg.value, pu = pu.value, pda = pda.value, pdu = pdu.value
+            for i in r {
+                let z = pg[i], sg = Kernels.sigmoid(z), d = pda[i]
+                pdu[i] = d * z * sg
+                pda[i] = d * pu[i] * sg * (1 + z * (1 - sg))
+            }
         }
         let dg = da
         gate.backwardWeights(x: x, dy: dg, weightGradient: grads.gate, biasGradient: grads.gateBias)

@@ -71,3 +71,23 @@ import Engine
         #expect(throws: CheckpointError.self) { try model.loss(TokenBatch([[1, 64]])) }
     }
 }
+
+@Suite struct KernelTests {
+    @Test func fastExponentialIsWithinTwoUlps() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let got = Double(EngineMath.exp(x)), want = Foundation_exp(Double(x))
+            worst = max(worst, abs(got - want) / want)
+            x += 0.0137
+        }
+        #expect(worst < 2.5e-7, "worst relative error \(worst)")
+        #expect(EngineMath.exp(-1000) >= 0 && EngineMath.exp(-1000) < 1e-37)
+        #expect(EngineMath.exp(1000).isFinite)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+private func Foundation_exp(_ x: Double) -> Double { exp(x) }
