@@ -89,7 +89,8 @@ struct EngineBenchmarks {
         for fisher in [false, true] {
             var best = Double.infinity
             let sampler = PeakSampler(fisher: fisher)
-            for _ in 0..<2 {
+            let repeats = getenv("BENCH_REPEAT").flatMap { Int(String(cString: $0)) } ?? 2
+            for _ in 0..<repeats {
                 BLASProfile.reset()
                 BLASProfile.enabled = true
                 let t0 = Self.now()
