@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "CompactFormat", targets: ["CompactFormat"]),
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Pruning", targets: ["Pruning"]),
+        .library(name: "Engine", targets: ["Engine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -52,11 +53,13 @@ let package = Package(
         .target(name: "Pruning", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
+        // The CPU transformer engine: forward, loss, backward with streamed gradients, generation.
+        .target(name: "Engine", dependencies: ["CheckpointCore", "ModelArchitecture", "ShearsBLAS"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning",
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -76,6 +79,7 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "Tokenizers"]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "PruningTests", dependencies: [
             "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",

@@ -1,4 +1,24 @@
 import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Time and floating-point work spent inside ``BLAS/sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
+/// while ``enabled`` (off by default; for benchmarks, from one thread at a time).
+public enum BLASProfile {
+    nonisolated(unsafe) public static var enabled = false
+    nonisolated(unsafe) public static var seconds = 0.0
+    nonisolated(unsafe) public static var flops = 0.0
+    nonisolated(unsafe) public static var calls = 0
+
+    public static func reset() { seconds = 0; flops = 0; calls = 0 }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+}
 
 /// OpenBLAS, the library every matrix product goes through.
 public enum BLAS {
@@ -24,6 +44,27 @@ public enum BLAS {
         precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(k), b, Int32(n), beta, c, Int32(n))
+    }
+
+    /// General `c = alpha · op(a) · op(b) + beta · c`, row-major with explicit leading dimensions,
+    /// where op(x) is x or xᵀ. `op(a)` is m×k, `op(b)` is k×n, `c` is m×n. Strided sub-matrices
+    /// (one attention head inside a [tokens, heads·head_dim] buffer) are passed with their
+    /// parent's leading dimension.
+    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
+        precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
+                     "sgemm: leading dimensions too small")
+        if m == 0 || n == 0 { return }
+        let t0 = BLASProfile.enabled ? BLASProfile.now() : 0
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        if BLASProfile.enabled {
+            BLASProfile.seconds += BLASProfile.now() - t0
+            BLASProfile.flops += 2 * Double(m) * Double(n) * Double(k)
+            BLASProfile.calls += 1
+        }
     }
 
     /// Safe-array form of ``gemm(m:n:k:alpha:a:b:beta:c:)``.

@@ -1,0 +1,115 @@
+/// One LLaMA decoder layer: pre-norm attention and pre-norm SwiGLU MLP, each with a residual.
+///
+/// The forward pass keeps nothing: the backward pass gets the layer's saved input and recomputes
+/// the internals (norms, projections, rotary, attention probabilities) before differentiating, so
+/// activation memory is one layer's working set plus one `[tokens, hidden]` input per layer.
+struct DecoderLayer {
+    let weights: LayerWeights
+    let eps: Float
+
+    var sizes: LayerSizesAndDim { weights.sizes }
+    var attention: Attention { Attention(sizes: sizes) }
+    var mlp: MLP { MLP(gate: weights.gate, up: weights.up, down: weights.down) }
+
+    /// The internals of a forward pass over a training batch.
+    struct Internals {
+        let h1: Matrix, inv1: [Float]
+        let q: Matrix, k: Matrix, v: Matrix   // q, k after rotary
+        let attn: Matrix
+        let x2: Matrix
+        let h2: Matrix, inv2: [Float]
+        let mlp: MLP.Saved
+        let out: Matrix
+    }
+
+    /// Forward over `layout.batch` sequences of `layout.seqLen` rows each, positions 0 ..< seqLen.
+    func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary) -> Internals {
+        let (h1, inv1) = RMSNorm.forward(x, weight: weights.inputNorm, eps: eps)
+        let q = weights.q.forward(h1), k = weights.k.forward(h1), v = weights.v.forward(h1)
+        let t = layout.seqLen
+        rotary.apply(q.storage, rows: q.rows, ld: sizes.qDim, heads: sizes.heads, inverse: false) { $0 % t }
+        rotary.apply(k.storage, rows: k.rows, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: false) { $0 % t }
+        let attn = Matrix(rows: x.rows, cols: sizes.qDim)
+        let scratch = Matrix(rows: t, cols: t)
+        let att = attention
+        for b in 0..<layout.batch {
+            let r0 = b * t
+            att.forward(q: q.storage + r0 * sizes.qDim, k: k.storage + r0 * sizes.kvDim, v: v.storage + r0 * sizes.kvDim,
+                        tq: t, tk: t, start: 0, out: attn.storage + r0 * sizes.qDim, scratch: scratch.storage)
+        }
+        withExtendedLifetime(scratch) {}
+        let x2 = weights.o.forward(attn)
+        x2.add(x)
+        let (h2, inv2) = RMSNorm.forward(x2, weight: weights.postAttentionNorm, eps: eps)
+        let (m, saved) = mlp.forward(h2)
+        m.add(x2)
+        return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: m)
+    }
+
+    /// Recomputes the layer on `x`, then returns dL/dx for output gradient `dOut`, adding weight
+    /// gradients into `grads`.
+    func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients) -> Matrix {
+        let f = forward(x, layout: layout, rotary: rotary)
+        let n = x.rows, t = layout.seqLen
+        // MLP branch: out = x2 + mlp(norm(x2)).
+        let dh2 = Matrix(rows: n, cols: sizes.hidden)
+        mlp.backward(x: f.h2, saved: f.mlp, dy: dOut, dx: dh2, accumulate: false, grads: grads)
+        let dx2 = dOut.copy()
+        RMSNorm.backward(x: f.x2, inverseRMS: f.inv2, weight: weights.postAttentionNorm, dy: dh2, dx: dx2, accumulate: true,
+                         weightGradient: grads.postAttentionNorm)
+        // Attention branch: x2 = x + o(attn(norm(x))).
+        weights.o.backwardWeights(x: f.attn, dy: dx2, weightGradient: grads.o, biasGradient: grads.oBias)
+        let dAttn = Matrix(rows: n, cols: sizes.qDim)
+        weights.o.backwardInput(dx2, into: dAttn, accumulate: false)
+        let dq = Matrix(rows: n, cols: sizes.qDim), dk = Matrix(rows: n, cols: sizes.kvDim), dv = Matrix(rows: n, cols: sizes.kvDim)
+        let p = Matrix(rows: t, cols: t), dp = Matrix(rows: t, cols: t)
+        let att = attention
+        for b in 0..<layout.batch {
+            let r0 = b * t
+            att.backward(q: f.q.storage + r0 * sizes.qDim, k: f.k.storage + r0 * sizes.kvDim, v: f.v.storage + r0 * sizes.kvDim,
+                         dOut: dAttn.storage + r0 * sizes.qDim, t: t,
+                         dq: dq.storage + r0 * sizes.qDim, dk: dk.storage + r0 * sizes.kvDim, dv: dv.storage + r0 * sizes.kvDim,
+                         p: p.storage, dp: dp.storage)
+        }
+        withExtendedLifetime((p, dp, dAttn)) {}
+        rotary.apply(dq.storage, rows: n, ld: sizes.qDim, heads: sizes.heads, inverse: true) { $0 % t }
+        rotary.apply(dk.storage, rows: n, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: true) { $0 % t }
+        weights.q.backwardWeights(x: f.h1, dy: dq, weightGradient: grads.q, biasGradient: grads.qBias)
+        weights.k.backwardWeights(x: f.h1, dy: dk, weightGradient: grads.k, biasGradient: grads.kBias)
+        weights.v.backwardWeights(x: f.h1, dy: dv, weightGradient: grads.v, biasGradient: grads.vBias)
+        let dh1 = Matrix(rows: n, cols: sizes.hidden)
+        weights.q.backwardInput(dq, into: dh1, accumulate: false)
+        weights.k.backwardInput(dk, into: dh1, accumulate: true)
+        weights.v.backwardInput(dv, into: dh1, accumulate: true)
+        RMSNorm.backward(x: x, inverseRMS: f.inv1, weight: weights.inputNorm, dy: dh1, dx: dx2, accumulate: true,
+                         weightGradient: grads.inputNorm)
+        return dx2
+    }
+}
+
+/// The gradient accumulators of one layer, in the shapes of its weights.
+final class LayerGradients {
+    let inputNorm, postAttentionNorm: GradientAccumulator
+    let q, k, v, o, gate, up, down: GradientAccumulator
+    let qBias, kBias, vBias, oBias, gateBias, upBias, downBias: GradientAccumulator?
+
+    init(_ w: LayerWeights, layout: BatchLayout, fisher: Bool) {
+        func acc(_ m: Matrix) -> GradientAccumulator { GradientAccumulator(rows: m.rows, cols: m.cols, layout: layout, fisher: fisher) }
+        func bias(_ l: Linear) -> GradientAccumulator? { l.bias.map(acc) }
+        inputNorm = acc(w.inputNorm); postAttentionNorm = acc(w.postAttentionNorm)
+        q = acc(w.q.weight); k = acc(w.k.weight); v = acc(w.v.weight); o = acc(w.o.weight)
+        gate = acc(w.gate.weight); up = acc(w.up.weight); down = acc(w.down.weight)
+        qBias = bias(w.q); kBias = bias(w.k); vBias = bias(w.v); oBias = bias(w.o)
+        gateBias = bias(w.gate); upBias = bias(w.up); downBias = bias(w.down)
+    }
+
+    /// Accumulators in the order of ``LayerWeights/parameters``.
+    var inParameterOrder: [GradientAccumulator] {
+        var out = [inputNorm, postAttentionNorm]
+        for (wgt, b) in [(q, qBias), (k, kBias), (v, vBias), (o, oBias), (gate, gateBias), (up, upBias), (down, downBias)] {
+            out.append(wgt)
+            if let b { out.append(b) }
+        }
+        return out
+    }
+}

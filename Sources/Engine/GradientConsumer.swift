@@ -1,0 +1,38 @@
+/// One parameter's gradient, handed over as soon as the backward pass has finished it.
+public struct ParameterGradient: @unchecked Sendable {
+    /// The decoder layer, or nil for the embedding, final norm and LM head.
+    public let layer: Int?
+    /// The Hugging Face parameter name (`model.layers.3.self_attn.q_proj.weight`).
+    public let name: String
+    /// The weight in F32, shaped as the gradient (vectors as `[1, n]`).
+    public let weight: Matrix
+    /// dL/dW of the batch's mean loss.
+    public let gradient: Matrix
+    /// Σ over samples of (dL_s/dW)², L_s being sample s's own mean loss: the empirical Fisher
+    /// diagonal times the number of samples. Present when the consumer asked for it.
+    public let fisher: Matrix?
+}
+
+/// Receives gradients layer by layer during ``LlamaModel/backward(_:consumer:)``: the LM head
+/// (untied models) and final norm first, then layers from last to first, then the embedding.
+/// After `consume` returns, the engine drops its references, so memory stays at one layer.
+public protocol GradientConsumer: AnyObject {
+    /// Whether to compute the per-sample squared-gradient sums (``ParameterGradient/fisher``).
+    var wantsFisher: Bool { get }
+    func consume(_ gradient: ParameterGradient) throws
+}
+
+/// Keeps every gradient: for tests and small models.
+public final class GradientCollector: GradientConsumer {
+    public let wantsFisher: Bool
+    public private(set) var gradients: [String: ParameterGradient] = [:]
+    /// Names in the order they arrived.
+    public private(set) var order: [String] = []
+
+    public init(fisher: Bool = false) { wantsFisher = fisher }
+
+    public func consume(_ gradient: ParameterGradient) throws {
+        gradients[gradient.name] = gradient
+        order.append(gradient.name)
+    }
+}

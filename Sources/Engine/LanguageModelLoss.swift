@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ShearsBLAS
+
+/// The result of a loss computation.
+public struct LossResult: Sendable, Equatable {
+    /// Mean negative log-likelihood over the predicted tokens (transformers' causal-LM loss).
+    public var loss: Double { tokens == 0 ? .nan : nllSum / Double(tokens) }
+    /// Sum of the negative log-likelihoods.
+    public var nllSum: Double
+    /// Predicted tokens: (seqLen − 1) per sequence.
+    public var tokens: Int
+}
+
+/// The LM head and the causal-LM cross-entropy: token t of a sequence predicts token t + 1; the
+/// last token of each sequence predicts nothing. Run sequence by sequence so that only one
+/// sequence's `[seqLen, vocab]` logits exist at a time.
+enum LanguageModelLoss {
+    /// Logits of one sequence's rows `rows` of `hidden` into `logits` (`[rows.count, vocab]`).
+    static func logits(hidden: Matrix, rows: Range<Int>, head: Matrix, into logits: Matrix) {
+        let h = hidden.cols, v = head.rows
+        precondition(logits.rows == rows.count && logits.cols == v)
+        BLAS.sgemm(transB: true, m: rows.count, n: v, k: h, a: hidden.storage + rows.lowerBound * h, lda: h,
+                   b: head.storage, ldb: h, c: logits.storage, ldc: v)
+    }
+
+    /// Negative log-likelihood of each predicted token (rows 0 ..< t − 1 predict targets[1...]),
+    /// accumulated in Double. With `gradientScale`, also turns `logits` into dL/dlogits in place:
+    /// (softmax − onehot)·scale on predicted rows, zero on the last row.
+    static func crossEntropy(logits: Matrix, targets: ArraySlice<Int32>, gradientScale: Float?) -> Double {
+        let t = logits.rows, v = logits.cols
+        let storage = UnsafeSendable(logits.storage)
+        var partial = [Double](repeating: 0, count: t)
+        partial.withUnsafeMutableBufferPointer { pb in
+            let out = UnsafeSendable(pb.baseAddress!)
+            Parallel.chunks(t, costPerItem: v) { rows in
+                for r in rows {
+                    let row = storage.value + r * v
+                    guard r + 1 < t else {
+                        if gradientScale != nil { for j in 0..<v { row[j] = 0 } }
+                        continue
+                    }
+                    let target = Int(targets[targets.startIndex + r + 1])
+                    var m = -Float.infinity
+                    for j in 0..<v { m = max(m, row[j]) }
+                    var s: Float = 0
+                    var total = 0.0
+                    // Sum in Float blocks of 256, blocks in Double: vectorizes, stays accurate.
+                    var j = 0
+                    while j < v {
+                        let e = min(v, j + 256)
+                        s = 0
+                        for k in j..<e { s += Kernels.exp(row[k] - m) }
+                        total += Double(s)
+                        j = e
+                    }
+                    let logZ = Double(m) + log(total)
+                    out.value[r] = logZ - Double(row[target])
+                    if let scale = gradientScale {
+                        let lz = Float(logZ)
+                        for k in 0..<v { row[k] = Kernels.exp(row[k] - lz) * scale }
+                        row[target] -= scale
+                    }
+                }
+            }
+        }
+        let nll = partial.reduce(0, +)
+        return nll
+    }
+}

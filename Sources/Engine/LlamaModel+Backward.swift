@@ -1,0 +1,108 @@
+import CheckpointCore
+import ModelArchitecture
+
+extension LlamaModel {
+    /// The causal-LM loss of `batch` and the gradient of every parameter, streamed to `consumer`
+    /// layer by layer (see ``GradientConsumer`` for the order).
+    ///
+    /// Memory: the embedding and head in F32, one `[tokens, hidden]` input per layer, one layer's
+    /// weights, internals and gradients, and one sequence's logits. With the Fisher sum, a scratch
+    /// matrix per parameter being reduced (and the head's size once).
+    /// - Throws: ``CheckpointError`` for weights that cannot be read or tokens outside the
+    ///   vocabulary; whatever the consumer throws.
+    @discardableResult
+    public func backward(_ batch: TokenBatch, consumer: GradientConsumer) throws -> LossResult {
+        guard batch.seqLen >= 2 else { throw CheckpointError(.invalidArgument, "sequences need at least 2 tokens to predict one") }
+        let a = architecture, h = a.hiddenSize, v = a.vocabSize, t = batch.seqLen
+        let layout = batch.layout, fisher = consumer.wantsFisher
+        var (x, inputs) = try decoderStack(batch, saveInputs: true)
+        let normWeight = try finalNorm()
+        let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: a.rmsNormEps)
+        let head = try lmHead()
+        let predicted = batch.batch * (t - 1)
+        let scale = 1 / Float(predicted)
+
+        // LM head and loss, sequence by sequence.
+        let headGrad = GradientAccumulator(rows: v, cols: h, layout: layout, fisher: fisher)
+        let dhf = Matrix(rows: layout.rows, cols: h)
+        let dlogits = Matrix(rows: t, cols: v)
+        // Tied + Fisher: each sample's head-gradient rows for its own input tokens (for the cross term).
+        var headRows: [[Int32: [Float]]] = Array(repeating: [:], count: batch.batch)
+        let tiedFisher = fisher && a.tieWordEmbeddings
+        var nll = 0.0
+        for b in 0..<batch.batch {
+            let rows = layout.rowRange(b)
+            LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: dlogits)
+            nll += LanguageModelLoss.crossEntropy(logits: dlogits, targets: batch.sequence(b), gradientScale: scale)
+            headGrad.addSampleOuterProducts(dy: dlogits.storage, x: hf.storage + rows.lowerBound * h, rows: t, sample: b,
+                                            inspect: tiedFisher ? { g in
+                for tok in Set(batch.sequence(b)) {
+                    headRows[b][tok] = Array(UnsafeBufferPointer(start: g.storage + Int(tok) * h, count: h))
+                }
+            } : nil)
+            BLAS_rowsTimesMatrix(dlogits, head, into: dhf, rowOffset: rows.lowerBound)
+        }
+        withExtendedLifetime(hf) {}
+        headGrad.dropScratch()
+        if !a.tieWordEmbeddings {
+            try consumer.consume(ParameterGradient(layer: nil, name: "lm_head.weight", weight: head, gradient: headGrad.gradient, fisher: headGrad.fisher))
+        }
+
+        // Final norm.
+        let normGrad = GradientAccumulator(rows: 1, cols: h, layout: layout, fisher: fisher)
+        var dx = Matrix(rows: layout.rows, cols: h)
+        RMSNorm.backward(x: x, inverseRMS: invF, weight: normWeight, dy: dhf, dx: dx, accumulate: false, weightGradient: normGrad)
+        try consumer.consume(ParameterGradient(layer: nil, name: "model.norm.weight", weight: normWeight, gradient: normGrad.gradient, fisher: normGrad.fisher))
+        x = dx
+
+        // Decoder layers, last to first, each recomputed from its saved input.
+        let rot = rotaryTables(positions: t)
+        for i in stride(from: a.numLayers - 1, through: 0, by: -1) {
+            let w = try layerWeights(i)
+            let grads = LayerGradients(w, layout: layout, fisher: fisher)
+            let input = inputs.removeLast()
+            dx = DecoderLayer(weights: w, eps: a.rmsNormEps).backward(input, dOut: dx, layout: layout, rotary: rot, grads: grads)
+            for ((name, weight), g) in zip(w.parameters, grads.inParameterOrder) {
+                try consumer.consume(ParameterGradient(layer: i, name: name, weight: weight, gradient: g.gradient, fisher: g.fisher))
+            }
+        }
+
+        // Embedding: scatter-add each token's input gradient (plus the head's when tied).
+        let embed = try embedding()
+        let embGrad = a.tieWordEmbeddings ? headGrad.gradient : Matrix(rows: v, cols: h)
+        let embFisher: Matrix? = fisher ? (a.tieWordEmbeddings ? headGrad.fisher! : Matrix(rows: v, cols: h)) : nil
+        for b in 0..<batch.batch {
+            var sampleRows: [Int32: [Float]] = [:]
+            for r in layout.rowRange(b) {
+                let tok = batch.tokens[r]
+                let src = dx.storage + r * h
+                var acc = sampleRows[tok] ?? [Float](repeating: 0, count: h)
+                for j in 0..<h { acc[j] += src[j] }
+                sampleRows[tok] = acc
+            }
+            let a2 = layout.fisherScale[b] * layout.fisherScale[b]
+            for (tok, e) in sampleRows {
+                let g = embGrad.storage + Int(tok) * h
+                for j in 0..<h { g[j] += e[j] }
+                if let f = embFisher?.storage.advanced(by: Int(tok) * h) {
+                    if let hr = headRows[b][tok] {
+                        for j in 0..<h { f[j] += a2 * (e[j] * e[j] + 2 * hr[j] * e[j]) }
+                    } else {
+                        for j in 0..<h { f[j] += a2 * e[j] * e[j] }
+                    }
+                }
+            }
+        }
+        try consumer.consume(ParameterGradient(layer: nil, name: "model.embed_tokens.weight", weight: embed, gradient: embGrad, fisher: embFisher))
+        return LossResult(nllSum: nll, tokens: predicted)
+    }
+}
+
+import ShearsBLAS
+
+/// dst[rowOffset ..< rowOffset + a.rows, :] = a · m  (a `[t, v]`, m `[v, h]`).
+func BLAS_rowsTimesMatrix(_ a: Matrix, _ m: Matrix, into dst: Matrix, rowOffset: Int) {
+    precondition(a.cols == m.rows && dst.cols == m.cols && rowOffset + a.rows <= dst.rows)
+    BLAS.sgemm(m: a.rows, n: m.cols, k: a.cols, a: a.storage, lda: a.cols, b: m.storage, ldb: m.cols,
+               c: dst.storage + rowOffset * dst.cols, ldc: dst.cols)
+}

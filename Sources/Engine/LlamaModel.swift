@@ -1,0 +1,157 @@
+import CheckpointCore
+import ModelArchitecture
+import ShearsBLAS
+
+/// A LLaMA-family causal language model over a memory-mapped checkpoint.
+///
+/// Weights stay mapped in their stored dtype; each decoder layer is converted to F32 when it runs
+/// and dropped afterwards (unless ``keepsLayersConverted`` is set, for generation, where every
+/// token visits every layer). The embedding and LM head are converted once per pass.
+public final class LlamaModel: @unchecked Sendable {
+    public let checkpoint: Checkpoint
+    public let configuration: ModelConfiguration
+    public let architecture: LlamaArchitecture
+    /// Keep converted layers in memory between passes (costs the model's size in F32).
+    public var keepsLayersConverted = false
+    private var converted: [Int: LayerWeights] = [:]
+    private var embeddingCache: Matrix?
+    private var rotary: Rotary
+
+    /// Opens a model folder (or safetensors file / index with `config.json` beside it).
+    /// - Throws: ``CheckpointError`` for a missing or unsupported configuration, or tensors that are
+    ///   missing or shaped differently from what the configuration says.
+    public convenience init(path: String) throws(CheckpointError) {
+        let checkpoint = try Checkpoint.open(path)
+        guard let configPath = checkpoint.configPath else {
+            throw CheckpointError(.invalidConfig, "no config.json next to the checkpoint", path: checkpoint.folder)
+        }
+        let config = try ModelConfiguration(path: configPath)
+        do { try self.init(checkpoint: checkpoint, configuration: config) } catch { throw error.inFile(configPath) }
+    }
+
+    public init(checkpoint: Checkpoint, configuration: ModelConfiguration) throws(CheckpointError) {
+        self.checkpoint = checkpoint
+        self.configuration = configuration
+        architecture = try LlamaArchitecture(configuration)
+        rotary = Rotary(headDim: architecture.headDim, theta: architecture.ropeTheta, scaling: architecture.rotaryScaling)
+        try validate()
+    }
+
+    /// Checks every tensor the engine will read against the configuration, without converting.
+    private func validate() throws(CheckpointError) {
+        let a = architecture, h = a.hiddenSize
+        func check(_ name: String, _ shapes: [[Int]]) throws(CheckpointError) {
+            guard let info = checkpoint.info(named: name) else {
+                throw CheckpointError(.tensorNotFound, "the checkpoint has no tensor '\(name)', which the configuration requires", path: checkpoint.path, tensor: name)
+            }
+            guard shapes.contains(info.shape) else {
+                throw CheckpointError(.shapeMismatch, "shape \(info.shape) does not match the configuration's \(shapes[0])", path: checkpoint.path, tensor: name)
+            }
+            guard info.dtype.isFloatingPoint, info.dtype.convertsToFloat32 else {
+                throw CheckpointError(.unsupportedConversion, "dtype \(info.dtype.rawValue) cannot be computed with", path: checkpoint.path, tensor: name)
+            }
+        }
+        try check("model.embed_tokens.weight", [[a.vocabSize, h]])
+        try check("model.norm.weight", [[h]])
+        if !a.tieWordEmbeddings { try check("lm_head.weight", [[a.vocabSize, h]]) }
+        for (i, s) in a.layers.enumerated() {
+            let d = LayerSizesAndDim(s, headDim: a.headDim, hidden: h)
+            let p = LayerWeights.prefix(i)
+            try check(p + "input_layernorm.weight", [[h]])
+            try check(p + "post_attention_layernorm.weight", [[h]])
+            for (n, o, i) in [("self_attn.q_proj", d.qDim, h), ("self_attn.k_proj", d.kvDim, h), ("self_attn.v_proj", d.kvDim, h),
+                              ("self_attn.o_proj", h, d.qDim), ("mlp.gate_proj", d.intermediate, h), ("mlp.up_proj", d.intermediate, h),
+                              ("mlp.down_proj", h, d.intermediate)] {
+                try check(p + n + ".weight", [[o, i]])
+                if checkpoint.info(named: p + n + ".bias") != nil { try check(p + n + ".bias", [[o]]) }
+            }
+        }
+    }
+
+    // MARK: Weights
+
+    /// Layer `i`'s weights in F32.
+    public func layerWeights(_ i: Int) throws(CheckpointError) -> LayerWeights {
+        if let w = converted[i] { return w }
+        let w = try LayerWeights.load(from: checkpoint, index: i, architecture: architecture)
+        if keepsLayersConverted { converted[i] = w }
+        return w
+    }
+
+    /// The token embedding `[vocab, hidden]` in F32 (kept while the model lives).
+    public func embedding() throws(CheckpointError) -> Matrix {
+        if let e = embeddingCache { return e }
+        let e = try WeightLoader.matrix(checkpoint, "model.embed_tokens.weight", rows: architecture.vocabSize, cols: architecture.hiddenSize)
+        embeddingCache = e
+        return e
+    }
+
+    /// The LM head `[vocab, hidden]`: the embedding when tied.
+    public func lmHead() throws(CheckpointError) -> Matrix {
+        if architecture.tieWordEmbeddings { return try embedding() }
+        return try WeightLoader.matrix(checkpoint, "lm_head.weight", rows: architecture.vocabSize, cols: architecture.hiddenSize)
+    }
+
+    public func finalNorm() throws(CheckpointError) -> Matrix {
+        try WeightLoader.matrix(checkpoint, "model.norm.weight", rows: 1, cols: architecture.hiddenSize)
+    }
+
+    func rotaryTables(positions: Int) -> Rotary {
+        rotary.reserve(positions)
+        return rotary
+    }
+
+    // MARK: Forward
+
+    func checkTokens(_ tokens: some Collection<Int32>) throws(CheckpointError) {
+        for t in tokens where t < 0 || Int(t) >= architecture.vocabSize {
+            throw CheckpointError(.invalidArgument, "token id \(t) is outside the vocabulary (0 ..< \(architecture.vocabSize))")
+        }
+    }
+
+    func embed(_ tokens: [Int32]) throws(CheckpointError) -> Matrix {
+        let e = try embedding(), h = architecture.hiddenSize
+        let x = Matrix(rows: tokens.count, cols: h)
+        for (r, t) in tokens.enumerated() { (x.storage + r * h).update(from: e.storage + Int(t) * h, count: h) }
+        return x
+    }
+
+    /// Runs the decoder stack. With `saveInputs`, returns each layer's input as well.
+    func decoderStack(_ batch: TokenBatch, saveInputs: Bool) throws(CheckpointError) -> (hidden: Matrix, inputs: [Matrix]) {
+        try checkTokens(batch.tokens)
+        var x = try embed(batch.tokens)
+        let rot = rotaryTables(positions: batch.seqLen)
+        var inputs: [Matrix] = []
+        for i in 0..<architecture.numLayers {
+            if saveInputs { inputs.append(x) }
+            let layer = DecoderLayer(weights: try layerWeights(i), eps: architecture.rmsNormEps)
+            x = layer.forward(x, layout: batch.layout, rotary: rot).out
+        }
+        return (x, inputs)
+    }
+
+    /// Logits `[batch·seqLen, vocab]` for every position.
+    public func logits(_ batch: TokenBatch) throws(CheckpointError) -> Matrix {
+        let (x, _) = try decoderStack(batch, saveInputs: false)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
+        let out = Matrix(rows: x.rows, cols: architecture.vocabSize)
+        let head = try lmHead()
+        LanguageModelLoss.logits(hidden: hf, rows: 0..<x.rows, head: head, into: out)
+        return out
+    }
+
+    /// The causal-LM loss (mean NLL over the predicted tokens), forward only.
+    public func loss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
+        let (x, _) = try decoderStack(batch, saveInputs: false)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
+        let head = try lmHead()
+        let logits = Matrix(rows: batch.seqLen, cols: architecture.vocabSize)
+        var nll = 0.0
+        for b in 0..<batch.batch {
+            let rows = batch.layout.rowRange(b)
+            LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: logits)
+            nll += LanguageModelLoss.crossEntropy(logits: logits, targets: batch.sequence(b), gradientScale: nil)
+        }
+        return LossResult(nllSum: nll, tokens: batch.batch * (batch.seqLen - 1))
+    }
+}

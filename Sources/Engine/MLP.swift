@@ -1,0 +1,46 @@
+/// The SwiGLU feed-forward block: `down(silu(gate(x)) ∘ up(x))`.
+struct MLP {
+    let gate: Linear, up: Linear, down: Linear
+
+    struct Saved {
+        let g: Matrix, u: Matrix, a: Matrix
+    }
+
+    func forward(_ x: Matrix) -> (Matrix, Saved) {
+        let g = gate.forward(x), u = up.forward(x)
+        let a = Matrix(rows: g.rows, cols: g.cols)
+        let pg = UnsafeSendable(g.storage), pu = UnsafeSendable(u.storage), pa = UnsafeSendable(a.storage)
+        Parallel.chunks(g.count, costPerItem: 8) { r in
+            let pg = pg.value, pu = pu.value, pa = pa.value
+            for i in r {
+                let z = pg[i]
+                pa[i] = z * Kernels.sigmoid(z) * pu[i]
+            }
+        }
+        return (down.forward(a), Saved(g: g, u: u, a: a))
+    }
+
+    /// `dx (+)=` the input gradient; weight gradients into `grads` (gate, up, down order).
+    func backward(x: Matrix, saved s: Saved, dy: Matrix, dx: Matrix, accumulate: Bool, grads: LayerGradients) {
+        down.backwardWeights(x: s.a, dy: dy, weightGradient: grads.down, biasGradient: grads.downBias)
+        let da = Matrix(rows: s.a.rows, cols: s.a.cols)
+        down.backwardInput(dy, into: da, accumulate: false)
+        // da → dg, du in place: du = da·silu(g); dg = da·u·σ(g)·(1 + g·(1 − σ(g))).
+        let du = Matrix(rows: da.rows, cols: da.cols)
+        let pg = UnsafeSendable(s.g.storage), pu = UnsafeSendable(s.u.storage)
+        let pda = UnsafeSendable(da.storage), pdu = UnsafeSendable(du.storage)
+        Parallel.chunks(da.count, costPerItem: 8) { r in
+            let pg = pg.value, pu = pu.value, pda = pda.value, pdu = pdu.value
+            for i in r {
+                let z = pg[i], sg = Kernels.sigmoid(z), d = pda[i]
+                pdu[i] = d * z * sg
+                pda[i] = d * pu[i] * sg * (1 + z * (1 - sg))
+            }
+        }
+        let dg = da
+        gate.backwardWeights(x: x, dy: dg, weightGradient: grads.gate, biasGradient: grads.gateBias)
+        up.backwardWeights(x: x, dy: du, weightGradient: grads.up, biasGradient: grads.upBias)
+        gate.backwardInput(dg, into: dx, accumulate: accumulate)
+        up.backwardInput(du, into: dx, accumulate: true)
+    }
+}

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A row-major matrix of `Float` in its own 64-byte-aligned buffer: the one owner of compute
+/// memory in the engine.
+///
+/// A reference type on purpose: activations and gradients are large and are passed to kernels and
+/// consumers without copying. Element access through ``subscript(_:_:)`` is bounds-checked; the
+/// kernels reach the buffer through ``withUnsafeMutablePointer(_:)`` and friends, scoped so the
+/// pointer cannot outlive the matrix.
+public final class Matrix: @unchecked Sendable {
+    public let rows: Int
+    public let cols: Int
+    /// Module-internal raw storage for the kernels in this module. A caller that reads it must keep
+    /// the matrix alive while the pointer is in use (a parameter, a returned value, or
+    /// `withExtendedLifetime`): Swift may release a local right after its last use.
+    let storage: UnsafeMutablePointer<Float>
+
+    /// A zero-filled `rows × cols` matrix.
+    public init(rows: Int, cols: Int) {
+        precondition(rows >= 0 && cols >= 0, "Matrix: negative size \(rows)×\(cols)")
+        self.rows = rows
+        self.cols = cols
+        let n = max(1, rows * cols)
+        var raw: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&raw, 64, n * MemoryLayout<Float>.stride) == 0, let raw else {
+            fatalError("Matrix: cannot allocate \(n * 4) bytes")
+        }
+        storage = raw.bindMemory(to: Float.self, capacity: n)
+        storage.initialize(repeating: 0, count: n)
+    }
+
+    /// A matrix holding `values` (row-major; `values.count` must be `rows · cols`).
+    public convenience init(rows: Int, cols: Int, values: [Float]) {
+        precondition(values.count == rows * cols, "Matrix: \(values.count) values for \(rows)×\(cols)")
+        self.init(rows: rows, cols: cols)
+        values.withUnsafeBufferPointer { storage.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { free(storage) }
+
+    public var count: Int { rows * cols }
+
+    public subscript(row: Int, col: Int) -> Float {
+        get {
+            precondition(row >= 0 && row < rows && col >= 0 && col < cols, "Matrix: (\(row), \(col)) outside \(rows)×\(cols)")
+            return storage[row * cols + col]
+        }
+        set {
+            precondition(row >= 0 && row < rows && col >= 0 && col < cols, "Matrix: (\(row), \(col)) outside \(rows)×\(cols)")
+            storage[row * cols + col] = newValue
+        }
+    }
+
+    /// The elements, row-major, as an array (a copy).
+    public var values: [Float] { Array(UnsafeBufferPointer(start: storage, count: count)) }
+
+    /// Row `r` as an array (a copy).
+    public func row(_ r: Int) -> [Float] {
+        precondition(r >= 0 && r < rows)
+        return Array(UnsafeBufferPointer(start: storage + r * cols, count: cols))
+    }
+
+    /// Calls `body` with the elements. Do not let the pointer escape.
+    public func withUnsafeBufferPointer<R, E: Error>(_ body: (UnsafeBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeBufferPointer(start: storage, count: count))
+    }
+
+    /// Calls `body` with the mutable elements. Do not let the pointer escape.
+    public func withUnsafeMutableBufferPointer<R, E: Error>(_ body: (UnsafeMutableBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeMutableBufferPointer(start: storage, count: count))
+    }
+
+    /// Sets every element to zero.
+    public func zero() { storage.update(repeating: 0, count: count) }
+
+    /// A copy.
+    public func copy() -> Matrix {
+        let m = Matrix(rows: rows, cols: cols)
+        m.storage.update(from: storage, count: count)
+        return m
+    }
+
+    /// `self += other` elementwise (same shape).
+    public func add(_ other: Matrix) {
+        precondition(rows == other.rows && cols == other.cols, "Matrix.add: \(rows)×\(cols) vs \(other.rows)×\(other.cols)")
+        let a = storage, b = other.storage
+        for i in 0..<count { a[i] += b[i] }
+    }
+
+    /// Euclidean norm, accumulated in Double.
+    public var norm: Double {
+        var s = 0.0
+        for i in 0..<count { let x = Double(storage[i]); s += x * x }
+        return s.squareRoot()
+    }
+}
+
+/// A value that may cross into concurrently run closures although it is not `Sendable` (pointers
+/// into buffers whose disjoint parts the closures write).
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,35 @@
+import Dispatch
+import ShearsBLAS
+
+/// The engine's own loops (softmax over the vocabulary, Fisher folds) split across threads;
+/// matrix products are threaded by OpenBLAS. Both follow `--threads` (``threads``).
+public enum Parallel {
+    nonisolated(unsafe) private static var configured: Int? = nil
+
+    /// Threads for the engine's loops: the value set with ``setThreads(_:)``, else OpenBLAS's count.
+    public static var threads: Int { configured ?? max(1, BLAS.threads) }
+
+    /// Sets the engine's and OpenBLAS's thread counts (call before running the model).
+    public static func setThreads(_ n: Int) {
+        configured = max(1, n)
+        BLAS.setThreads(n)
+    }
+
+    /// Runs `body(range)` over `0 ..< count` split into contiguous chunks, in parallel when the
+    /// work is large enough (`count · costPerItem` ≥ ~64k operations).
+    static func chunks(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        let t = threads
+        guard t > 1, count > 1, count * costPerItem >= 65_536 else {
+            body(0..<count)
+            return
+        }
+        let parts = min(t, count)
+        withoutActuallyEscaping(body) { b in
+            let box = UnsafeSendable(b)
+            DispatchQueue.concurrentPerform(iterations: parts) { i in
+                let lo = count * i / parts, hi = count * (i + 1) / parts
+                box.value(lo..<hi)
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ModelArchitecture
+
+/// Rotary position embeddings in Hugging Face's rotate-half layout: within each head, element i
+/// and element i + d/2 form a pair rotated by position·inv_freq[i].
+///
+/// The tables follow transformers' float32 computation (inverse frequencies, position products
+/// and cos/sin in float32, even when the model runs in float64), so angles agree to the last bit
+/// that matters.
+public struct Rotary: Sendable {
+    public let headDim: Int
+    /// Inverse frequencies, d/2 of them, after scaling.
+    public let inverseFrequencies: [Float]
+    private(set) var cos: [Float] = []
+    private(set) var sin: [Float] = []
+    public private(set) var positions: Int = 0
+
+    public init(headDim: Int, theta: Double, scaling: RotaryScaling) {
+        precondition(headDim % 2 == 0)
+        self.headDim = headDim
+        let half = headDim / 2
+        var inv = (0..<half).map { i -> Float in
+            let e = Float(2 * i) / Float(headDim)
+            return Float(1.0 / Float(pow(theta, Double(e))))
+        }
+        switch scaling {
+        case .none: break
+        case .linear(let factor): inv = inv.map { $0 / Float(factor) }
+        case .llama3(let factor, let low, let high, let original):
+            let f = Float(factor), lo = Float(low), hi = Float(high), old = Float(original)
+            let lowWavelen = old / lo, highWavelen = old / hi
+            inv = inv.map { fr in
+                let wavelen = 2 * Float.pi / fr
+                var out = wavelen > lowWavelen ? fr / f : fr
+                if !(wavelen < highWavelen) && !(wavelen > lowWavelen) {
+                    let smooth = (old / wavelen - lo) / (hi - lo)
+                    out = (1 - smooth) * out / f + smooth * out
+                }
+                return out
+            }
+        }
+        inverseFrequencies = inv
+    }
+
+    /// Makes the tables cover positions 0 ..< n.
+    public mutating func reserve(_ n: Int) {
+        guard n > positions else { return }
+        let half = headDim / 2
+        var c = [Float](repeating: 0, count: n * half), s = c
+        for p in 0..<n {
+            for i in 0..<half {
+                let angle = Float(p) * inverseFrequencies[i]
+                c[p * half + i] = Float(Foundation_cos(Double(angle)))
+                s[p * half + i] = Float(Foundation_sin(Double(angle)))
+            }
+        }
+        cos = c
+        sin = s
+        positions = n
+    }
+
+    /// Rotates every head of `rows` rows of `x` (row stride `ld`, `heads` heads of `headDim`),
+    /// row r at position `position(r)`. `inverse` applies the transpose (for the backward pass).
+    func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, ld: Int, heads: Int, inverse: Bool, position: (Int) -> Int) {
+        let half = headDim / 2
+        cos.withUnsafeBufferPointer { cb in
+            sin.withUnsafeBufferPointer { sb in
+                for r in 0..<rows {
+                    let p = position(r)
+                    precondition(p < positions, "Rotary: position \(p) beyond the tables (\(positions))")
+                    let c = cb.baseAddress! + p * half
+                    let s = sb.baseAddress! + p * half
+                    for h in 0..<heads {
+                        let v = x + r * ld + h * headDim
+                        if inverse {
+                            for i in 0..<half {
+                                let a = v[i], b = v[i + half]
+                                v[i] = a * c[i] + b * s[i]
+                                v[i + half] = b * c[i] - a * s[i]
+                            }
+                        } else {
+                            for i in 0..<half {
+                                let a = v[i], b = v[i + half]
+                                v[i] = a * c[i] - b * s[i]
+                                v[i + half] = b * c[i] + a * s[i]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+@inline(__always) private func Foundation_cos(_ x: Double) -> Double { cos(x) }
+@inline(__always) private func Foundation_sin(_ x: Double) -> Double { sin(x) }

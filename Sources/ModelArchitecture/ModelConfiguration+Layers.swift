@@ -1,0 +1,113 @@
+import CheckpointCore
+import ShearsJSON
+
+/// The sizes of one decoder layer: what structured pruning changes.
+public struct LayerSizes: Sendable, Equatable, CustomStringConvertible {
+    /// Query heads.
+    public var numAttentionHeads: Int
+    /// Key/value heads (grouped-query attention); divides `numAttentionHeads`.
+    public var numKeyValueHeads: Int
+    /// SwiGLU channels (rows of gate_proj/up_proj, columns of down_proj).
+    public var intermediateSize: Int
+
+    public init(numAttentionHeads: Int, numKeyValueHeads: Int, intermediateSize: Int) {
+        self.numAttentionHeads = numAttentionHeads
+        self.numKeyValueHeads = numKeyValueHeads
+        self.intermediateSize = intermediateSize
+    }
+
+    public var description: String { "heads \(numAttentionHeads), kv heads \(numKeyValueHeads), intermediate \(intermediateSize)" }
+}
+
+/// How rotary frequencies are scaled (`rope_scaling` / `rope_parameters`).
+public enum RotaryScaling: Sendable, Equatable {
+    /// Plain RoPE: inv_freq[i] = theta^(-2i/d).
+    case none
+    /// `linear`: every frequency divided by `factor` (positions interpolated).
+    case linear(factor: Double)
+    /// `llama3`: long wavelengths divided by `factor`, short ones kept, a smooth blend between.
+    case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
+}
+
+extension ModelConfiguration {
+    /// The key under which a pruned model's per-layer sizes are stored (see formats/pruned-config.md):
+    /// an object mapping a layer index ("0", "1", ...) to the attributes that differ from the
+    /// top-level ones, as transformers' heterogeneous configurations (PR #45333) do.
+    public static let perLayerConfigKey = "per_layer_config"
+
+    /// The attributes a `per_layer_config` entry may override.
+    public static let perLayerAttributes: Set<String> = ["num_attention_heads", "num_key_value_heads", "intermediate_size"]
+
+    /// Every layer's sizes: the top-level `num_attention_heads`, `num_key_value_heads` and
+    /// `intermediate_size`, overridden per layer by `per_layer_config`.
+    /// - Throws: `invalidConfig` when a size is missing, a layer index is out of range, an entry
+    ///   overrides an unknown attribute, or a layer's query heads are not a multiple of its KV heads.
+    public func layerSizes() throws(CheckpointError) -> [LayerSizes] {
+        guard let n = numHiddenLayers, let heads = numAttentionHeads, let kv = numKeyValueHeads, let inter = intermediateSize else {
+            throw CheckpointError(.invalidConfig, "config lacks num_hidden_layers, num_attention_heads or intermediate_size")
+        }
+        var sizes = [LayerSizes](repeating: LayerSizes(numAttentionHeads: heads, numKeyValueHeads: kv, intermediateSize: inter), count: n)
+        if let v = raw[Self.perLayerConfigKey], !v.isNull {
+            guard let o = v.objectValue else {
+                throw CheckpointError(.invalidConfig, "\(Self.perLayerConfigKey) is \(v.serialized()), not an object of layer index → sizes")
+            }
+            for (key, entry) in o.members {
+                guard let i = Int(key), String(i) == key, i >= 0, i < n else {
+                    throw CheckpointError(.invalidConfig, "\(Self.perLayerConfigKey) has key '\(key)', not a layer index below \(n)")
+                }
+                guard let e = entry.objectValue else {
+                    throw CheckpointError(.invalidConfig, "\(Self.perLayerConfigKey)[\(key)] is not an object")
+                }
+                for (attr, value) in e.members {
+                    guard Self.perLayerAttributes.contains(attr) else {
+                        throw CheckpointError(.invalidConfig, "\(Self.perLayerConfigKey)[\(key)] sets '\(attr)'; only num_attention_heads, num_key_value_heads and intermediate_size may differ per layer")
+                    }
+                    guard let x = value.intValue, x > 0 else {
+                        throw CheckpointError(.invalidConfig, "\(Self.perLayerConfigKey)[\(key)].\(attr) is \(value.serialized()), not a positive integer")
+                    }
+                    switch attr {
+                    case "num_attention_heads": sizes[i].numAttentionHeads = x
+                    case "num_key_value_heads": sizes[i].numKeyValueHeads = x
+                    default: sizes[i].intermediateSize = x
+                    }
+                }
+            }
+        }
+        for (i, s) in sizes.enumerated() {
+            guard s.numKeyValueHeads > 0, s.numAttentionHeads % s.numKeyValueHeads == 0 else {
+                throw CheckpointError(.invalidConfig, "layer \(i): \(s.numAttentionHeads) query heads are not a multiple of \(s.numKeyValueHeads) KV heads")
+            }
+        }
+        return sizes
+    }
+
+    /// The rotary scaling `rope_scaling` (or `rope_parameters`) asks for.
+    /// - Throws: `invalidConfig` for scaling types the engine does not implement (dynamic, yarn,
+    ///   longrope, ...) or missing llama3 parameters.
+    public func rotaryScaling() throws(CheckpointError) -> RotaryScaling {
+        guard let s = ropeScaling else { return .none }
+        let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
+        func number(_ key: String) throws(CheckpointError) -> Double {
+            guard let d = s[key]?.doubleValue else {
+                throw CheckpointError(.invalidConfig, "rope_scaling of type \(type) needs a numeric '\(key)'")
+            }
+            return d
+        }
+        switch type {
+        case "default": return .none
+        case "linear":
+            let f = try number("factor")
+            guard f > 0 else { throw CheckpointError(.invalidConfig, "rope_scaling factor must be positive") }
+            return .linear(factor: f)
+        case "llama3":
+            let f = try number("factor"), lo = try number("low_freq_factor"), hi = try number("high_freq_factor")
+            let orig = try number("original_max_position_embeddings")
+            guard f > 0, lo > 0, hi > lo, orig > 0 else {
+                throw CheckpointError(.invalidConfig, "llama3 rope_scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0")
+            }
+            return .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi, originalMaxPositions: Int(orig))
+        default:
+            throw CheckpointError(.invalidConfig, "rope_scaling type '\(type)' is not supported (supported: default, linear, llama3)")
+        }
+    }
+}

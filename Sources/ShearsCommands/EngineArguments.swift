@@ -1,0 +1,27 @@
+import ArgumentParser
+import CheckpointCore
+import Engine
+import ShearsBLAS
+import Tokenizers
+
+/// Options shared by the commands that run the engine (`eval`, `generate`).
+struct EngineArguments: ParsableArguments {
+    @Argument(help: "Model folder (config.json, safetensors weights, tokenizer.json), or a safetensors file or index inside one.",
+              completion: .file())
+    var model: String
+
+    @Option(help: "Threads for OpenBLAS (default: OpenBLAS's own choice, normally every core).")
+    var threads: Int?
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    /// Applies --threads, opens the model and its tokenizer.
+    func load() throws -> (LlamaModel, Tokenizer) {
+        if let t = threads { Parallel.setThreads(t) }
+        let m = try LlamaModel(path: model)
+        let tokenizer = try Tokenizer(contentsOf: m.checkpoint.folder)
+        return (m, tokenizer)
+    }
+}

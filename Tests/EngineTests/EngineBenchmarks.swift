@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import CheckpointCore
+import Engine
+import ShearsBLAS
+
+/// Forward+backward speed and memory on SmolLM2 (10 × 128 tokens) next to OpenBLAS's sgemm peak,
+/// measured in the same process. Run by Tools/bench-engine (release build, RUN_BENCHMARKS=1);
+/// prints one `BENCH {json}` line.
+@Suite(.serialized, .enabled(if: getenv("RUN_BENCHMARKS").map { String(cString: $0) } == "1"))
+struct EngineBenchmarks {
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
+    /// A field of /proc/self/status in MiB (VmHWM, RssAnon, ...).
+    static func status(_ key: String) -> Double {
+        guard let f = fopen("/proc/self/status", "r") else { return 0 }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, 512, f) != nil {
+            let s = String(cString: line)
+            if s.hasPrefix(key + ":") {
+                let kb = Double(s.split(separator: " ").compactMap { Double($0) }.first ?? 0)
+                return kb / 1024
+            }
+        }
+        return 0
+    }
+
+    final class PeakSampler: GradientConsumer {
+        let wantsFisher: Bool
+        var peakAnon = 0.0
+        init(fisher: Bool) { wantsFisher = fisher }
+        func consume(_ gradient: ParameterGradient) throws { peakAnon = max(peakAnon, EngineBenchmarks.status("RssAnon")) }
+    }
+
+    /// Best sgemm rate over shapes the model uses, GFLOP/s.
+    static func sgemmPeak() -> Double {
+        var best = 0.0
+        for (m, n, k) in [(1280, 1536, 576), (1280, 576, 1536), (2048, 2048, 2048)] {
+            let a = Matrix(rows: m, cols: k), b = Matrix(rows: n, cols: k), c = Matrix(rows: m, cols: n)
+            a.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = Float(i % 7) * 0.1 } }
+            for _ in 0..<3 {
+                let t0 = now()
+                a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                    BLAS.sgemm(transB: true, m: m, n: n, k: k, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: k, c: pc.baseAddress!, ldc: n)
+                } } }
+                best = max(best, 2.0 * Double(m * n * k) / (now() - t0) / 1e9)
+            }
+        }
+        return best
+    }
+
+    /// Matrix-product FLOPs of forward + backward (3× forward) for `n` tokens in sequences of `t`.
+    static func flops(_ a: LlamaArchitecture, tokens n: Int, seqLen t: Int) -> Double {
+        let h = Double(a.hiddenSize), d = Double(a.headDim), tt = Double(t), sequences = Double(n / t)
+        var perToken: Double = 2.0 * Double(a.vocabSize) * h
+        var attention: Double = 0
+        for s in a.layers {
+            let q: Double = Double(s.numAttentionHeads) * d
+            let kv: Double = Double(s.numKeyValueHeads) * d
+            let inter: Double = Double(s.intermediateSize)
+            perToken += 2.0 * h * (2 * q + 2 * kv) + 6.0 * h * inter
+            attention += 4.0 * tt * tt * d * Double(s.numAttentionHeads) * sequences
+        }
+        return 3 * (perToken * Double(n) + attention)
+    }
+
+    /// The benchmark batch: 10 sequences of 128 ids, the same formula as Tools/engine/bench_torch.py.
+    static func batch(vocab: Int) throws -> TokenBatch {
+        try TokenBatch((0..<10).map { b in (0..<128).map { t in Int32((b * 131 + t * 7919 + 17) % vocab) } })
+    }
+
+    /// $SHEARS_BENCH_MODEL (e.g. the synthetic 1B model), else SmolLM2.
+    @Test func forwardBackward() throws {
+        let path = try getenv("SHEARS_BENCH_MODEL").map { String(cString: $0) } ?? SmolLM2GoldenTests.folder()
+        let model = try LlamaModel(path: path)
+        let batch = try Self.batch(vocab: model.architecture.vocabSize)
+        let peak = Self.sgemmPeak()
+        let work = Self.flops(model.architecture, tokens: 1280, seqLen: 128)
+        var times: [String: Double] = [:]
+        var anon: [String: Double] = [:]
+        var inMatmul: (seconds: Double, flops: Double) = (0, 0)
+        for fisher in [false, true] {
+            var best = Double.infinity
+            let sampler = PeakSampler(fisher: fisher)
+            let repeats = getenv("BENCH_REPEAT").flatMap { Int(String(cString: $0)) } ?? 2
+            for _ in 0..<repeats {
+                BLASProfile.reset()
+                BLASProfile.enabled = true
+                let t0 = Self.now()
+                try model.backward(batch, consumer: sampler)
+                let t = Self.now() - t0
+                BLASProfile.enabled = false
+                if t < best, !fisher { inMatmul = (BLASProfile.seconds, BLASProfile.flops) }
+                best = min(best, t)
+            }
+            times[fisher ? "fisher" : "plain"] = best
+            anon[fisher ? "fisher" : "plain"] = sampler.peakAnon
+        }
+        let fwdT0 = Self.now()
+        _ = try model.loss(batch)
+        let fwd = Self.now() - fwdT0
+        let json = """
+            {"threads": \(BLAS.threads), "core": "\(BLAS.coreName)", "sgemm_peak_gflops": \(peak), "matmul_gflop": \(work / 1e9), \
+            "forward_s": \(fwd), "forward_backward_s": \(times["plain"]!), "forward_backward_fisher_s": \(times["fisher"]!), \
+            "gflops": \(work / times["plain"]! / 1e9), "sgemm_seconds": \(inMatmul.seconds), "sgemm_gflop_executed": \(inMatmul.flops / 1e9), \
+            "sgemm_gflops_inside": \(inMatmul.flops / inMatmul.seconds / 1e9), "peak_rss_anon_mib": \(anon["plain"]!), "peak_rss_anon_fisher_mib": \(anon["fisher"]!), \
+            "vm_hwm_mib": \(Self.status("VmHWM"))}
+            """
+        print("BENCH " + json)
+    }
+}

@@ -1,0 +1,54 @@
+import Testing
+import CheckpointCore
+import ShearsJSON
+
+/// `shears eval` and `shears generate` on the bundled model against its transformers golden
+/// (Tools/make-engine-goldens → Fixtures/models/austen-llama/golden.safetensors).
+@Suite struct EngineCommandTests {
+    static let model = fixturesPath + "/models/austen-llama"
+    static let golden = model + "/golden.safetensors"
+
+    func doubles(_ c: Checkpoint, _ name: String) throws -> [Double] {
+        let v = try c.tensor(named: name)
+        return v.withUnsafeBytes { raw in (0..<v.elementCount).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) } }
+    }
+
+    @Test func evalMatchesTransformersPerplexity() throws {
+        let out = CommandRunner.run(["eval", Self.model, "--text", fixturesPath + "/text/austen-evaluation/persuasion.txt",
+                                     "--max-windows", "8", "--json", "--threads", "2"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let j = try JSONValue.parse(out.stdout).objectValue!
+        let g = try Checkpoint.open(Self.golden)
+        let sum = try doubles(g, "ppl.nll_sum")[0]
+        #expect(j["tokens"]?.intValue == 8 * 127 && j["windows"]?.intValue == 8 && j["seq_len"]?.intValue == 128)
+        let ref = (sum / Double(8 * 127))
+        let nll = try #require(j["nll"]?.doubleValue), ppl = try #require(j["perplexity"]?.doubleValue)
+        #expect(abs(nll - ref) / ref < 1e-4)
+        #expect(ppl > 1 && ppl < 1000)
+    }
+
+    @Test func generateReproducesGreedyContinuation() throws {
+        let g = try Checkpoint.open(Self.golden)
+        for i in 0..<3 {
+            let prompt = try #require(g.metadata?["greedy.\(i).prompt"]), text = try #require(g.metadata?["greedy.\(i).text"])
+            let out = CommandRunner.run(["generate", Self.model, "--prompt", prompt, "--max-tokens", "16"])
+            #expect(out.status == 0, "\(out.stderr)")
+            #expect(out.stdout == text + "\n", "prompt \(prompt)")
+        }
+    }
+
+    @Test func sampledGenerationRepeatsWithItsSeed() {
+        let args = ["generate", Self.model, "--prompt", "Anne Elliot", "--max-tokens", "12", "--temperature", "0.8", "--top-p", "0.9", "--seed", "7"]
+        let a = CommandRunner.run(args), b = CommandRunner.run(args)
+        #expect(a.status == 0 && a.stdout == b.stdout && a.stdout.count > 1)
+    }
+
+    @Test func badInputsExitWithStatus2() {
+        let missing = CommandRunner.run(["eval", "/nonexistent-model", "--text", fixturesPath + "/text/adversarial.txt"])
+        #expect(missing.status == 2 && missing.stderr.hasPrefix("shears: error: "))
+        let short = CommandRunner.run(["eval", Self.model, "--text", fixturesPath + "/text/adversarial.txt", "--seq-len", "100000"])
+        #expect(short.status == 2 && short.stderr.contains("fewer than one window"))
+        let noTokenizer = CommandRunner.run(["generate", fixturesPath + "/engine/qwen2-bias", "--prompt", "x"])
+        #expect(noTokenizer.status == 2 && noTokenizer.stderr.contains("tokenizer.json"))
+    }
+}
