@@ -104,9 +104,9 @@ public struct PruneCommand: ParsableCommand {
 
     public init() {}
 
-    /// The gradient source for `--importance taylor`. Nil in a build without the engine; the engine
-    /// integration sets it.
-    public nonisolated(unsafe) static var makeGradientSource: (() throws -> any GradientSource)? = nil
+    /// The gradient source for `--importance taylor`: the CPU engine (tests may substitute
+    /// recorded gradients).
+    public nonisolated(unsafe) static var makeGradientSource: (() throws -> any GradientSource)? = { EngineGradientSource() }
 
     public func validate() throws {
         guard PruningStrategy(rawValue: strategy) != nil else { throw ValidationError("--strategy must be block, channel or layer") }

@@ -153,14 +153,16 @@ public struct VerifyCommand: ParsableCommand {
 enum ExpectedShapes {
     static func llama(_ c: ModelConfiguration) throws -> [String: [Int]] {
         guard ["llama", "mistral", "qwen2"].contains(c.modelType ?? ""),
-              let hidden = c.hiddenSize, let layers = c.numHiddenLayers, let heads = c.numAttentionHeads,
-              let kv = c.numKeyValueHeads, let hd = c.headDim, let inter = c.intermediateSize, let vocab = c.vocabSize else {
+              let hidden = c.hiddenSize, let layers = c.numHiddenLayers, let hd = c.headDim, let vocab = c.vocabSize else {
             throw CheckpointError(.invalidConfig, "not a LLaMA-family config.json with all sizes (model_type \(c.modelType ?? "none"))")
         }
+        // Per-layer widths of pruned models (per_layer_config or the *_per_layer lists).
+        let sizes = try c.layerSizes()
         var s: [String: [Int]] = ["model.embed_tokens.weight": [vocab, hidden], "model.norm.weight": [hidden]]
         if !c.tieWordEmbeddings { s["lm_head.weight"] = [vocab, hidden] }
         for i in 0..<layers {
             let p = "model.layers.\(i)."
+            let heads = sizes[i].numAttentionHeads, kv = sizes[i].numKeyValueHeads, inter = sizes[i].intermediateSize
             s[p + "input_layernorm.weight"] = [hidden]
             s[p + "post_attention_layernorm.weight"] = [hidden]
             s[p + "self_attn.q_proj.weight"] = [heads * hd, hidden]
