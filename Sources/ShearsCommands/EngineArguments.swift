@@ -19,8 +19,13 @@ struct EngineArguments: ParsableArguments {
 
     /// Applies --threads, opens the model and its tokenizer.
     func load() throws -> (LlamaModel, Tokenizer) {
+        try EngineArguments.load(path: model, threads: threads)
+    }
+
+    /// Opens the model at `path` and its tokenizer, with `threads` for the engine when given.
+    static func load(path: String, threads: Int?) throws -> (LlamaModel, Tokenizer) {
         if let t = threads { Parallel.setThreads(t) }
-        let m = try LlamaModel(path: model)
+        let m = try LlamaModel(path: path)
         let tokenizer = try Tokenizer(contentsOf: m.checkpoint.folder)
         return (m, tokenizer)
     }

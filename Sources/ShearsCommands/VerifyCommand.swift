@@ -1,6 +1,7 @@
 import ArgumentParser
 import CheckpointCore
 import CompactFormat
+import Engine
 import ModelArchitecture
 import ShearsJSON
 
@@ -26,6 +27,18 @@ public struct VerifyCommand: ParsableCommand {
     @Option(help: "A hash list from `shears hash` to check every tensor against.", completion: .file())
     var hashes: String?
 
+    @Option(help: "The checkpoint PATH was pruned from (with --manifest).", completion: .file())
+    var source: String?
+
+    @Option(help: "The pruning-manifest.json that `shears prune` wrote (with --source).", completion: .file())
+    var manifest: String?
+
+    @Option(name: .customLong("ppl-text"), help: "Text for a perplexity smoke test (with --max-ppl).", completion: .file())
+    var pplText: String?
+
+    @Option(name: .customLong("max-ppl"), help: "Fail when the perplexity on --ppl-text (seq-len 128, first 32 windows) is above this.")
+    var maxPPL: Double?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -33,6 +46,11 @@ public struct VerifyCommand: ParsableCommand {
     var threads = availableCores()
 
     public init() {}
+
+    public func validate() throws {
+        if (source == nil) != (manifest == nil) { throw ValidationError("--source and --manifest go together") }
+        if (pplText == nil) != (maxPPL == nil) { throw ValidationError("--ppl-text and --max-ppl go together") }
+    }
 
     struct Check {
         enum Status: String { case passed, failed, skipped }
@@ -66,6 +84,24 @@ public struct VerifyCommand: ParsableCommand {
             } else {
                 checks.append(Check(name: "hashes", status: .skipped, detail: "no --hashes list given"))
             }
+            if let source, let manifest {
+                do {
+                    let o = try ManifestCheck.run(pruned: store, sourcePath: source, manifestPath: manifest, threads: threads)
+                    checks.append(o.problems.isEmpty
+                        ? Check(name: "manifest", status: .passed, detail: "all \(o.tensorsChecked) tensors are the source's with exactly the manifest's rows and columns removed; source files and parameter counts match")
+                        : Check(name: "manifest", status: .failed, detail: o.problems.prefix(20).joined(separator: "; ") + (o.problems.count > 20 ? "; … \(o.problems.count - 20) more" : "")))
+                } catch {
+                    malformed = true
+                    checks.append(Check(name: "manifest", status: .failed, detail: "\(error)"))
+                }
+            } else {
+                checks.append(Check(name: "manifest", status: .skipped, detail: "no --source and --manifest given"))
+            }
+            if let pplText, let maxPPL {
+                checks.append(perplexityCheck(text: pplText, bound: maxPPL))
+            } else {
+                checks.append(Check(name: "perplexity", status: .skipped, detail: "no --ppl-text and --max-ppl given"))
+            }
         }
         let ok = checks.allSatisfy { $0.status != .failed }
         if json {
@@ -79,6 +115,18 @@ public struct VerifyCommand: ParsableCommand {
         }
         if malformed { throw ShearsExit.badInput }
         if !ok { throw ExitCode(1) }
+    }
+
+    func perplexityCheck(text: String, bound: Double) -> Check {
+        do {
+            let (model, tokenizer) = try EngineArguments.load(path: path, threads: threads)
+            let ids = tokenizer.encode(bytes: try FileSystem.readFile(text, limit: 1 << 31), addSpecialTokens: false)
+            let r = try Perplexity.evaluate(model, tokens: ids, seqLen: 128, maxWindows: 32, batchSize: 4) { _, _ in }
+            let detail = "perplexity \(Format.fixed(r.perplexity, 2)) on \(FileSystem.baseName(text)) (\(r.tokens) predicted tokens), bound \(Format.fixed(bound, 2))"
+            return Check(name: "perplexity", status: r.perplexity <= bound ? .passed : .failed, detail: detail)
+        } catch {
+            return Check(name: "perplexity", status: .failed, detail: "\(error)")
+        }
     }
 
     func valueCheck(_ store: any TensorStore) -> Check {

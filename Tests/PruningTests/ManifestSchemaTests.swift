@@ -61,7 +61,7 @@ import Testing
     func manifestsFollowTheSchema(_ args: [String]) throws {
         let schema = try JSONValue.parse(try FileSystem.readFile(repositoryRoot + "/formats/pruning-manifest.schema.json"))
         let out = temporaryFolder("schema-\(abs(args.joined().hashValue))")
-        var c = try PruneCommand.parse([fixtures + "/safetensors/tiny-llama", out] + args)
+        let c = try PruneCommand.parse([fixtures + "/safetensors/tiny-llama", out] + args)
         try c.run()
         let manifest = try JSONValue.parse(try FileSystem.readFile(out + "/pruning-manifest.json"))
         var errors: [String] = []

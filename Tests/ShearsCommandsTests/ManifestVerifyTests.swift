@@ -1,0 +1,93 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+import CheckpointCore
+import ShearsJSON
+@testable import ShearsCommands
+
+/// `verify --source --manifest`: a pruned model is the source with exactly the manifest's
+/// structures removed; any other change is caught with the tensor named.
+@Suite(.serialized) struct ManifestVerifyTests {
+    static let source = fixturesPath + "/safetensors/tiny-llama"
+
+    func pruned() throws -> String {
+        let dir = "/tmp/shears-audit-\(UInt32.random(in: 0...UInt32.max))"
+        let r = CommandRunner.run(["prune", Self.source, dir, "--importance", "l2", "--ratio", "0.5"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return dir
+    }
+
+    func verify(_ dir: String, manifest: String? = nil) throws -> (Int32, JSONValue) {
+        let r = CommandRunner.run(["verify", "--json", dir, "--source", Self.source, "--manifest", manifest ?? dir + "/pruning-manifest.json"])
+        let check = try JSONValue.parse(r.stdout)["checks"]!.arrayValue!.first { $0["name"] == .string("manifest") }!
+        return (r.status, check)
+    }
+
+    func edit(_ file: String, tensor: String, _ change: (inout [Float]) -> Void) throws {
+        let f = try SafetensorsFile(path: file)
+        let t = f.info(named: tensor)!
+        var values = try f.tensor(named: tensor).floats()
+        change(&values)
+        let fd = open(file, O_RDWR)
+        _ = values.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(f.header.dataStart + t.dataOffsets.lowerBound)) }
+        close(fd)
+    }
+
+    @Test func correctPruningPasses() throws {
+        let dir = try pruned()
+        defer { removeFolder(dir) }
+        let (status, check) = try verify(dir)
+        #expect(status == 0 && check["status"] == .string("passed"))
+    }
+
+    @Test func swappedRowsAreCaught() throws {
+        let dir = try pruned()
+        defer { removeFolder(dir) }
+        let name = "model.layers.1.mlp.gate_proj.weight"
+        try edit(dir + "/model.safetensors", tensor: name) { v in
+            for j in 0..<64 { v.swapAt(j, 64 + j) }  // rows 0 and 1
+        }
+        let (status, check) = try verify(dir)
+        #expect(status == 1 && check["status"] == .string("failed") && check["detail"]!.stringValue!.contains(name))
+    }
+
+    @Test func rescaledTensorIsCaught() throws {
+        let dir = try pruned()
+        defer { removeFolder(dir) }
+        let name = "model.layers.0.self_attn.o_proj.weight"
+        try edit(dir + "/model.safetensors", tensor: name) { v in for i in v.indices { v[i] *= 1.0001 } }
+        let (status, check) = try verify(dir)
+        #expect(status == 1 && check["detail"]!.stringValue!.contains(name))
+    }
+
+    @Test func oneRowMoreOrLessIsCaught() throws {
+        let dir = try pruned()
+        defer { removeFolder(dir) }
+        // A manifest that claims one more kept channel than the file holds.
+        var m = try JSONValue.parse(FileSystem.readFile(dir + "/pruning-manifest.json")).objectValue!
+        var layers = m["layers"]!.arrayValue!
+        var l1 = layers[1].objectValue!, mlp = l1["mlp"]!.objectValue!
+        var kept = mlp["kept_channels"]!.arrayValue!.compactMap(\.intValue)
+        let removed = mlp["removed_channels"]!.arrayValue!.compactMap(\.intValue)
+        kept = (kept + [removed[0]]).sorted()
+        mlp["kept_channels"] = .array(kept.map { .int(Int64($0)) })
+        l1["mlp"] = .object(mlp)
+        layers[1] = .object(l1)
+        m["layers"] = .array(layers)
+        try AtomicFile.write(JSONValue.object(m).serializedBytes(), to: dir + "/edited-manifest.json")
+        let (status, check) = try verify(dir, manifest: dir + "/edited-manifest.json")
+        #expect(status == 1 && check["detail"]!.stringValue!.contains("model.layers.1.mlp.down_proj.weight"))
+    }
+
+    @Test func perplexitySmokeTest() throws {
+        let model = fixturesPath + "/models/austen-llama"
+        let text = fixturesPath + "/text/austen-evaluation/persuasion-head.txt"
+        let ok = CommandRunner.run(["verify", "--json", model, "--ppl-text", text, "--max-ppl", "1000"])
+        #expect(ok.status == 0, "\(ok.stdout)")
+        let bad = CommandRunner.run(["verify", "--json", model, "--ppl-text", text, "--max-ppl", "10"])
+        #expect(bad.status == 1)
+        let check = try JSONValue.parse(bad.stdout)["checks"]!.arrayValue!.first { $0["name"] == .string("perplexity") }!
+        #expect(check["status"] == .string("failed") && check["detail"]!.stringValue!.contains("bound 10.00"))
+    }
+}
