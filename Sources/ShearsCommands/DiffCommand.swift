@@ -1,6 +1,7 @@
 import ArgumentParser
 import CheckpointCore
 import ModelArchitecture
+import Pruning
 import ShearsJSON
 
 /// `shears diff A B`: structural and numeric differences between two checkpoints.
@@ -27,6 +28,8 @@ public struct DiffCommand: ParsableCommand {
     @Flag(help: "Print only the summary, not every tensor.") var summary = false
     @Flag(help: "Count dtype, metadata and config differences as differences.") var strict = false
     @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "A pruning-manifest.json: A is the source, B the pruned model; each B tensor is compared with A's tensor sliced by the manifest, so a correct pruning shows as identical.", completion: .file())
+    var manifest: String?
 
     public init() {}
 
@@ -79,22 +82,48 @@ public struct DiffCommand: ParsableCommand {
             sa = try AnyCheckpoint.open(a)
             sb = try AnyCheckpoint.open(b)
         } catch { throw report(error) }
-        let namesA = Set(sa.tensorInfos.map { UTF8Key($0.name) }), namesB = Set(sb.tensorInfos.map { UTF8Key($0.name) })
-        let onlyA = sa.tensorInfos.map(\.name).filter { !namesB.contains(UTF8Key($0)) }
+        // A's tensors as B should hold them: A itself, or A sliced by the manifest's plan.
+        struct Expected {
+            var name: String
+            var dtype: DType
+            var shape: [Int]
+            var bytes: ((UnsafeRawBufferPointer) throws -> Bool) throws -> Bool
+        }
+        var expectedA: [Expected] = []
+        do {
+            if let manifest {
+                let m = try JSONValue.parse(FileSystem.readFile(manifest, limit: 1 << 30))
+                guard let configPath = sa.configPath else { throw CheckpointError(.invalidConfig, "A has no config.json to read the manifest against", path: a) }
+                let plan = try PruningPlan(manifest: m, shape: ModelShape(configuration: ModelConfiguration(path: configPath)))
+                for info in sa.tensorInfos {
+                    guard let slice = Surgery.slice(info.name, shape: info.shape, plan: plan) else { continue }
+                    expectedA.append(Expected(name: slice.outputName, dtype: info.dtype, shape: slice.outputShape) { body in
+                        let sliced = try sa.withTensorBytes(info.name) { raw in try Surgery.sliceBytes(raw, slice, dtype: info.dtype) }
+                        return try sliced.withUnsafeBytes { try body($0) }
+                    })
+                }
+            } else {
+                expectedA = sa.tensorInfos.map { info in
+                    Expected(name: info.name, dtype: info.dtype, shape: info.shape) { body in try sa.withTensorBytes(info.name) { try body($0) } }
+                }
+            }
+        } catch { throw report(error) }
+        let namesA = Set(expectedA.map { UTF8Key($0.name) }), namesB = Set(sb.tensorInfos.map { UTF8Key($0.name) })
+        let onlyA = expectedA.map(\.name).filter { !namesB.contains(UTF8Key($0)) }
         let onlyB = sb.tensorInfos.map(\.name).filter { !namesA.contains(UTF8Key($0)) }
         var shapeChanges: [(String, [Int], [Int])] = []
         var dtypeChanges: [(String, String, String)] = []
         var records: [Stats] = []
         do {
-            for ia in sa.tensorInfos {
+            for ia in expectedA {
                 guard let ib = sb.tensorInfo(named: ia.name) else { continue }
                 if ia.dtype != ib.dtype { dtypeChanges.append((ia.name, ia.dtype.rawValue, ib.dtype.rawValue)) }
                 guard ia.shape == ib.shape else { shapeChanges.append((ia.name, ia.shape, ib.shape)); continue }
                 var s = Stats(name: ia.name, dtypeA: ia.dtype.rawValue, dtypeB: ib.dtype.rawValue, shape: ia.shape, identicalBytes: false)
                 if ia.dtype == ib.dtype {
-                    s.identicalBytes = try sa.withTensorBytes(ia.name) { ra in try sb.withTensorBytes(ib.name) { rb in ra.elementsEqual(rb) } }
+                    s.identicalBytes = try ia.bytes { ra in try sb.withTensorBytes(ib.name) { rb in ra.elementsEqual(rb) } }
                 }
-                s.count = ia.elementCount
+                s.count = ib.elementCount
                 if !s.identicalBytes {
                     guard ia.dtype.convertsToFloat32 && ib.dtype.convertsToFloat32 else {
                         s.beyond = s.count
@@ -102,7 +131,12 @@ public struct DiffCommand: ParsableCommand {
                         records.append(s)
                         continue
                     }
-                    let r = DiffCommand.compare(try sa.floats(ia.name), try sb.floats(ib.name), atol: atol, rtol: rtol)
+                    var fa = [Float](repeating: 0, count: ib.elementCount)
+                    _ = try ia.bytes { raw in
+                        try fa.withUnsafeMutableBufferPointer { try DTypeConversion.decode(raw, as: ia.dtype, into: $0) }
+                        return true
+                    }
+                    let r = DiffCommand.compare(fa, try sb.floats(ib.name), atol: atol, rtol: rtol)
                     (s.maxAbs, s.maxRel, s.mse, s.nmse, s.cosine, s.beyond) = r
                 }
                 records.append(s)
@@ -115,7 +149,9 @@ public struct DiffCommand: ParsableCommand {
         var configChanges: [String] = []
         let ca = (try? sa.configPath.map { try ModelConfiguration(path: $0) }) ?? nil
         let cb = (try? sb.configPath.map { try ModelConfiguration(path: $0) }) ?? nil
-        if let ca, let cb {
+        if manifest != nil {
+            // The pruned config differs by design.
+        } else if let ca, let cb {
             let ja = ca.summary.objectValue!, jb = cb.summary.objectValue!
             for (k, v) in ja.members where jb[k] != v { configChanges.append("\(k): \(v.serialized()) → \(jb[k]?.serialized() ?? "absent")") }
         } else if (ca == nil) != (cb == nil) {

@@ -80,6 +80,22 @@ import ShearsJSON
         #expect(status == 1 && check["detail"]!.stringValue!.contains("model.layers.1.mlp.down_proj.weight"))
     }
 
+    @Test func diffWithManifestShowsIdentity() throws {
+        let dir = try pruned()
+        defer { removeFolder(dir) }
+        var r = CommandRunner.run(["diff", "--json", Self.source, dir, "--manifest", dir + "/pruning-manifest.json"])
+        var j = try JSONValue.parse(r.stdout)
+        #expect(r.status == 0 && j["equal"] == .bool(true))
+        #expect(j["tensors"]!.arrayValue!.allSatisfy { $0["identical_bytes"] == .bool(true) })
+        let name = "model.layers.1.self_attn.q_proj.weight"
+        try edit(dir + "/model.safetensors", tensor: name) { v in v[5] += 0.5 }
+        r = CommandRunner.run(["diff", "--json", Self.source, dir, "--manifest", dir + "/pruning-manifest.json"])
+        j = try JSONValue.parse(r.stdout)
+        #expect(r.status == 1)
+        let t = j["tensors"]!.arrayValue!.first { $0["name"] == .string(name) }!
+        #expect(t["beyond_tolerance"] == .int(1) && t["max_abs_diff"]!.doubleValue! > 0.49)
+    }
+
     @Test func perplexitySmokeTest() throws {
         let model = fixturesPath + "/models/austen-llama"
         let text = fixturesPath + "/text/austen-evaluation/persuasion-head.txt"
