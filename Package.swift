@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "Tokenizers", targets: ["Tokenizers"]),
         .library(name: "ShearsBLAS", targets: ["ShearsBLAS"]),
         .library(name: "CompactFormat", targets: ["CompactFormat"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
+        .library(name: "Pruning", targets: ["Pruning"]),
         .library(name: "Engine", targets: ["Engine"]),
     ],
     dependencies: [
@@ -45,6 +47,10 @@ let package = Package(
         ]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
+        // GGUF read/write, dequantization, and GGUF <-> Hugging Face folder conversion (llama family).
+        .target(name: "GGUF", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
+        // LLM-Pruner-style structured pruning: plans, importance, selection, surgery, config and manifest.
+        .target(name: "Pruning", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // The CPU transformer engine: forward, loss, backward with streamed gradients, generation.
@@ -53,7 +59,8 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "Engine",
+            "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [
@@ -62,17 +69,22 @@ let package = Package(
         ]),
 
         // Benchmarks of the formats core (run by Tools/bench in a release build).
-        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore"], path: "Sources/ShearsBench"),
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat"], path: "Sources/ShearsBench"),
 
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "CompactFormatTests", dependencies: ["CompactFormat", "CheckpointCore", "ShearsJSON"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "Tokenizers"]),
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON"]),
+        .testTarget(name: "PruningTests", dependencies: [
+            "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF"]),
     ]
 )

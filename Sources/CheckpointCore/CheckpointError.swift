@@ -23,6 +23,20 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible, Equatab
         case shardMismatch
         case notACheckpoint
         case invalidConfig
+        // GGUF (see formats/gguf.md; overflow, offsets and duplicate tensor names use the codes above)
+        case ggufInvalidMagic
+        case ggufUnsupportedVersion
+        case ggufTruncated
+        case ggufInvalidString
+        case ggufInvalidValueType
+        case ggufDuplicateKey
+        case ggufInvalidAlignment
+        case ggufInvalidTensorInfo
+        case ggufUnknownType
+        case ggufInvalidBlockShape
+        case ggufMissingKey
+        case unsupportedArchitecture
+        case unsupportedQuantization
         // access and conversion
         case tensorNotFound
         case unsupportedConversion

@@ -33,24 +33,28 @@ enum BytePlanes {
         }
     }
 
-    /// Reverses ``split(_:_:count:width:)``.
-    static func join(_ src: UnsafeRawPointer, _ dst: UnsafeMutableRawPointer, count n: Int, width: Int) {
-        let s = src.assumingMemoryBound(to: UInt8.self)
+    /// Reverses ``split(_:_:count:width:)``, reading plane k from `planes[k]` (so raw planes are
+    /// read in place from the file, without a copy).
+    static func join(_ planes: [UnsafeRawPointer], _ dst: UnsafeMutableRawPointer, count n: Int, width: Int) {
         switch width {
         case 2:
+            let p0 = planes[0].assumingMemoryBound(to: UInt8.self), p1 = planes[1].assumingMemoryBound(to: UInt8.self)
             for i in 0..<n {
-                let r = UInt16(s[i]) &<< 8 | UInt16(s[n &+ i])
+                let r = UInt16(p0[i]) &<< 8 | UInt16(p1[i])
                 dst.storeBytes(of: (r &>> 1) | (r &<< 15), toByteOffset: 2 &* i, as: UInt16.self)
             }
         case 4:
+            let p0 = planes[0].assumingMemoryBound(to: UInt8.self), p1 = planes[1].assumingMemoryBound(to: UInt8.self)
+            let p2 = planes[2].assumingMemoryBound(to: UInt8.self), p3 = planes[3].assumingMemoryBound(to: UInt8.self)
             for i in 0..<n {
-                let r = UInt32(s[i]) &<< 24 | UInt32(s[n &+ i]) &<< 16 | UInt32(s[2 &* n &+ i]) &<< 8 | UInt32(s[3 &* n &+ i])
+                let r = UInt32(p0[i]) &<< 24 | UInt32(p1[i]) &<< 16 | UInt32(p2[i]) &<< 8 | UInt32(p3[i])
                 dst.storeBytes(of: (r &>> 1) | (r &<< 31), toByteOffset: 4 &* i, as: UInt32.self)
             }
         case 8:
+            let p = planes.map { $0.assumingMemoryBound(to: UInt8.self) }
             for i in 0..<n {
                 var r: UInt64 = 0
-                for k in 0..<8 { r = r &<< 8 | UInt64(s[k &* n &+ i]) }
+                for k in 0..<8 { r = r &<< 8 | UInt64(p[k][i]) }
                 dst.storeBytes(of: (r &>> 1) | (r &<< 63), toByteOffset: 8 &* i, as: UInt64.self)
             }
         default:

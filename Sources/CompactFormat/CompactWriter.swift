@@ -1,5 +1,6 @@
 import CheckpointCore
 import Crypto
+import Dispatch
 import ShearsJSON
 
 /// Streams a compact file (formats/compact.md): tensors are encoded and written as they are
@@ -13,7 +14,10 @@ public final class CompactWriter {
         public var chunkSize = CompactLayout.defaultChunkSize
         /// Encoding threads.
         public var threads = min(2, availableCores())
-        public init(level: Int32 = 3, chunkSize: Int = CompactLayout.defaultChunkSize, threads: Int = min(2, availableCores())) {
+        /// fsync before the final rename (see `AtomicFile.durable`).
+        public var durable = true
+        public init(level: Int32 = 3, chunkSize: Int = CompactLayout.defaultChunkSize, threads: Int = min(2, availableCores()), durable: Bool = true) {
+            self.durable = durable
             self.level = level
             self.chunkSize = chunkSize
             self.threads = max(1, threads)
@@ -38,7 +42,7 @@ public final class CompactWriter {
         self.options = options
         self.metadata = metadata
         self.sourceHeader = sourceHeader
-        file = try AtomicFile(path: path)
+        file = try AtomicFile(path: path, durable: options.durable)
         codecs = (0..<options.threads).map { _ in ChunkCodec(level: options.level) }
         try file.write(CompactLayout.header())
         position = CompactLayout.headerSize
@@ -67,7 +71,12 @@ public final class CompactWriter {
         let aligned = (position + 63) / 64 * 64
         if aligned > position { try file.write([UInt8](repeating: 0, count: aligned - position)) }
         position = aligned
-        let sha = Array(SHA256.hash(data: bytes))
+        // The tensor's SHA-256 runs on its own thread while the chunks are encoded.
+        let digest = SharedSlots<[UInt8]>(repeating: [], count: 1)
+        let hashing = DispatchGroup()
+        nonisolated(unsafe) let hashed = bytes
+        DispatchQueue.global().async(group: hashing) { digest[0] = Array(SHA256.hash(data: hashed)) }
+        defer { hashing.wait() }  // never return (or throw) while the hash still reads `bytes`
         let chunkSize = length == 0 ? 0 : options.chunkSize
         let chunkCount = length == 0 ? 0 : (length + chunkSize - 1) / chunkSize
         var (encoding, width) = CompactWriter.candidate(for: dtype)
@@ -111,8 +120,9 @@ public final class CompactWriter {
                 next = range.upperBound
             }
         }
+        hashing.wait()
         records.append(CompactTensor(name: name, dtype: dtype, shape: shape, byteLength: length, encoding: encoding, elementWidth: width,
-                                     chunkSize: chunkSize, sha256: sha, dataOffset: position, storedLength: stored, chunks: chunks))
+                                     chunkSize: chunkSize, sha256: digest[0], dataOffset: position, storedLength: stored, chunks: chunks))
         position += stored
     }
 

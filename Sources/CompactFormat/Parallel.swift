@@ -27,7 +27,7 @@ final class SharedSlots<T>: @unchecked Sendable {
     var values: [T] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
 
-/// Number of cores available.
+/// Number of cores online (the default thread count of parallel commands).
 public func availableCores() -> Int {
     #if canImport(Glibc)
     return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))

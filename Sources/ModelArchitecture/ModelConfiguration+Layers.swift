@@ -39,7 +39,8 @@ extension ModelConfiguration {
     public static let perLayerAttributes: Set<String> = ["num_attention_heads", "num_key_value_heads", "intermediate_size"]
 
     /// Every layer's sizes: the top-level `num_attention_heads`, `num_key_value_heads` and
-    /// `intermediate_size`, overridden per layer by `per_layer_config`.
+    /// `intermediate_size`, overridden per layer by `per_layer_config` (transformers' heterogeneous
+    /// form) and by the `*_per_layer` lists that `shears prune` writes.
     /// - Throws: `invalidConfig` when a size is missing, a layer index is out of range, an entry
     ///   overrides an unknown attribute, or a layer's query heads are not a multiple of its KV heads.
     public func layerSizes() throws(CheckpointError) -> [LayerSizes] {
@@ -71,6 +72,23 @@ extension ModelConfiguration {
                     default: sizes[i].intermediateSize = x
                     }
                 }
+            }
+        }
+        // The list form `shears prune` writes (formats/pruned-config-output.md): one entry per layer.
+        let lists: [(String, WritableKeyPath<LayerSizes, Int>)] = [
+            ("num_attention_heads_per_layer", \.numAttentionHeads), ("num_key_value_heads_per_layer", \.numKeyValueHeads),
+            ("intermediate_size_per_layer", \.intermediateSize),
+        ]
+        for (key, path) in lists {
+            guard let v = raw[key], !v.isNull else { continue }
+            guard let list = v.arrayValue, list.count == n else {
+                throw CheckpointError(.invalidConfig, "\(key) must list one size per layer (\(n) entries)")
+            }
+            for (i, x) in list.enumerated() {
+                guard let k = x.intValue, k > 0 else {
+                    throw CheckpointError(.invalidConfig, "\(key)[\(i)] is \(x.serialized()), not a positive integer")
+                }
+                sizes[i][keyPath: path] = k
             }
         }
         for (i, s) in sizes.enumerated() {

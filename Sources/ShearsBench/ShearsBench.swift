@@ -1,4 +1,5 @@
 import CheckpointCore
+import CompactFormat
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,6 +25,9 @@ enum ShearsBench {
         case "convert": try convert(path: args[1])
         case "write": try write(path: args[1], out: args[2])
         case "inspect": try inspect(path: args[1])
+        case "make-normal": try makeNormal(path: args[1], gigabytes: Double(args[2])!, dtype: DType(userName: args[3])!)
+        case "to-dtype": try toDType(path: args[1], out: args[2], dtype: DType(userName: args[3])!)
+        case "compact": try compact(path: args[1], out: args[2], level: Int32(args.count > 3 ? args[3] : "3")!)
         default: print("unknown verb \(verb)"); exit(64)
         }
     }
@@ -178,6 +182,80 @@ enum ShearsBench {
             try SafetensorsWriter.write(path: out, tensors: specs, metadata: c.metadata) { (spec) throws(CheckpointError) in .view(try c.tensor(named: spec.name)) }
         }
         print("write  \(c.fileBytes) bytes (streaming writer, fsync + rename): \(Double(Int(t * 1000)) / 1000) s, \(gbps(c.fileBytes, t))")
+    }
+
+    /// Weights drawn from N(0, 0.02) in `dtype`, LLaMA-shaped as in `make`.
+    static func makeNormal(path: String, gigabytes: Double, dtype: DType) throws {
+        let hidden = 2048, inter = 5632
+        var specs: [TensorSpec] = []
+        var total = 0
+        var layer = 0
+        while Double(total) < gigabytes * 1e9 {
+            for (n, s) in [("q_proj", [hidden, hidden]), ("k_proj", [hidden / 4, hidden]), ("v_proj", [hidden / 4, hidden]), ("o_proj", [hidden, hidden]),
+                           ("gate_proj", [inter, hidden]), ("up_proj", [inter, hidden]), ("down_proj", [hidden, inter])] {
+                specs.append(TensorSpec(name: "model.layers.\(layer).\(n).weight", dtype: dtype, shape: s))
+                total += s[0] * s[1] * dtype.byteSize!
+            }
+            layer += 1
+        }
+        var state: UInt64 = 0x1234_5678
+        try SafetensorsWriter.write(path: path, tensors: specs, metadata: Metadata([("format", "pt")])) { spec in
+            let n = spec.shape.reduce(1, *)
+            var f = [Float](repeating: 0, count: n)
+            var i = 0
+            while i < n {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let u1 = max(Float(state >> 40) / Float(1 << 24), 1e-7)
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let u2 = Float(state >> 40) / Float(1 << 24)
+                let r = (-2 * logf(u1)).squareRoot() * 0.02
+                f[i] = r * cosf(2 * .pi * u2)
+                if i + 1 < n { f[i + 1] = r * sinf(2 * .pi * u2) }
+                i += 2
+            }
+            return .floats(f)
+        }
+        print("wrote \(path): \(specs.count) tensors of N(0, 0.02) \(dtype.rawValue), \(total) bytes")
+    }
+
+    /// Rewrites a checkpoint with every floating-point tensor in `dtype`.
+    static func toDType(path: String, out: String, dtype: DType) throws {
+        let c = try Checkpoint.open(path)
+        let specs = c.entries.map { TensorSpec(name: $0.info.name, dtype: $0.info.dtype.isFloatingPoint ? dtype : $0.info.dtype, shape: $0.info.shape) }
+        try SafetensorsWriter.write(path: out, tensors: specs, metadata: c.metadata) { (spec) throws(CheckpointError) -> TensorBytes in
+            let v = try c.tensor(named: spec.name)
+            if v.dtype == spec.dtype { return .view(v) }
+            return .floats(try v.floats())
+        }
+    }
+
+    /// Compact format: size ratio, encode and decode speed (2 threads), beside memcpy in the same run.
+    static func compact(path: String, out: String, level: Int32) throws {
+        let c = try Checkpoint.open(path)
+        for f in c.files { _ = f.mapping.withUnsafeBytes { $0.reduce(0) { $0 &+ Int($1) } } }  // page cache
+        let threads = min(2, availableCores())
+        func encodeAll() { try! CompactConversion.write(c, to: out, options: .init(level: level, threads: threads, durable: false)) }
+        let tEncode = best(2) { encodeAll() }
+        let f = try CompactFile(path: out)
+        let bytes = f.tensors.reduce(0) { $0 + $1.byteLength }
+        var sink = [UInt8](repeating: 0, count: f.tensors.map(\.byteLength).max() ?? 0)
+        _ = f.mapping.withUnsafeBytes { $0.reduce(0) { $0 &+ Int($1) } }
+        func decodeAll() {
+            for t in f.tensors {
+                sink.withUnsafeMutableBytes { s in
+                    try! f.read(t, into: UnsafeMutableRawBufferPointer(rebasing: s[0..<t.byteLength]), threads: threads)
+                }
+            }
+        }
+        let tDecode = best(3) { decodeAll() }
+        let src = c.files[0].mapping
+        var copy = [UInt8](repeating: 0, count: src.count)
+        let tCopy = best(3) { src.withUnsafeBytes { s in copy.withUnsafeMutableBytes { $0.copyMemory(from: s) } } }
+        var planes = 0, zstd = 0, raw = 0
+        for t in f.tensors { switch t.encoding { case .bytePlanes: planes += 1; case .zstd: zstd += 1; case .raw: raw += 1 } }
+        let ratio = Double(f.fileSize) / Double(c.fileBytes)
+        print("compact \(path): \(c.fileBytes) → \(f.fileSize) bytes, ratio \(Double(Int(ratio * 1000)) / 1000) (level \(level); tensors: \(planes) planes, \(zstd) zstd, \(raw) raw)")
+        print("        encode \(gbps(bytes, tEncode)) (to the page cache, no fsync), decode \(gbps(bytes, tDecode)) (\(threads) threads); memcpy \(gbps(src.count, tCopy))")
     }
 
     static func inspect(path: String) throws {

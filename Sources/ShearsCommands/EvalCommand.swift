@@ -63,7 +63,7 @@ public struct EvalCommand: ParsableCommand {
             }
             var progress: Progress? = nil
             let result = try Perplexity.evaluate(model, tokens: ids, seqLen: seqLen, maxWindows: maxWindows, batchSize: batchSize) { done, total in
-                if progress == nil { progress = Progress(total: total, label: "eval: windows") }
+                if progress == nil { progress = Progress(totalItems: total, label: "eval: windows") }
                 progress?.update(done)
             }
             progress?.finish()

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CheckpointCore
+import CompactFormat
+import GGUF
 import ModelArchitecture
 import ShearsJSON
 
@@ -9,14 +11,18 @@ public struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Show what a checkpoint holds: files, sizes, tensors, dtypes, metadata and architecture.",
         discussion: """
-            PATH is a .safetensors file, a model.safetensors.index.json, or a model folder (with \
-            config.json). Only headers are read, so inspecting a multi-gigabyte checkpoint takes \
-            milliseconds and touches no tensor data. Every file is fully validated.
+            PATH is a .safetensors file, a model.safetensors.index.json, a model folder (with \
+            config.json), a .gguf file, or a .ctz compact file. Only headers are read, so inspecting a multi-gigabyte \
+            checkpoint takes milliseconds and touches no tensor data. Every file is fully validated.
+
+            For GGUF: version, alignment, metadata (long arrays such as the tokenizer vocabulary \
+            are summarized, e.g. "[49152 strings]"), tensors with their GGUF types, and the \
+            architecture read from the llama-family keys.
 
             Exit status: 0 on success, 2 when an input is malformed or missing.
             """)
 
-    @Argument(help: "A .safetensors file, an index .json, or a model folder.", completion: .file())
+    @Argument(help: "A .safetensors file, an index .json, a model folder, a .gguf or a .ctz file.", completion: .file())
     var path: String
 
     @Flag(name: .long, help: "List every tensor (name, dtype, shape, bytes).")
@@ -28,6 +34,29 @@ public struct InspectCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        if FileSystem.isFile(path), path.hasSuffix("." + CompactLayout.fileExtension) || CompactFile.looksLikeCompact(path) {
+            do {
+                StandardOutput.write(try CompactCommands.inspect(path, json: json, tensors: tensors))
+            } catch {
+                throw ShearsCommands.report(error)
+            }
+            return
+        }
+        if GGUFInspectReport.isGGUF(path) {
+            let report: GGUFInspectReport
+            do {
+                report = try GGUFInspectReport(path: path)
+            } catch {
+                throw ShearsCommands.report(error)
+            }
+            if json {
+                StandardOutput.write(report.json.serialized(style: .pretty) + "\n")
+            } else {
+                StandardOutput.write(report.text(withTensors: tensors))
+            }
+            for w in report.file.warnings { StandardError.print("shears: warning: \(w)") }
+            return
+        }
         let report: InspectReport
         do {
             report = try InspectReport(path: path)

@@ -17,7 +17,10 @@ public struct Shears: ParsableCommand {
             SHEARS_NO_REEXEC=1 to keep OpenBLAS's own choice); OPENBLAS_NUM_THREADS as usual.
             """,
         version: version,
-        subcommands: [InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, EvalCommand.self, GenerateCommand.self, DoctorCommand.self]
+        subcommands: [
+            InspectCommand.self, ConvertCommand.self, PruneCommand.self, EvalCommand.self, GenerateCommand.self,
+            TokenizeCommand.self, HashCommand.self, DiffCommand.self, VerifyCommand.self, DoctorCommand.self,
+        ]
     )
 
     public init() {}

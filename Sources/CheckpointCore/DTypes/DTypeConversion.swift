@@ -74,7 +74,8 @@ public enum DTypeConversion {
     }
 
     static func softwareF32ToF16(_ s: UnsafePointer<Float>, _ d: UnsafeMutableRawPointer, _ n: Int) {
-        for i in 0..<n { d.storeBytes(of: Float16(s[i]).bitPattern, toByteOffset: 2 &* i, as: UInt16.self) }
+        // Integer arithmetic, bit-identical to Float16(Float) (a library call on baseline x86-64).
+        for i in 0..<n { d.storeBytes(of: Minifloat.floatToF16Bits(s[i]).littleEndian, toByteOffset: 2 &* i, as: UInt16.self) }
     }
 
     @inline(__always)

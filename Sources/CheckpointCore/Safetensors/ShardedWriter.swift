@@ -75,6 +75,43 @@ public enum ShardedWriter {
         return written
     }
 
+    /// Like ``write(folder:tensors:maxShardSize:metadata:prefix:data:)``, but each tensor's bytes
+    /// are handed over in a scoped buffer (`bytes(spec, write)` must call `write` once), so a caller
+    /// can encode into one reusable buffer instead of allocating an array per tensor.
+    @discardableResult
+    public static func stream(folder: String, tensors: [TensorSpec], maxShardSize: Int? = nil,
+                              metadata: Metadata? = Metadata([("format", "pt")]), prefix: String = "model",
+                              bytes: (TensorSpec, (UnsafeRawBufferPointer) throws(CheckpointError) -> Void) throws(CheckpointError) -> Void) throws(CheckpointError) -> [String] {
+        try FileSystem.createDirectory(folder)
+        let shards = try plan(tensors, maxShardSize: maxShardSize)
+        let names = shardNames(count: shards.count, prefix: prefix)
+        var written: [String] = []
+        var weightMap: [(String, String)] = []
+        var total = 0
+        var parameters = 0
+        for (shard, name) in zip(shards, names) {
+            let path = FileSystem.join(folder, name)
+            let w = try SafetensorsWriter(path: path, tensors: shard, metadata: metadata)
+            while let spec = w.nextTensor {
+                try bytes(spec) { (raw) throws(CheckpointError) in try w.write(raw) }
+                if w.nextTensor == spec {
+                    throw CheckpointError(.invalidArgument, "no bytes were given for this tensor", path: path, tensor: spec.name)
+                }
+                weightMap.append((spec.name, name))
+                total += try spec.byteCount()
+                parameters += spec.shape.reduce(1, *)
+            }
+            try w.finish()
+            written.append(path)
+        }
+        if shards.count > 1 {
+            let indexPath = FileSystem.join(folder, "\(prefix).safetensors.index.json")
+            try AtomicFile.write(indexJSON(weightMap: weightMap, totalSize: total, totalParameters: parameters), to: indexPath)
+            written.append(indexPath)
+        }
+        return written
+    }
+
     /// The index file's bytes: `{"metadata": {"total_parameters": P, "total_size": N}, "weight_map":
     /// {...}}`, keys sorted, indented by two spaces, with a final newline (as transformers 5's
     /// `save_pretrained` writes it). `total_size` counts tensor bytes only.

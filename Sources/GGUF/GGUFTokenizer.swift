@@ -1,0 +1,311 @@
+import CheckpointCore
+import ShearsJSON
+
+/// Builds a Hugging Face `tokenizer.json` (and `tokenizer_config.json`) from a GGUF file's
+/// `tokenizer.ggml.*` metadata.
+///
+/// - `gpt2` vocabularies (byte-level BPE): the pre-tokenizer is chosen by `tokenizer.ggml.pre`,
+///   with the split expressions llama.cpp (`llama-vocab.cpp`) and the models' own tokenizer.json
+///   files use: `smollm`, `gpt2`/`default`, the Llama 3 family (`llama-bpe`, …), the Qwen2 family.
+/// - `llama` vocabularies (SentencePiece): a BPE model with byte fallback and a `Metaspace`
+///   pre-tokenizer, merges recovered from the scores, as transformers' GGUF loader builds it.
+///
+/// Tokens of type 2 (unknown) and 3 (control) become special added tokens, type 4 (user-defined)
+/// plain added tokens.
+public struct GGUFTokenizer: Sendable {
+    public var model: String
+    public var pre: String?
+    public var tokens: [String]
+    public var tokenTypes: [Int]
+    public var scores: [Float]
+    public var merges: [String]
+    public var bosId: Int?
+    public var eosId: Int?
+    public var unkId: Int?
+    public var padId: Int?
+    public var addBos: Bool
+    public var addEos: Bool
+    public var chatTemplate: String?
+
+    public static let tokenTypeUnknown = 2
+    public static let tokenTypeControl = 3
+    public static let tokenTypeUserDefined = 4
+
+    /// Reads the tokenizer metadata of `f`.
+    /// - Throws: `ggufMissingKey` when the vocabulary is absent or malformed.
+    public init(gguf f: GGUFFile) throws(CheckpointError) {
+        guard let model = f["tokenizer.ggml.model"]?.stringValue else {
+            throw CheckpointError(.ggufMissingKey, "tokenizer.ggml.model is missing: the file carries no tokenizer", path: f.path)
+        }
+        self.model = model
+        pre = f["tokenizer.ggml.pre"]?.stringValue
+        guard let t = f["tokenizer.ggml.tokens"]?.arrayValue, !t.isEmpty else {
+            throw CheckpointError(.ggufMissingKey, "tokenizer.ggml.tokens is missing or empty", path: f.path)
+        }
+        var toks: [String] = []
+        toks.reserveCapacity(t.count)
+        for v in t {
+            guard case .string(let s) = v else {
+                throw CheckpointError(.ggufMissingKey, "tokenizer.ggml.tokens holds \(v.type.name) values, not strings", path: f.path)
+            }
+            toks.append(s.string)
+        }
+        let count = toks.count
+        func intArray(_ key: String) throws(CheckpointError) -> [Int]? {
+            guard let a = f[key]?.arrayValue else { return nil }
+            var out: [Int] = []
+            out.reserveCapacity(a.count)
+            for v in a {
+                guard let i = v.intValue else { throw CheckpointError(.ggufMissingKey, "\(key) holds \(v.type.name) values, not integers", path: f.path) }
+                out.append(i)
+            }
+            guard out.count == count else {
+                throw CheckpointError(.ggufMissingKey, "\(key) has \(out.count) entries for \(count) tokens", path: f.path)
+            }
+            return out
+        }
+        tokenTypes = try intArray("tokenizer.ggml.token_type") ?? Array(repeating: 1, count: count)
+        if let s = f["tokenizer.ggml.scores"]?.arrayValue {
+            guard s.count == count else {
+                throw CheckpointError(.ggufMissingKey, "tokenizer.ggml.scores has \(s.count) entries for \(count) tokens", path: f.path)
+            }
+            scores = s.map { Float($0.doubleValue ?? 0) }
+        } else {
+            scores = []
+        }
+        merges = (f["tokenizer.ggml.merges"]?.arrayValue ?? []).compactMap(\.stringValue)
+        func id(_ key: String) -> Int? {
+            guard let i = f["tokenizer.ggml.\(key)"]?.intValue, i >= 0, i < count else { return nil }
+            return i
+        }
+        tokens = toks
+        bosId = id("bos_token_id")
+        eosId = id("eos_token_id")
+        unkId = id("unknown_token_id")
+        padId = id("padding_token_id")
+        // llama.cpp adds BOS to SentencePiece vocabularies that do not say otherwise.
+        addBos = f["tokenizer.ggml.add_bos_token"]?.boolValue ?? (model == "llama")
+        addEos = f["tokenizer.ggml.add_eos_token"]?.boolValue ?? false
+        chatTemplate = f["tokenizer.chat_template"]?.stringValue
+    }
+
+    /// Pre-tokenizer split expressions by `tokenizer.ggml.pre` (llama.cpp's names).
+    static let llama3Split = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Split = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let llama3Names: Set<String> = ["llama-bpe", "llama3", "llama-v3", "smaug-bpe", "dbrx", "falcon3"]
+    static let qwen2Names: Set<String> = ["qwen2", "deepseek-r1-qwen", "megrez"]
+    static let plainByteLevelNames: Set<String> = ["gpt2", "default", "gpt-2"]
+
+    /// The `gpt2` pre-tokenizer names this builder supports.
+    public static var supportedPreNames: [String] {
+        (["smollm"] + plainByteLevelNames + llama3Names + qwen2Names).sorted()
+    }
+
+    static func byteLevel(prefixSpace: Bool = false, trimOffsets: Bool = true, regex: Bool) -> JSONValue {
+        .object(JSONObject([("type", .string("ByteLevel")), ("add_prefix_space", .bool(prefixSpace)),
+                            ("trim_offsets", .bool(trimOffsets)), ("use_regex", .bool(regex))]))
+    }
+
+    static func split(_ pattern: String) -> JSONValue {
+        .object(JSONObject([("type", .string("Split")), ("pattern", .object(JSONObject([("Regex", .string(pattern))]))),
+                            ("behavior", .string("Isolated")), ("invert", .bool(false))]))
+    }
+
+    static func sequence(_ items: [JSONValue]) -> JSONValue {
+        .object(JSONObject([("type", .string("Sequence")), ("pretokenizers", .array(items))]))
+    }
+
+    /// GPT-2's byte → character table (printable bytes map to themselves).
+    static let byteAlphabet: [Character] = {
+        var table = [Character](repeating: " ", count: 256)
+        var n = 0
+        for b in 0..<256 {
+            let printable = (0x21...0x7E).contains(b) || (0xA1...0xAC).contains(b) || (0xAE...0xFF).contains(b)
+            if printable { table[b] = Character(UnicodeScalar(UInt8(b))) } else { table[b] = Character(UnicodeScalar(UInt32(256 + n))!); n += 1 }
+        }
+        return table
+    }()
+    static let byteAlphabetSet: Set<Character> = Set(byteAlphabet)
+
+    /// `tokenizer.json`.
+    /// - Throws: `unsupportedConversion` for vocabulary models and pre-tokenizers it cannot build.
+    public func tokenizerJSON() throws(CheckpointError) -> JSONValue {
+        switch model {
+        case "gpt2": return try byteLevelJSON()
+        case "llama": return sentencePieceJSON()
+        default:
+            throw CheckpointError(.unsupportedConversion, "cannot build tokenizer.json for tokenizer.ggml.model '\(model)'; supported: gpt2 (byte-level BPE), llama (SentencePiece)")
+        }
+    }
+
+    private func addedTokens(byteLevel: Bool) -> [JSONValue] {
+        var out: [JSONValue] = []
+        for (i, (token, type)) in zip(tokens, tokenTypes).enumerated() {
+            let special: Bool
+            if type == Self.tokenTypeControl || type == Self.tokenTypeUnknown {
+                // A control token outside the byte alphabet is a mislabel in byte-level vocabularies.
+                if byteLevel && !token.allSatisfy({ Self.byteAlphabetSet.contains($0) }) { continue }
+                special = true
+            } else if type == Self.tokenTypeUserDefined {
+                special = false
+            } else {
+                continue
+            }
+            out.append(.object(JSONObject([
+                ("id", .int(Int64(i))), ("content", .string(token)), ("single_word", .bool(false)),
+                ("lstrip", .bool(false)), ("rstrip", .bool(false)), ("normalized", .bool(false)), ("special", .bool(special)),
+            ])))
+        }
+        return out
+    }
+
+    private func postProcessor() -> JSONValue {
+        var single: [JSONValue] = []
+        var pair: [JSONValue] = []
+        var specials = JSONObject()
+        func special(_ id: Int, _ typeId: Int) -> JSONValue {
+            .object(JSONObject([("SpecialToken", .object(JSONObject([("id", .string(tokens[id])), ("type_id", .int(Int64(typeId)))])))]))
+        }
+        func seq(_ name: String, _ typeId: Int) -> JSONValue {
+            .object(JSONObject([("Sequence", .object(JSONObject([("id", .string(name)), ("type_id", .int(Int64(typeId)))])))]))
+        }
+        let bos = addBos ? bosId : nil
+        let eos = addEos ? eosId : nil
+        guard bos != nil || eos != nil else { return .null }
+        for (name, typeId) in [("A", 0), ("B", 1)] {
+            var part: [JSONValue] = []
+            if let bos { part.append(special(bos, typeId)) }
+            part.append(seq(name, typeId))
+            if let eos { part.append(special(eos, typeId)) }
+            if name == "A" { single = part }
+            pair += part
+        }
+        for id in [bos, eos].compactMap({ $0 }) {
+            specials[tokens[id]] = .object(JSONObject([("id", .string(tokens[id])), ("ids", .array([.int(Int64(id))])), ("tokens", .array([.string(tokens[id])]))]))
+        }
+        return .object(JSONObject([("type", .string("TemplateProcessing")), ("single", .array(single)), ("pair", .array(pair)), ("special_tokens", .object(specials))]))
+    }
+
+    private func byteLevelJSON() throws(CheckpointError) -> JSONValue {
+        let preName = pre ?? "default"
+        let normalizer: JSONValue
+        let preTokenizer: JSONValue
+        var ignoreMerges = false
+        if preName == "smollm" {
+            normalizer = .null
+            preTokenizer = Self.sequence([.object(JSONObject([("type", .string("Digits")), ("individual_digits", .bool(true))])),
+                                          Self.byteLevel(regex: true)])
+        } else if Self.plainByteLevelNames.contains(preName) {
+            normalizer = .null
+            preTokenizer = Self.byteLevel(regex: true)
+        } else if Self.llama3Names.contains(preName) {
+            normalizer = .null
+            preTokenizer = Self.sequence([Self.split(Self.llama3Split), Self.byteLevel(trimOffsets: false, regex: false)])
+            ignoreMerges = true
+        } else if Self.qwen2Names.contains(preName) {
+            normalizer = .object(JSONObject([("type", .string("NFC"))]))
+            preTokenizer = Self.sequence([Self.split(Self.qwen2Split), Self.byteLevel(trimOffsets: false, regex: false)])
+        } else {
+            throw CheckpointError(.unsupportedConversion, "cannot build tokenizer.json for the byte-level pre-tokenizer '\(preName)'; supported: \(Self.supportedPreNames.joined(separator: ", "))")
+        }
+        var vocab = JSONObject()
+        for (i, t) in tokens.enumerated() {
+            let spelled = t.allSatisfy({ Self.byteAlphabetSet.contains($0) }) ? t : String(t.utf8.map { Self.byteAlphabet[Int($0)] })
+            if vocab[spelled] == nil { vocab[spelled] = .int(Int64(i)) }
+        }
+        for m in merges {
+            guard m.split(separator: " ", omittingEmptySubsequences: false).count == 2 else {
+                throw CheckpointError(.unsupportedConversion, "merge '\(m)' is not two tokens separated by one space")
+            }
+        }
+        let bpe = JSONObject([
+            ("type", .string("BPE")), ("dropout", .null), ("unk_token", .null), ("continuing_subword_prefix", .null),
+            ("end_of_word_suffix", .null), ("fuse_unk", .bool(false)), ("byte_fallback", .bool(false)),
+            ("ignore_merges", .bool(ignoreMerges)), ("vocab", .object(vocab)), ("merges", .array(merges.map { .string($0) })),
+        ])
+        return .object(JSONObject([
+            ("version", .string("1.0")), ("truncation", .null), ("padding", .null),
+            ("added_tokens", .array(addedTokens(byteLevel: true))), ("normalizer", normalizer),
+            ("pre_tokenizer", preTokenizer), ("post_processor", postProcessor()),
+            ("decoder", Self.byteLevel(prefixSpace: true, regex: true)), ("model", .object(bpe)),
+        ]))
+    }
+
+    /// Merges implied by a SentencePiece vocabulary: every split of a token into two tokens,
+    /// ordered by the merged token's score (best first), as transformers' `generate_merges`.
+    func sentencePieceMerges() -> [(String, String)] {
+        var index: [String: Int] = [:]
+        for (i, t) in tokens.enumerated() { index[t] = i }  // the last id wins, as a Python dict
+        var firstPosition: [String: Int] = [:]
+        var order: [String] = []
+        for t in tokens where firstPosition[t] == nil { firstPosition[t] = order.count; order.append(t) }
+        var lastScore: [String: Float] = [:]
+        for (t, s) in zip(tokens, scores.isEmpty ? [Float](repeating: 0, count: tokens.count) : scores) { lastScore[t] = s }
+        var all: [(l: String, r: String, score: Float, lenL: Int, lenR: Int, seq: Int)] = []
+        for merged in order {
+            let scalars = Array(merged.unicodeScalars)
+            guard scalars.count > 1 else { continue }
+            var local: [(String, String, Int, Int, Int, Int)] = []
+            for cut in 1..<scalars.count {
+                var l = String.UnicodeScalarView(); l.append(contentsOf: scalars[..<cut])
+                var r = String.UnicodeScalarView(); r.append(contentsOf: scalars[cut...])
+                let ls = String(l), rs = String(r)
+                if let il = index[ls], let ir = index[rs] { local.append((ls, rs, il, ir, cut, scalars.count - cut)) }
+            }
+            local.sort { ($0.2, $0.3) < ($1.2, $1.3) }
+            for x in local { all.append((x.0, x.1, lastScore[merged] ?? 0, x.4, x.5, all.count)) }
+        }
+        // Python: sorted(key=(score, len l, len r), reverse=True), stable.
+        all.sort { a, b in
+            if a.score != b.score { return a.score > b.score }
+            if a.lenL != b.lenL { return a.lenL > b.lenL }
+            if a.lenR != b.lenR { return a.lenR > b.lenR }
+            return a.seq < b.seq
+        }
+        return all.map { ($0.l, $0.r) }
+    }
+
+    private func sentencePieceJSON() -> JSONValue {
+        var vocab = JSONObject()
+        for (i, t) in tokens.enumerated() { vocab[t] = .int(Int64(i)) }
+        let mergeList: [JSONValue] = (merges.isEmpty ? sentencePieceMerges() : merges.map { m in
+            let parts = m.split(separator: " ", maxSplits: 1)
+            return (String(parts.first ?? ""), parts.count > 1 ? String(parts[1]) : "")
+        }).map { .array([.string($0.0), .string($0.1)]) }
+        let bpe = JSONObject([
+            ("type", .string("BPE")), ("dropout", .null), ("unk_token", unkId.map { .string(tokens[$0]) } ?? .null),
+            ("continuing_subword_prefix", .null), ("end_of_word_suffix", .null), ("fuse_unk", .bool(true)),
+            ("byte_fallback", .bool(true)), ("ignore_merges", .bool(false)), ("vocab", .object(vocab)), ("merges", .array(mergeList)),
+        ])
+        let meta = JSONObject([("type", .string("Metaspace")), ("replacement", .string("\u{2581}")), ("prepend_scheme", .string("first")), ("split", .bool(false))])
+        let decoder = JSONValue.object(JSONObject([("type", .string("Sequence")), ("decoders", .array([
+            .object(JSONObject([("type", .string("Replace")), ("pattern", .object(JSONObject([("String", .string("\u{2581}"))]))), ("content", .string(" "))])),
+            .object(JSONObject([("type", .string("ByteFallback"))])),
+            .object(JSONObject([("type", .string("Fuse"))])),
+            .object(JSONObject([("type", .string("Strip")), ("content", .string(" ")), ("start", .int(1)), ("stop", .int(0))])),
+        ]))]))
+        return .object(JSONObject([
+            ("version", .string("1.0")), ("truncation", .null), ("padding", .null),
+            ("added_tokens", .array(addedTokens(byteLevel: false))), ("normalizer", .null),
+            ("pre_tokenizer", .object(meta)), ("post_processor", postProcessor()),
+            ("decoder", decoder), ("model", .object(bpe)),
+        ]))
+    }
+
+    /// `tokenizer_config.json`: special tokens, BOS/EOS flags, chat template.
+    public func tokenizerConfigJSON(contextLength: Int?) -> JSONValue {
+        var o = JSONObject()
+        o["add_bos_token"] = .bool(addBos)
+        o["add_eos_token"] = .bool(addEos)
+        func tok(_ id: Int?) -> JSONValue { id.map { .string(tokens[$0]) } ?? .null }
+        o["bos_token"] = tok(bosId)
+        o["eos_token"] = tok(eosId)
+        o["unk_token"] = tok(unkId)
+        o["pad_token"] = tok(padId)
+        if let chatTemplate { o["chat_template"] = .string(chatTemplate) }
+        o["clean_up_tokenization_spaces"] = .bool(false)
+        if let contextLength { o["model_max_length"] = .int(Int64(contextLength)) }
+        o["tokenizer_class"] = .string("PreTrainedTokenizerFast")
+        return .object(o)
+    }
+}

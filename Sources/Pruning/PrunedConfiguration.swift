@@ -1,0 +1,59 @@
+import CheckpointCore
+import ShearsJSON
+
+/// The output `config.json` (formats/pruned-config-output.md).
+///
+/// Uniform widths: the source config with `num_attention_heads`, `num_key_value_heads`,
+/// `intermediate_size`, `hidden_size`, `num_hidden_layers` and an explicit `head_dim` updated, which
+/// stock transformers loads. Uneven widths: the same, with the scalar head/width keys left at the
+/// source's values, plus `num_attention_heads_per_layer`, `num_key_value_heads_per_layer`,
+/// `intermediate_size_per_layer` and an `auto_map` to ``modelingFileName``.
+public enum PrunedConfiguration {
+    /// The remote-code modeling file placed next to an uneven config.
+    public static let modelingFileName = "modeling_shears_llama.py"
+
+    public static func make(source: JSONObject, plan: PruningPlan, dtype: DType? = nil) -> JSONObject {
+        var c = source
+        let widths = plan.outputWidths
+        c["hidden_size"] = .int(Int64(plan.keptHidden.count))
+        c["num_hidden_layers"] = .int(Int64(widths.count))
+        c["head_dim"] = .int(Int64(plan.shape.headDim))
+        for k in ["num_attention_heads_per_layer", "num_key_value_heads_per_layer", "intermediate_size_per_layer", "auto_map"] { c[k] = nil }
+        if plan.isUniform, let w = widths.first {
+            c["num_attention_heads"] = .int(Int64(w.attentionHeads))
+            c["num_key_value_heads"] = .int(Int64(w.keyValueHeads))
+            c["intermediate_size"] = .int(Int64(w.intermediateSize))
+        } else {
+            c["num_attention_heads_per_layer"] = .array(widths.map { .int(Int64($0.attentionHeads)) })
+            c["num_key_value_heads_per_layer"] = .array(widths.map { .int(Int64($0.keyValueHeads)) })
+            c["intermediate_size_per_layer"] = .array(widths.map { .int(Int64($0.intermediateSize)) })
+            let module = String(modelingFileName.dropLast(3))
+            c["auto_map"] = .object(JSONObject([
+                ("AutoConfig", .string("\(module).ShearsLlamaConfig")),
+                ("AutoModelForCausalLM", .string("\(module).ShearsLlamaForCausalLM")),
+            ]))
+        }
+        // Layer types and similar per-layer lists follow the kept layers.
+        if case .array(let a)? = c["layer_types"], a.count == plan.shape.layers {
+            c["layer_types"] = .array(plan.keptLayers.map { a[$0] })
+        }
+        if let dtype {
+            let name = torchName(dtype)
+            if c["dtype"] != nil { c["dtype"] = .string(name) } else { c["torch_dtype"] = .string(name) }
+        }
+        return c
+    }
+
+    /// PyTorch's name of a dtype (`bfloat16`).
+    public static func torchName(_ t: DType) -> String {
+        switch t {
+        case .bf16: "bfloat16"
+        case .f16: "float16"
+        case .f32: "float32"
+        case .f64: "float64"
+        case .f8E4M3: "float8_e4m3fn"
+        case .f8E5M2: "float8_e5m2"
+        default: t.rawValue
+        }
+    }
+}

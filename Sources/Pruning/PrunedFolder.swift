@@ -1,0 +1,47 @@
+import CheckpointCore
+import ModelArchitecture
+import ShearsJSON
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a complete pruned model folder: tensors (``Surgery``), `config.json`
+/// (``PrunedConfiguration``), the remote-code modeling file when widths differ per layer, and the
+/// source's tokenizer and generation files.
+public enum PrunedFolder {
+    /// Files copied unchanged from the source folder when present.
+    public static let companions = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                    "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja"]
+
+    /// - Returns: every path written, in writing order (tensors, config, modeling file, companions).
+    @discardableResult
+    public static func write(_ source: Checkpoint, configuration: ModelConfiguration, plan: PruningPlan, to folder: String,
+                             dtype: DType? = nil, maxShardSize: Int? = nil,
+                             progress: ((Int, Int) -> Void)? = nil) throws(CheckpointError) -> [String] {
+        try FileSystem.createDirectory(folder)
+        // Stale shards of an earlier run would make the folder a different checkpoint.
+        for name in try FileSystem.contents(of: folder)
+        where name.hasSuffix(".safetensors") || name == "model.safetensors.index.json" || name == PrunedConfiguration.modelingFileName {
+            _ = unlink(FileSystem.join(folder, name))
+        }
+        var written = try Surgery.write(source, plan: plan, to: folder, dtype: dtype, maxShardSize: maxShardSize, progress: progress)
+        let cfg = PrunedConfiguration.make(source: configuration.raw, plan: plan, dtype: dtype)
+        let cfgPath = FileSystem.join(folder, "config.json")
+        try AtomicFile.write(JSONValue.object(cfg).serializedBytes(style: .pretty) + [0x0A], to: cfgPath)
+        written.append(cfgPath)
+        if !plan.isUniform {
+            let modeling = FileSystem.join(folder, PrunedConfiguration.modelingFileName)
+            try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: modeling)
+            written.append(modeling)
+        }
+        for name in companions {
+            let src = FileSystem.join(source.folder, name)
+            guard FileSystem.isFile(src) else { continue }
+            let dst = FileSystem.join(folder, name)
+            try AtomicFile.write(try FileSystem.readFile(src), to: dst)
+            written.append(dst)
+        }
+        return written
+    }
+}

@@ -1,0 +1,161 @@
+import CheckpointCore
+
+/// What is pruned.
+public enum PruningStrategy: String, Sendable, CaseIterable {
+    /// Attention heads (or KV groups) and MLP channels inside layer ranges: the paper's method.
+    case block
+    /// Hidden channels everywhere (one global coupled group per channel).
+    case channel
+    /// Whole decoder layers.
+    case layer
+}
+
+/// How grouped-query attention is pruned.
+public enum GQAPolicy: String, Sendable, CaseIterable {
+    /// Upstream's unit: one KV head with all of its query heads (scored over the query heads that
+    /// really belong to it, fixing upstream's misalignment).
+    case kvGroup = "kv-group"
+    /// Keep every KV head; remove the same number of query heads from each KV group.
+    case query
+}
+
+/// The importance estimator.
+public enum ImportanceKind: String, Sendable, CaseIterable {
+    case taylor, l1, l2, random
+    /// Whether the estimator needs gradients from calibration data.
+    public var needsGradients: Bool { self == .taylor }
+}
+
+/// Upstream's `--taylor` variants (llm-pruner.md §2.2).
+public enum TaylorVariant: String, Sendable, CaseIterable {
+    /// |Σ W⊙g| per row/column.
+    case vectorize
+    /// Σ |W⊙g| (the code's default).
+    case paramFirst = "param_first"
+    /// Σ |W⊙F⊙W|.
+    case paramSecond = "param_second"
+    /// Σ |W⊙g − ½·W⊙F⊙W|.
+    case paramMix = "param_mix"
+    /// Whether the Fisher diagonal F is needed.
+    public var needsFisher: Bool { self == .paramSecond || self == .paramMix }
+}
+
+/// How the coupled members' per-channel scores are combined (upstream's `--grouping_strategy`).
+public enum GroupReduction: String, Sendable, CaseIterable {
+    case sum, mean, max, prod, first
+}
+
+/// Local (per layer) or global ranking.
+public enum RankingScope: String, Sendable, CaseIterable {
+    /// Every layer in range loses the same count (upstream's default).
+    case local
+    /// One ranking across layers, each unit's score divided by the mean score of its kind
+    /// (attention unit or MLP channel) over all ranked layers.
+    case global
+    /// One ranking across layers on the raw scores, as upstream's `--global_pruning`.
+    case globalRaw = "global-raw"
+}
+
+/// A half-open range of decoder layers, `A:B` on the command line (end exclusive).
+public struct LayerRange: Sendable, Equatable, CustomStringConvertible {
+    public var start: Int
+    public var end: Int
+    public init(_ start: Int, _ end: Int) { self.start = start; self.end = end }
+    public var range: Range<Int> { start..<max(start, end) }
+    public func contains(_ i: Int) -> Bool { i >= start && i < end }
+    public var description: String { "\(start):\(end)" }
+
+    /// Parses `A:B`.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = Int(parts[0]), let b = Int(parts[1]), a >= 0, b >= a else { return nil }
+        self.init(a, b)
+    }
+
+    /// The default range for a model of `layers` layers: `4 : L−2` as upstream's published runs
+    /// (4..30 for 32 layers), clamped for small models to `min(4, L/4) : L − min(2, L/8)`, so that
+    /// a 2- or 3-layer model prunes every layer and an 8-layer one prunes 2..7.
+    public static func defaultRange(layers: Int) -> LayerRange {
+        LayerRange(min(4, layers / 4), layers - min(2, layers / 8))
+    }
+}
+
+/// Every option that influences a pruning result.
+public struct PruningSettings: Sendable, Equatable {
+    public var strategy: PruningStrategy = .block
+    /// Target fraction removed of each pruned structure (upstream's `--pruning_ratio`).
+    public var ratio: Double = 0.25
+    public var attentionLayers: LayerRange? = nil
+    public var mlpLayers: LayerRange? = nil
+    public var gqa: GQAPolicy = .kvGroup
+    public var importance: ImportanceKind = .taylor
+    public var taylor: TaylorVariant = .paramFirst
+    /// nil: upstream's default for the estimator (sum for Taylor, mean for l1/l2).
+    public var reduction: GroupReduction? = nil
+    public var scope: RankingScope = .local
+    public var iterativeSteps: Int = 1
+    /// MLP widths rounded (up) to a multiple of this.
+    public var roundTo: Int? = nil
+    /// Same widths in every layer (the attention and MLP ranges become all layers).
+    public var uniform: Bool = false
+    /// `--strategy layer`: keep the first N layers.
+    public var keepLayers: Int? = nil
+    /// `--strategy layer`: remove the N least important layers.
+    public var removeLayers: Int? = nil
+    /// Seed of the random estimator and of calibration windows.
+    public var seed: UInt64 = 42
+
+    public init() {}
+
+    /// The reduction in effect.
+    public var effectiveReduction: GroupReduction {
+        reduction ?? (importance == .taylor ? .sum : .mean)
+    }
+
+    /// Checks the settings against a model and fills in the default layer ranges.
+    /// - Throws: `invalidArgument` naming the option that cannot apply.
+    public func resolved(for shape: ModelShape) throws(CheckpointError) -> PruningSettings {
+        var s = self
+        if strategy != .layer {
+            guard ratio > 0, ratio < 1 else { throw CheckpointError(.invalidArgument, "the pruning ratio must be between 0 and 1 (exclusive), not \(ratio)") }
+        }
+        guard iterativeSteps >= 1 else { throw CheckpointError(.invalidArgument, "--iterative-steps must be at least 1") }
+        if let r = roundTo, r < 1 { throw CheckpointError(.invalidArgument, "--round-to must be positive") }
+        let all = LayerRange(0, shape.layers)
+        if uniform {
+            if attentionLayers != nil || mlpLayers != nil {
+                throw CheckpointError(.invalidArgument, "--uniform prunes every layer; it cannot be combined with --attention-layers or --mlp-layers")
+            }
+            s.attentionLayers = all
+            s.mlpLayers = all
+            if scope != .local { throw CheckpointError(.invalidArgument, "--uniform ranks each layer locally; it cannot be combined with --global or --global-raw") }
+        } else {
+            s.attentionLayers = attentionLayers ?? .defaultRange(layers: shape.layers)
+            s.mlpLayers = mlpLayers ?? .defaultRange(layers: shape.layers)
+        }
+        for (name, r) in [("--attention-layers", s.attentionLayers!), ("--mlp-layers", s.mlpLayers!)] where r.end > shape.layers {
+            throw CheckpointError(.invalidArgument, "\(name) \(r) reaches past the model's \(shape.layers) layers")
+        }
+        if strategy == .layer {
+            switch (keepLayers, removeLayers) {
+            case (nil, nil): throw CheckpointError(.invalidArgument, "--strategy layer needs --keep-layers N or --remove-layers N")
+            case (.some, .some): throw CheckpointError(.invalidArgument, "give either --keep-layers or --remove-layers, not both")
+            case (let k?, nil):
+                guard k >= 1, k <= shape.layers else { throw CheckpointError(.invalidArgument, "--keep-layers must be between 1 and \(shape.layers)") }
+            case (nil, let r?):
+                guard r >= 0, r < shape.layers else { throw CheckpointError(.invalidArgument, "--remove-layers must be between 0 and \(shape.layers - 1)") }
+            }
+            if iterativeSteps != 1 { throw CheckpointError(.invalidArgument, "--iterative-steps applies to block and channel pruning only") }
+        }
+        if strategy != .layer && (keepLayers != nil || removeLayers != nil) {
+            throw CheckpointError(.invalidArgument, "--keep-layers and --remove-layers apply to --strategy layer only")
+        }
+        if strategy == .channel && scope != .local {
+            throw CheckpointError(.invalidArgument, "channel pruning has a single group; --global does not apply")
+        }
+        if gqa == .query && !shape.isGroupedQuery && strategy == .block {
+            s.gqa = .kvGroup  // MHA: a head is its own group; the policies coincide.
+        }
+        return s
+    }
+}

@@ -1,0 +1,166 @@
+import CheckpointCore
+
+/// Applies a ``PruningPlan`` to a checkpoint: every source tensor is streamed through an
+/// index-select (kept rows/columns in ascending source order) into a writer, one tensor at a
+/// time. Tensors of removed layers are dropped and later layers renumbered.
+public enum Surgery {
+    /// How one source tensor becomes an output tensor.
+    public struct TensorSlice: Sendable, Equatable {
+        public var sourceName: String
+        public var outputName: String
+        /// Kept rows (dimension 0), or nil for all.
+        public var rows: [Int]?
+        /// Kept columns (dimension 1, or the elements of a vector), or nil for all.
+        public var columns: [Int]?
+        public var sourceShape: [Int]
+
+        public var outputShape: [Int] {
+            if sourceShape.count == 1 { return [columns?.count ?? sourceShape[0]] }
+            var s = sourceShape
+            if let rows { s[0] = rows.count }
+            if let columns, s.count > 1 { s[1] = columns.count }
+            return s
+        }
+    }
+
+    /// The slice of tensor `name` (of `shape`) under `plan`, or nil when the tensor is dropped.
+    public static func slice(_ name: String, shape: [Int], plan: PruningPlan) -> TensorSlice? {
+        let d = plan.shape.headDim
+        var t = TensorSlice(sourceName: name, outputName: name, rows: nil, columns: nil, sourceShape: shape)
+        let hidden: [Int]? = plan.keptHidden.count == plan.shape.hiddenSize ? nil : plan.keptHidden
+        func channels(_ heads: [Int], _ total: Int) -> [Int]? {
+            heads.count == total ? nil : heads.flatMap { ($0 * d)..<(($0 + 1) * d) }
+        }
+        let vector = shape.count == 1
+        func setOut(_ v: [Int]?) { if vector { t.columns = v } else { t.rows = v } }   // output features
+        func setIn(_ v: [Int]?) { t.columns = v }                                          // input features
+        if name == ModelShape.embedding || name == ModelShape.lmHead {
+            setIn(hidden)
+            return t
+        }
+        if name == ModelShape.finalNorm { setIn(hidden); return t }
+        guard let (l, rest) = ModelShape.layerIndex(of: name) else { return t }
+        guard let newIndex = plan.keptLayers.firstIndex(of: l) else { return nil }
+        t.outputName = "model.layers.\(newIndex)." + rest
+        let layer = plan.layers[l], s = plan.shape
+        let q = channels(layer.keptHeads, s.attentionHeads), kv = channels(layer.keptKeyValueHeads, s.keyValueHeads)
+        let mlp: [Int]? = layer.keptChannels.count == s.intermediateSize ? nil : layer.keptChannels
+        let isWeight = rest.hasSuffix(".weight")
+        switch rest.split(separator: ".").dropLast().joined(separator: ".") {
+        case "input_layernorm", "post_attention_layernorm": setIn(hidden)
+        case "self_attn.q_proj": setOut(q); if isWeight { setIn(hidden) }
+        case "self_attn.k_proj", "self_attn.v_proj": setOut(kv); if isWeight { setIn(hidden) }
+        case "self_attn.o_proj":
+            if isWeight { t.rows = hidden; t.columns = q } else { t.columns = hidden }
+        case "mlp.gate_proj", "mlp.up_proj": setOut(mlp); if isWeight { setIn(hidden) }
+        case "mlp.down_proj":
+            if isWeight { t.rows = hidden; t.columns = mlp } else { t.columns = hidden }
+        default: break
+        }
+        return t
+    }
+
+    /// All output tensors, in the source's order.
+    public static func slices(_ checkpoint: Checkpoint, plan: PruningPlan) -> [TensorSlice] {
+        checkpoint.entries.compactMap { slice($0.info.name, shape: $0.info.shape, plan: plan) }
+    }
+
+    /// Copies the kept rows and columns of a row-major tensor's bytes.
+    /// - Throws: `unsupportedConversion` for sub-byte types; `shapeMismatch` when an index is out of range.
+    public static func sliceBytes(_ src: UnsafeRawBufferPointer, _ t: TensorSlice, dtype: DType) throws(CheckpointError) -> [UInt8] {
+        guard let e = dtype.byteSize else {
+            throw CheckpointError(.unsupportedConversion, "cannot slice \(dtype.rawValue) elements (sub-byte type)", tensor: t.sourceName)
+        }
+        let shape = t.sourceShape
+        let (r, c) = shape.count == 1 ? (1, shape[0]) : (shape[0], shape.dropFirst().reduce(1, *))
+        guard src.count == r * c * e else { throw CheckpointError(.shapeMismatch, "holds \(src.count) bytes, not \(r * c * e)", tensor: t.sourceName) }
+        if shape.count > 2 && t.columns != nil { throw CheckpointError(.shapeMismatch, "cannot slice columns of a \(shape.count)-D tensor", tensor: t.sourceName) }
+        let rows = t.rows ?? Array(0..<r), cols = t.columns
+        for i in rows where i < 0 || i >= r { throw CheckpointError(.shapeMismatch, "row \(i) out of range 0..<\(r)", tensor: t.sourceName) }
+        for j in cols ?? [] where j < 0 || j >= c { throw CheckpointError(.shapeMismatch, "column \(j) out of range 0..<\(c)", tensor: t.sourceName) }
+        let outCols = cols?.count ?? c
+        var out = [UInt8](repeating: 0, count: rows.count * outCols * e)
+        out.withUnsafeMutableBytes { dst in
+            switch e {
+            case 1: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt8.self)
+            case 2: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt16.self)
+            case 4: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt32.self)
+            case 8: gather(src, dst, rows: rows, cols: cols, width: c, as: UInt64.self)
+            default:
+                var o = 0
+                for i in rows {
+                    for j in cols ?? Array(0..<c) {
+                        dst.baseAddress!.advanced(by: o).copyMemory(from: src.baseAddress!.advanced(by: (i * c + j) * e), byteCount: e)
+                        o += e
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Copies rows × cols elements of type `T` (unaligned loads; indices already checked).
+    static func gather<T: FixedWidthInteger>(_ src: UnsafeRawBufferPointer, _ dst: UnsafeMutableRawBufferPointer,
+                                             rows: [Int], cols: [Int]?, width c: Int, as: T.Type) {
+        let size = MemoryLayout<T>.size
+        var o = 0
+        for i in rows {
+            let base = i * c
+            if let cols {
+                for j in cols {
+                    dst.storeBytes(of: src.loadUnaligned(fromByteOffset: (base + j) * size, as: T.self), toByteOffset: o * size, as: T.self)
+                    o += 1
+                }
+            } else {
+                dst.baseAddress!.advanced(by: o * size).copyMemory(from: src.baseAddress!.advanced(by: base * size), byteCount: c * size)
+                o += c
+            }
+        }
+    }
+
+    /// Writes the pruned model's tensors into `folder` (`model.safetensors`, or shards past
+    /// `maxShardSize`). Floating-point tensors are converted to `dtype` when given.
+    /// - Returns: the paths written.
+    @discardableResult
+    public static func write(_ checkpoint: Checkpoint, plan: PruningPlan, to folder: String, dtype: DType? = nil,
+                             maxShardSize: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws(CheckpointError) -> [String] {
+        let slices = slices(checkpoint, plan: plan)
+        var byOutput: [String: TensorSlice] = [:]
+        var specs: [TensorSpec] = []
+        for s in slices {
+            let info = checkpoint.info(named: s.sourceName)!
+            var type = info.dtype
+            if let dtype, type.isFloatingPoint, type.convertsToFloat32 { type = dtype }
+            specs.append(TensorSpec(name: s.outputName, dtype: type, shape: s.outputShape))
+            byOutput[s.outputName] = s
+        }
+        var metadata = checkpoint.metadata ?? Metadata()
+        if metadata["format"] == nil { metadata["format"] = "pt" }
+        var done = 0
+        return try ShardedWriter.write(folder: folder, tensors: specs, maxShardSize: maxShardSize, metadata: metadata) { (spec) throws(CheckpointError) -> TensorBytes in
+            let s = byOutput[spec.name]!
+            let view = try checkpoint.tensor(named: s.sourceName)
+            done += 1
+            progress?(done, specs.count)
+            if s.rows == nil && s.columns == nil && view.dtype == spec.dtype { return .view(view) }
+            let bytes = try view.withUnsafeBytes { (raw) throws(CheckpointError) in try sliceBytes(raw, s, dtype: view.dtype) }
+            if view.dtype == spec.dtype { return .bytes(bytes) }
+            var floats = [Float](repeating: 0, count: spec.shape.reduce(1, *))
+            let r: Result<Void, CheckpointError> = bytes.withUnsafeBytes { src in
+                floats.withUnsafeMutableBufferPointer { dst in
+                    Result { () throws(CheckpointError) in try DTypeConversion.decode(src, as: view.dtype, into: dst) }
+                }
+            }
+            if case .failure(let e) = r { throw e.withTensor(s.sourceName) }
+            return .floats(floats)
+        }
+    }
+}
+
+extension CheckpointError {
+    func withTensor(_ name: String) -> CheckpointError {
+        var e = self
+        if e.tensor == nil { e.tensor = name }
+        return e
+    }
+}

@@ -1,0 +1,13 @@
+import CheckpointCore
+import CompactFormat
+
+/// Opens a checkpoint in any format Shears reads, chosen by content: a compact file by its magic,
+/// otherwise safetensors (a file, an index or a folder).
+enum AnyCheckpoint {
+    static func open(_ path: String) throws -> any TensorStore {
+        if FileSystem.isFile(path), CompactFile.looksLikeCompact(path) || path.hasSuffix("." + CompactLayout.fileExtension) {
+            return try CompactFile(path: path)
+        }
+        return try Checkpoint.open(path)
+    }
+}

@@ -1,0 +1,135 @@
+import CheckpointCore
+import Crypto
+import Dispatch
+import ShearsJSON
+
+/// Per-tensor SHA-256 of the logical bytes (the stored dtype, little-endian, row-major) and per-file
+/// SHA-256, computed in parallel. The same tensor has the same digest in every container.
+struct TensorHashes: Equatable {
+    struct Entry: Equatable {
+        var dtype: String
+        var shape: [Int]
+        var sha256: String
+    }
+    var tensors: [String: Entry]
+    var files: [String: String]
+    var sourceFormat: String?
+
+    static func hex(_ digest: some Sequence<UInt8>) -> String {
+        let digits: [Character] = Array("0123456789abcdef")
+        var s = ""
+        for b in digest { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
+        return s
+    }
+
+    /// Hashes every tensor (and every data file unless `files` is false) of `store`.
+    static func compute(_ store: any TensorStore, threads: Int, files hashFiles: Bool = true) throws -> TensorHashes {
+        let infos = store.tensorInfos
+        let results = UnsafeResults<Result<String, CheckpointError>>(count: infos.count)
+        let next = AtomicCounter()
+        let workers = max(1, min(threads, infos.count))
+        nonisolated(unsafe) let s = store
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.increment()
+                guard i < infos.count else { return }
+                do {
+                    let digest = try s.withTensorBytes(infos[i].name) { TensorHashes.hex(SHA256.hash(data: $0)) }
+                    results[i] = .success(digest)
+                } catch let e as CheckpointError {
+                    results[i] = .failure(e)
+                } catch {
+                    results[i] = .failure(CheckpointError(.io, "\(error)", tensor: infos[i].name))
+                }
+            }
+        }
+        var tensors: [String: Entry] = [:]
+        for (i, info) in infos.enumerated() {
+            tensors[info.name] = Entry(dtype: info.dtype.rawValue, shape: info.shape, sha256: try results[i]!.get())
+        }
+        var fileHashes: [String: String] = [:]
+        if hashFiles {
+            for f in store.dataFiles {
+                let m = try MappedFile(path: f)
+                m.advise(.sequential)
+                fileHashes[FileSystem.baseName(f)] = m.withUnsafeBytes { TensorHashes.hex(SHA256.hash(data: $0)) }
+            }
+        }
+        return TensorHashes(tensors: tensors, files: fileHashes, sourceFormat: store.formatName)
+    }
+
+    static func sortedKeys<V>(_ d: [String: V]) -> [String] { d.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
+
+    /// `{"format": "shears-hashes", "version": 1, "tensors": {...}, "files": {...}}`, keys sorted.
+    var json: JSONValue {
+        var t = JSONObject()
+        for name in TensorHashes.sortedKeys(tensors) {
+            let e = tensors[name]!
+            t[name] = .object(JSONObject([("dtype", .string(e.dtype)), ("shape", .array(e.shape.map { .int(Int64($0)) })), ("sha256", .string(e.sha256))]))
+        }
+        var f = JSONObject()
+        for name in TensorHashes.sortedKeys(files) { f[name] = .string(files[name]!) }
+        return .object(JSONObject([("format", .string("shears-hashes")), ("version", .int(1)), ("tensors", .object(t)), ("files", .object(f))]))
+    }
+
+    /// Reads a hash list written by `shears hash`.
+    static func read(path: String) throws -> TensorHashes {
+        let json: JSONValue
+        do { json = try JSONValue.parse(FileSystem.readFile(path, limit: 1 << 30)) } catch let e as JSONError {
+            throw CheckpointError(.invalidArgument, "hash list is not valid JSON: \(e.message)", path: path)
+        }
+        guard json["format"]?.stringValue == "shears-hashes", json["version"]?.intValue == 1, let t = json["tensors"]?.objectValue else {
+            throw CheckpointError(.invalidArgument, "not a shears hash list (format \"shears-hashes\", version 1)", path: path)
+        }
+        var tensors: [String: Entry] = [:]
+        for (name, v) in t.members {
+            guard let sha = v["sha256"]?.stringValue, sha.count == 64, let dtype = v["dtype"]?.stringValue,
+                  let shape = v["shape"]?.arrayValue?.compactMap(\.intValue) else {
+                throw CheckpointError(.invalidArgument, "hash list entry is incomplete", path: path, tensor: name)
+            }
+            tensors[name] = Entry(dtype: dtype, shape: shape, sha256: sha)
+        }
+        var files: [String: String] = [:]
+        for (name, v) in json["files"]?.objectValue?.members ?? [] { files[name] = v.stringValue ?? "" }
+        return TensorHashes(tensors: tensors, files: files, sourceFormat: nil)
+    }
+}
+
+/// Result slots written by worker threads, one slot each.
+final class UnsafeResults<T>: @unchecked Sendable {
+    private let base: UnsafeMutablePointer<T?>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        base = .allocate(capacity: max(1, count))
+        base.initialize(repeating: nil, count: count)
+    }
+    deinit { base.deinitialize(count: count); base.deallocate() }
+    subscript(i: Int) -> T? {
+        get { base[i] }
+        set { base[i] = newValue }
+    }
+}
+
+/// A counter shared by worker threads.
+final class AtomicCounter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLockLike()
+    func increment() -> Int { lock.withLock { defer { value += 1 }; return value } }
+}
+
+/// A pthread mutex (Foundation-free).
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,183 @@
+import ArgumentParser
+import CheckpointCore
+import CompactFormat
+import ModelArchitecture
+import ShearsJSON
+
+/// `shears verify PATH`: every applicable check, each passed, failed or skipped with the reason.
+public struct VerifyCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check a checkpoint: structure, values, config consistency, and hashes.",
+        discussion: """
+            Checks: structure (the format's full validation; for compact files every chunk is decoded \
+            and every tensor's SHA-256 checked), values (no NaN or infinity in floating-point tensors, \
+            no all-zero weight matrices), config (tensor shapes agree with config.json for LLaMA-family \
+            models), hashes (with --hashes: every tensor's SHA-256 matches the list written by \
+            `shears hash`; missing and extra tensors are failures).
+
+            Exit status: 0 when every check passes (or is skipped), 1 when any fails, 2 when an input \
+            is malformed or missing. --json prints {"ok": bool, "checks": [{"name", "status", "detail"}]}.
+            """)
+
+    @Argument(help: "A .safetensors file, index, model folder or .ctz file.", completion: .file())
+    var path: String
+
+    @Option(help: "A hash list from `shears hash` to check every tensor against.", completion: .file())
+    var hashes: String?
+
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @Option(help: "Threads (default: all cores).")
+    var threads = availableCores()
+
+    public init() {}
+
+    struct Check {
+        enum Status: String { case passed, failed, skipped }
+        var name: String
+        var status: Status
+        var detail: String
+    }
+
+    public func run() throws {
+        var checks: [Check] = []
+        var malformed = false
+        let expected: TensorHashes?
+        do { expected = try hashes.map { try TensorHashes.read(path: $0) } } catch { throw report(error) }
+        let store: (any TensorStore)?
+        do {
+            store = try AnyCheckpoint.open(path)
+        } catch {
+            store = nil
+            malformed = true
+            checks.append(Check(name: "structure", status: .failed, detail: "\(error)"))
+        }
+        if let store {
+            let problems = store.deepValidate()
+            checks.append(problems.isEmpty
+                ? Check(name: "structure", status: .passed, detail: "\(store.formatName): \(store.tensorInfos.count) tensors, every rule of the format holds")
+                : Check(name: "structure", status: .failed, detail: problems.prefix(10).map { "\($0)" }.joined(separator: "; ")))
+            checks.append(valueCheck(store))
+            checks.append(configCheck(store))
+            if let expected {
+                checks.append(hashCheck(store, expected))
+            } else {
+                checks.append(Check(name: "hashes", status: .skipped, detail: "no --hashes list given"))
+            }
+        }
+        let ok = checks.allSatisfy { $0.status != .failed }
+        if json {
+            let list = checks.map { c in JSONValue.object(JSONObject([("name", .string(c.name)), ("status", .string(c.status.rawValue)), ("detail", .string(c.detail))])) }
+            StandardOutput.write(JSONValue.object(JSONObject([("ok", .bool(ok)), ("checks", .array(list))])).serialized(style: .pretty) + "\n")
+        } else {
+            var out = ""
+            for c in checks { out += Format.pad(c.status.rawValue.uppercased(), 8) + Format.pad(c.name, 11) + c.detail + "\n" }
+            out += ok ? "verify: all checks passed\n" : "verify: FAILED\n"
+            StandardOutput.write(out)
+        }
+        if malformed { throw ShearsExit.badInput }
+        if !ok { throw ExitCode(1) }
+    }
+
+    func valueCheck(_ store: any TensorStore) -> Check {
+        var nonFinite: [String] = []
+        var zero: [String] = []
+        var errors: [String] = []
+        for info in store.tensorInfos where info.dtype.isFloatingPoint && info.dtype.convertsToFloat32 && info.elementCount > 0 {
+            do {
+                let f = try store.floats(info.name)
+                let bad = f.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                if bad > 0 { nonFinite.append("\(info.name) (\(bad) of \(f.count))") }
+                if info.shape.count >= 2 && f.allSatisfy({ $0 == 0 }) { zero.append(info.name) }
+            } catch {
+                errors.append("\(error)")
+            }
+        }
+        if !errors.isEmpty { return Check(name: "values", status: .failed, detail: errors.joined(separator: "; ")) }
+        if nonFinite.isEmpty && zero.isEmpty { return Check(name: "values", status: .passed, detail: "no NaN or infinity, no all-zero weight matrix") }
+        var parts: [String] = []
+        if !nonFinite.isEmpty { parts.append("NaN or infinity in " + nonFinite.joined(separator: ", ")) }
+        if !zero.isEmpty { parts.append("all-zero weight matrices: " + zero.joined(separator: ", ")) }
+        return Check(name: "values", status: .failed, detail: parts.joined(separator: "; "))
+    }
+
+    func configCheck(_ store: any TensorStore) -> Check {
+        guard let configPath = store.configPath else { return Check(name: "config", status: .skipped, detail: "no config.json next to the checkpoint") }
+        let config: ModelConfiguration
+        do { config = try ModelConfiguration(path: configPath) } catch { return Check(name: "config", status: .failed, detail: "\(error)") }
+        let expected: [String: [Int]]
+        do { expected = try ExpectedShapes.llama(config) } catch {
+            return Check(name: "config", status: .skipped, detail: "\(error)")
+        }
+        var problems: [String] = []
+        for (name, shape) in expected.sorted(by: { $0.key < $1.key }) {
+            guard let info = store.tensorInfo(named: name) else {
+                if name == "lm_head.weight" && config.tieWordEmbeddings { continue }
+                problems.append("\(name) is missing")
+                continue
+            }
+            if info.shape != shape { problems.append("\(name) has shape \(Format.shape(info.shape)), config.json implies \(Format.shape(shape))") }
+        }
+        let layers = config.numHiddenLayers ?? 0
+        for info in store.tensorInfos where info.name.hasPrefix("model.layers.") {
+            let idx = info.name.dropFirst("model.layers.".count).prefix { $0.isNumber }
+            if let i = Int(idx), i >= layers { problems.append("\(info.name) is beyond num_hidden_layers \(layers)") }
+        }
+        if problems.isEmpty {
+            return Check(name: "config", status: .passed, detail: "\(expected.count) tensor shapes agree with config.json (\(config.modelType ?? "?"), \(layers) layers)")
+        }
+        return Check(name: "config", status: .failed, detail: problems.prefix(20).joined(separator: "; "))
+    }
+
+    func hashCheck(_ store: any TensorStore, _ expected: TensorHashes) -> Check {
+        let actual: TensorHashes
+        do { actual = try TensorHashes.compute(store, threads: threads, files: false) } catch {
+            return Check(name: "hashes", status: .failed, detail: "\(error)")
+        }
+        var problems: [String] = []
+        for name in TensorHashes.sortedKeys(expected.tensors) {
+            guard let a = actual.tensors[name] else { problems.append("\(name) is missing"); continue }
+            let e = expected.tensors[name]!
+            if a.sha256 != e.sha256 { problems.append("\(name) differs (sha256 \(a.sha256.prefix(16))…, list has \(e.sha256.prefix(16))…)") }
+            else if a.dtype != e.dtype || a.shape != e.shape { problems.append("\(name) has \(a.dtype) \(a.shape), list has \(e.dtype) \(e.shape)") }
+        }
+        for name in TensorHashes.sortedKeys(actual.tensors) where expected.tensors[name] == nil { problems.append("\(name) is not in the list") }
+        if problems.isEmpty { return Check(name: "hashes", status: .passed, detail: "all \(expected.tensors.count) tensors match the list") }
+        return Check(name: "hashes", status: .failed, detail: problems.prefix(20).joined(separator: "; ") + (problems.count > 20 ? "; … \(problems.count - 20) more" : ""))
+    }
+}
+
+/// Tensor shapes a LLaMA-family config.json implies (Hugging Face names).
+enum ExpectedShapes {
+    static func llama(_ c: ModelConfiguration) throws -> [String: [Int]] {
+        guard ["llama", "mistral", "qwen2"].contains(c.modelType ?? ""),
+              let hidden = c.hiddenSize, let layers = c.numHiddenLayers, let hd = c.headDim, let vocab = c.vocabSize else {
+            throw CheckpointError(.invalidConfig, "not a LLaMA-family config.json with all sizes (model_type \(c.modelType ?? "none"))")
+        }
+        // Per-layer widths of pruned models (per_layer_config or the *_per_layer lists).
+        let sizes = try c.layerSizes()
+        var s: [String: [Int]] = ["model.embed_tokens.weight": [vocab, hidden], "model.norm.weight": [hidden]]
+        if !c.tieWordEmbeddings { s["lm_head.weight"] = [vocab, hidden] }
+        for i in 0..<layers {
+            let p = "model.layers.\(i)."
+            let heads = sizes[i].numAttentionHeads, kv = sizes[i].numKeyValueHeads, inter = sizes[i].intermediateSize
+            s[p + "input_layernorm.weight"] = [hidden]
+            s[p + "post_attention_layernorm.weight"] = [hidden]
+            s[p + "self_attn.q_proj.weight"] = [heads * hd, hidden]
+            s[p + "self_attn.k_proj.weight"] = [kv * hd, hidden]
+            s[p + "self_attn.v_proj.weight"] = [kv * hd, hidden]
+            s[p + "self_attn.o_proj.weight"] = [hidden, heads * hd]
+            s[p + "mlp.gate_proj.weight"] = [inter, hidden]
+            s[p + "mlp.up_proj.weight"] = [inter, hidden]
+            s[p + "mlp.down_proj.weight"] = [hidden, inter]
+            if c.attentionBias {
+                s[p + "self_attn.q_proj.bias"] = [heads * hd]
+                s[p + "self_attn.k_proj.bias"] = [kv * hd]
+                s[p + "self_attn.v_proj.bias"] = [kv * hd]
+            }
+        }
+        return s
+    }
+}

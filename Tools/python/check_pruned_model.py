@@ -1,0 +1,57 @@
+"""Loads a `shears prune` output folder in transformers and checks its logits.
+
+    python check_pruned_model.py PRUNED_FOLDER SOURCE_FOLDER
+
+- Uniform widths (no auto_map): loads with stock AutoModelForCausalLM (no remote code).
+- Per-layer widths: loads with trust_remote_code=True (modeling_shears_llama.py in the folder).
+Block pruning: the logits must equal those of the source model with the removed heads, KV heads
+and MLP channels (from pruning-manifest.json) zeroed, on fixed random tokens, in float64.
+Layer pruning: the source with the removed layers skipped. Channel pruning changes RMSNorm's
+mean over the hidden size, so there is no zeroed equivalent: the script only loads and runs it.
+Prints one JSON line with the result; exits 1 on a mismatch.
+"""
+import json, os, sys
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+def main():
+    pruned_dir, source_dir = sys.argv[1], sys.argv[2]
+    manifest = json.load(open(os.path.join(pruned_dir, "pruning-manifest.json")))
+    cfg = json.load(open(os.path.join(pruned_dir, "config.json")))
+    remote = "auto_map" in cfg
+    pruned = AutoModelForCausalLM.from_pretrained(pruned_dir, trust_remote_code=remote, dtype=torch.float64,
+                                                  attn_implementation="eager").eval()
+    source = AutoModelForCausalLM.from_pretrained(source_dir, dtype=torch.float64, attn_implementation="eager").eval()
+    d = source.config.head_dim if getattr(source.config, "head_dim", None) else source.config.hidden_size // source.config.num_attention_heads
+    strategy = manifest["settings"]["strategy"]
+    with torch.no_grad():
+        if strategy == "block":
+            for entry in manifest["layers"]:
+                l = entry["layer"]; a = source.model.layers[l].self_attn; f = source.model.layers[l].mlp
+                for h in entry["attention"]["removed_heads"]:
+                    a.q_proj.weight[h * d:(h + 1) * d] = 0; a.o_proj.weight[:, h * d:(h + 1) * d] = 0
+                for h in entry["attention"]["removed_kv_heads"]:
+                    a.k_proj.weight[h * d:(h + 1) * d] = 0; a.v_proj.weight[h * d:(h + 1) * d] = 0
+                gone = entry["mlp"]["removed_channels"]
+                if gone:
+                    f.gate_proj.weight[gone] = 0; f.up_proj.weight[gone] = 0; f.down_proj.weight[:, gone] = 0
+        elif strategy == "layer":
+            keep = [l for l in range(len(source.model.layers)) if l not in manifest["removed_layers"]]
+            source.model.layers = torch.nn.ModuleList([source.model.layers[l] for l in keep])
+            for i, layer in enumerate(source.model.layers): layer.self_attn.layer_idx = i
+            source.config.num_hidden_layers = len(keep)
+        ids = torch.randint(0, source.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+        got = pruned(input_ids=ids, use_cache=False).logits
+        want = source(input_ids=ids, use_cache=False).logits
+    diff = float((got - want).abs().max()) if strategy != "channel" else None
+    dtype = manifest["settings"].get("dtype")
+    tol = 1e-9 if dtype in (None, "F32", "F64") else 5e-2
+    ok = diff is None or diff <= tol * max(1.0, float(want.abs().max()))
+    print(json.dumps({"folder": pruned_dir, "loader": "trust_remote_code" if remote else "stock", "strategy": strategy,
+                      "max_abs_diff": diff, "ok": ok, "parameters": sum(p.numel() for p in pruned.parameters()),
+                      "manifest_parameters": manifest["result"]["parameters"]}))
+    if not ok or sum(p.numel() for p in pruned.parameters()) != manifest["result"]["parameters"]:
+        sys.exit(1)
+
+if __name__ == "__main__":
+    main()
