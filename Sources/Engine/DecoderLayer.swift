@@ -19,11 +19,12 @@ struct DecoderLayer {
         let x2: Matrix
         let h2: Matrix, inv2: [Float]
         let mlp: MLP.Saved
-        let out: Matrix
+        /// The layer's output; nil when recomputed for the backward pass, which does not need it.
+        let out: Matrix?
     }
 
     /// Forward over `layout.batch` sequences of `layout.seqLen` rows each, positions 0 ..< seqLen.
-    func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary) -> Internals {
+    func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary, output: Bool = true) -> Internals {
         let (h1, inv1) = RMSNorm.forward(x, weight: weights.inputNorm, eps: eps)
         let q = weights.q.forward(h1), k = weights.k.forward(h1), v = weights.v.forward(h1)
         let t = layout.seqLen
@@ -41,15 +42,20 @@ struct DecoderLayer {
         let x2 = weights.o.forward(attn)
         x2.add(x)
         let (h2, inv2) = RMSNorm.forward(x2, weight: weights.postAttentionNorm, eps: eps)
-        let (m, saved) = mlp.forward(h2)
-        m.add(x2)
-        return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: m)
+        let saved = mlp.activations(h2)
+        var out: Matrix? = nil
+        if output {
+            let m = mlp.down.forward(saved.a)
+            m.add(x2)
+            out = m
+        }
+        return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: out)
     }
 
     /// Recomputes the layer on `x`, then returns dL/dx for output gradient `dOut`, adding weight
     /// gradients into `grads`.
     func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients) -> Matrix {
-        let f = forward(x, layout: layout, rotary: rotary)
+        let f = forward(x, layout: layout, rotary: rotary, output: false)
         let n = x.rows, t = layout.seqLen
         // MLP branch: out = x2 + mlp(norm(x2)).
         let dh2 = Matrix(rows: n, cols: sizes.hidden)

@@ -125,7 +125,7 @@ public final class LlamaModel: @unchecked Sendable {
         for i in 0..<architecture.numLayers {
             if saveInputs { inputs.append(x) }
             let layer = DecoderLayer(weights: try layerWeights(i), eps: architecture.rmsNormEps)
-            x = layer.forward(x, layout: batch.layout, rotary: rot).out
+            x = layer.forward(x, layout: batch.layout, rotary: rot).out!
         }
         return (x, inputs)
     }

@@ -7,6 +7,12 @@ struct MLP {
     }
 
     func forward(_ x: Matrix) -> (Matrix, Saved) {
+        let saved = activations(x)
+        return (down.forward(saved.a), saved)
+    }
+
+    /// The gate, up and SwiGLU activations without the down projection (all the backward pass needs).
+    func activations(_ x: Matrix) -> Saved {
         let g = gate.forward(x), u = up.forward(x)
         let a = Matrix(rows: g.rows, cols: g.cols)
         let pg = UnsafeSendable(g.storage), pu = UnsafeSendable(u.storage), pa = UnsafeSendable(a.storage)
@@ -17,7 +23,7 @@ struct MLP {
                 pa[i] = z * Kernels.sigmoid(z) * pu[i]
             }
         }
-        return (down.forward(a), Saved(g: g, u: u, a: a))
+        return Saved(g: g, u: u, a: a)
     }
 
     /// `dx (+)=` the input gradient; weight gradients into `grads` (gate, up, down order).

@@ -42,3 +42,14 @@ import ModelArchitecture
         #expect(throws: CheckpointError.self) { try config(#"{"model_type":"llama","rope_scaling":{"rope_type":"llama3","factor":8.0}}"#).rotaryScaling() }
     }
 }
+
+@Suite struct PerLayerListTests {
+    @Test func listsAndSparseOverridesAgree() throws {
+        let base = #""model_type":"llama","hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":96"#
+        let lists = try ModelConfiguration(json: JSONValue.parse("{" + base + #","num_attention_heads_per_layer":[2,4],"num_key_value_heads_per_layer":[1,2],"intermediate_size_per_layer":[56,80]}"#))
+        let sparse = try ModelConfiguration(json: JSONValue.parse("{" + base + #","per_layer_config":{"0":{"num_attention_heads":2,"num_key_value_heads":1,"intermediate_size":56},"1":{"intermediate_size":80}}}"#))
+        #expect(try lists.layerSizes() == sparse.layerSizes())
+        let short = try ModelConfiguration(json: JSONValue.parse("{" + base + #","intermediate_size_per_layer":[56]}"#))
+        #expect(throws: CheckpointError.self) { try short.layerSizes() }
+    }
+}
