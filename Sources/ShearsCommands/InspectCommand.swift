@@ -43,33 +43,38 @@ public struct InspectCommand: ParsableCommand {
             return
         }
         if GGUFInspectReport.isGGUF(path) {
-            let report: GGUFInspectReport
-            do {
-                report = try GGUFInspectReport(path: path)
-            } catch {
-                throw ShearsCommands.report(error)
-            }
-            if json {
-                StandardOutput.write(report.json.serialized(style: .pretty) + "\n")
-            } else {
-                StandardOutput.write(report.text(withTensors: tensors))
-            }
-            for w in report.file.warnings { StandardError.print("shears: warning: \(w)") }
-            return
+            try emit { try GGUFInspectReport(path: path) }
+        } else {
+            try emit { try InspectReport(path: path) }
         }
-        let report: InspectReport
-        do {
-            report = try InspectReport(path: path)
-        } catch {
-            throw ShearsCommands.report(error)
-        }
+    }
+
+    /// Prints a report as text or JSON, and its warnings on stderr.
+    private func emit(_ make: () throws -> any InspectOutput) throws {
+        let report: any InspectOutput
+        do { report = try make() } catch { throw ShearsCommands.report(error) }
         if json {
             StandardOutput.write(report.json.serialized(style: .pretty) + "\n")
         } else {
             StandardOutput.write(report.text(withTensors: tensors))
         }
-        for w in report.checkpoint.warnings { StandardError.print("shears: warning: \(w)") }
+        for w in report.warnings { StandardError.print("shears: warning: \(w)") }
     }
+}
+
+/// What `inspect` prints for one kind of file.
+protocol InspectOutput {
+    var json: JSONValue { get }
+    func text(withTensors: Bool) -> String
+    var warnings: [String] { get }
+}
+
+extension GGUFInspectReport: InspectOutput {
+    var warnings: [String] { file.warnings }
+}
+
+extension InspectReport: InspectOutput {
+    var warnings: [String] { checkpoint.warnings }
 }
 
 /// Everything `inspect` reports, computed from the headers.

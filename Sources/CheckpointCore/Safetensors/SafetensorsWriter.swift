@@ -147,32 +147,41 @@ public enum TensorBytes {
     case floats([Float])
 }
 
+extension TensorBytes {
+    /// The bytes for `spec`: arrays and views as they are, `.floats` encoded to the spec's dtype.
+    func encoded(for spec: TensorSpec) throws(CheckpointError) -> TensorBytes {
+        guard case .floats(let f) = self else { return self }
+        var out = [UInt8](repeating: 0, count: try spec.byteCount())
+        let r: Result<Void, CheckpointError> = f.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBytes { dst in
+                Result { () throws(CheckpointError) in try DTypeConversion.encode(src, as: spec.dtype, into: dst) }
+            }
+        }
+        do { try r.get() } catch {
+            var e = error
+            e.tensor = spec.name
+            throw e
+        }
+        return .bytes(out)
+    }
+}
+
 extension SafetensorsWriter {
+    /// Writes the next tensor from any ``TensorBytes``.
+    func write(_ data: TensorBytes, for spec: TensorSpec) throws(CheckpointError) {
+        switch try data.encoded(for: spec) {
+        case .bytes(let b): try write(b)
+        case .view(let v): try write(v)
+        case .floats: preconditionFailure("encoded(for:) returns bytes")
+        }
+    }
+
     /// Writes a complete file, asking `data` for each tensor's bytes in file order, so that only one
     /// tensor needs to exist at a time. `.floats` are encoded to the spec's dtype.
     public static func write(path: String, tensors: [TensorSpec], metadata: Metadata? = nil,
                              data: (TensorSpec) throws(CheckpointError) -> TensorBytes) throws(CheckpointError) {
         let w = try SafetensorsWriter(path: path, tensors: tensors, metadata: metadata)
-        while let spec = w.nextTensor {
-            switch try data(spec) {
-            case .bytes(let b): try w.write(b)
-            case .view(let v): try w.write(v)
-            case .floats(let f):
-                let size = try spec.byteCount()
-                var out = [UInt8](repeating: 0, count: size)
-                let r: Result<Void, CheckpointError> = f.withUnsafeBufferPointer { src in
-                    out.withUnsafeMutableBytes { dst in
-                        Result { () throws(CheckpointError) in try DTypeConversion.encode(src, as: spec.dtype, into: dst) }
-                    }
-                }
-                do { try r.get() } catch {
-                    var e = error
-                    e.tensor = spec.name
-                    throw e
-                }
-                try w.write(out)
-            }
-        }
+        while let spec = w.nextTensor { try w.write(try data(spec), for: spec) }
         try w.finish()
     }
 }

@@ -50,29 +50,15 @@ public enum ShardedWriter {
     public static func write(folder: String, tensors: [TensorSpec], maxShardSize: Int? = nil,
                              metadata: Metadata? = Metadata([("format", "pt")]), prefix: String = "model",
                              data: (TensorSpec) throws(CheckpointError) -> TensorBytes) throws(CheckpointError) -> [String] {
-        try FileSystem.createDirectory(folder)
-        let shards = try plan(tensors, maxShardSize: maxShardSize)
-        let names = shardNames(count: shards.count, prefix: prefix)
-        var written: [String] = []
-        var weightMap: [(String, String)] = []
-        var total = 0
-        var parameters = 0
-        for (shard, name) in zip(shards, names) {
-            let path = FileSystem.join(folder, name)
-            try SafetensorsWriter.write(path: path, tensors: shard, metadata: metadata, data: data)
-            written.append(path)
-            for t in shard {
-                weightMap.append((t.name, name))
-                total += try t.byteCount()
-                parameters += t.shape.reduce(1, *)
+        try stream(folder: folder, tensors: tensors, maxShardSize: maxShardSize, metadata: metadata, prefix: prefix) { (spec, sink) throws(CheckpointError) in
+            switch try data(spec).encoded(for: spec) {
+            case .bytes(let b):
+                let r: Result<Void, CheckpointError> = b.withUnsafeBytes { raw in Result { () throws(CheckpointError) in try sink(raw) } }
+                try r.get()
+            case .view(let v): try v.withUnsafeBytes { (raw) throws(CheckpointError) in try sink(raw) }
+            case .floats: preconditionFailure("encoded(for:) returns bytes")
             }
         }
-        if shards.count > 1 {
-            let indexPath = FileSystem.join(folder, "\(prefix).safetensors.index.json")
-            try AtomicFile.write(indexJSON(weightMap: weightMap, totalSize: total, totalParameters: parameters), to: indexPath)
-            written.append(indexPath)
-        }
-        return written
     }
 
     /// Like ``write(folder:tensors:maxShardSize:metadata:prefix:data:)``, but each tensor's bytes
