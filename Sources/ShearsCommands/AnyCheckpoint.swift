@@ -1,5 +1,6 @@
 import CheckpointCore
 import CompactFormat
+import GGUF
 
 /// Opens a checkpoint in any format Shears reads, chosen by content: a compact file by its magic,
 /// otherwise safetensors (a file, an index or a folder).
@@ -7,6 +8,9 @@ enum AnyCheckpoint {
     static func open(_ path: String) throws -> any TensorStore {
         if FileSystem.isFile(path), CompactFile.looksLikeCompact(path) || path.hasSuffix("." + CompactLayout.fileExtension) {
             return try CompactFile(path: path)
+        }
+        if FileSystem.isFile(path), GGUFInspectReport.isGGUF(path) {
+            throw CheckpointError(.invalidArgument, "is a GGUF file; hash, diff and verify read safetensors and .ctz checkpoints (convert it first: shears convert \(FileSystem.baseName(path)) FOLDER)", path: path)
         }
         return try Checkpoint.open(path)
     }

@@ -29,6 +29,10 @@ enum ManifestCheck {
         var filesMatch = true
         if let files = manifest["source"]?["files"]?.objectValue {
             for (name, digest) in files.members {
+                // Names are plain files of the source folder; never follow one elsewhere.
+                guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                    problems.append("the manifest names source file \"\(name)\", which is not a file of the source folder"); filesMatch = false; continue
+                }
                 let path = FileSystem.join(source.folder, name)
                 guard FileSystem.isFile(path) else { problems.append("source file \(name) named by the manifest is missing"); filesMatch = false; continue }
                 let m = try MappedFile(path: path)

@@ -80,6 +80,27 @@ import ShearsJSON
         #expect(status == 1 && check["detail"]!.stringValue!.contains("model.layers.1.mlp.down_proj.weight"))
     }
 
+    @Test func manifestCannotPointOutsideTheSource() throws {
+        let dir = try pruned()
+        defer { removeFolder(dir) }
+        var m = try JSONValue.parse(FileSystem.readFile(dir + "/pruning-manifest.json")).objectValue!
+        var source = m["source"]!.objectValue!
+        source["files"] = .object(JSONObject([("../../etc/hostname", .string(String(repeating: "0", count: 64)))]))
+        m["source"] = .object(source)
+        try AtomicFile.write(JSONValue.object(m).serializedBytes(), to: dir + "/edited-manifest.json")
+        let (status, check) = try verify(dir, manifest: dir + "/edited-manifest.json")
+        #expect(status == 1 && check["detail"]!.stringValue!.contains("not a file of the source folder"))
+    }
+
+    @Test func ggufInputIsRefusedClearly() throws {
+        let dir = "/tmp/shears-audit-\(UInt32.random(in: 0...UInt32.max))"
+        try FileSystem.createDirectory(dir)
+        defer { removeFolder(dir) }
+        try AtomicFile.write(Array("GGUF".utf8) + [3, 0, 0, 0] + [UInt8](repeating: 0, count: 16), to: dir + "/m.gguf")
+        let r = CommandRunner.run(["hash", dir + "/m.gguf"])
+        #expect(r.status == 2 && r.stderr.contains("is a GGUF file"))
+    }
+
     @Test func diffWithManifestShowsIdentity() throws {
         let dir = try pruned()
         defer { removeFolder(dir) }
