@@ -11,6 +11,21 @@ allocation, least-squares solves) is float64 and implemented here independently 
 writes OUT_DIR/<model>/{windows.json, activations.safetensors (tiny models), statistics.safetensors,
 goldens.json, recovery-<name>.safetensors} for tiny-mha, tiny-gqa (Fixtures/pruning) and
 austen-llama (Fixtures/models).
+
+Choices where formats/recovery.md leaves room (the Swift side must make the same ones):
+- Windows: tiny models 8 × 16 uniform random ids (numpy PCG64, seed 2024); austen-llama 16 × 64
+  tokens of the five calibration novels, each file tokenized without special tokens and the ids
+  concatenated in file-name order, window i starting at floor(i·(total − T)/(N − 1)). The engine
+  gets them as --calibration-tokens (windows.json).
+- Statistics: direct two-pass float64 sums over all rows (equal to Chan's merge up to rounding).
+- §4: a unit's "rank" is its position in the layer's ascending score order (ties: lower index);
+  under the query policy tuple k holds the k-th lowest query head of every group, and a layer gives
+  at most n_rep − 1 tuples. --round-to is applied after the scan, with no re-scan.
+- §5 `none`: the golden bias is b₀ = 0 (the engine writes no bias).
+- --sequential: a processed layer runs with W' and b' rounded to the source dtype (what the written
+  folder holds), removed columns zero; the next layer's statistics see that.
+- austen-llama: statistics.safetensors holds the covariance of the `attention` site of the first and
+  last layers only (an MLP covariance is 2 MB in float64).
 """
 import glob, json, math, os, sys
 import numpy as np
