@@ -201,10 +201,14 @@ public struct RecoveryRun {
                     if site == .attention { out.attentionBias = true } else { out.mlpBias = true }
                 }
                 if s.sequential {
+                    // The next layer sees what the written folder computes: values rounded to the stored dtype.
+                    let dtype = wv.dtype
+                    let weight = try Self.rounded(refit.weight.map(Float.init), to: dtype)
                     var full = [Float](repeating: 0, count: h * width)
-                    for i in 0..<h { for (j, c) in kept.enumerated() { full[i * width + c] = Float(refit.weight[i * kept.count + j]) } }
+                    for i in 0..<h { for (j, c) in kept.enumerated() { full[i * width + c] = weight[i * kept.count + j] } }
                     let hasBias = b0 != nil || method != .none
-                    replacements[site.rawValue] = ProjectionReplacement(rows: h, cols: width, weight: full, bias: hasBias ? refit.bias.map(Float.init) : nil)
+                    replacements[site.rawValue] = ProjectionReplacement(rows: h, cols: width, weight: full,
+                                                                        bias: hasBias ? try Self.rounded(refit.bias.map(Float.init), to: dtype) : nil)
                 }
             }
             if !specs.isEmpty {
@@ -219,6 +223,22 @@ public struct RecoveryRun {
             progress?(l + 1, shape.layers)
         }
         if out.attentionBias || out.mlpBias { out.addCompatibilityBiases(source, plan: plan) }
+        return out
+    }
+
+    /// `values` rounded to `dtype` and back (round to nearest even), as stored.
+    static func rounded(_ values: [Float], to dtype: DType) throws(CheckpointError) -> [Float] {
+        guard dtype != .f32, let size = dtype.byteSize else { return values }
+        var bytes = [UInt8](repeating: 0, count: values.count * size)
+        var out = [Float](repeating: 0, count: values.count)
+        let r: Result<Void, CheckpointError> = values.withUnsafeBufferPointer { src in
+            bytes.withUnsafeMutableBytes { dst in Result { () throws(CheckpointError) in try DTypeConversion.encode(src, as: dtype, into: dst) } }
+        }
+        try r.get()
+        let r2: Result<Void, CheckpointError> = bytes.withUnsafeBytes { src in
+            out.withUnsafeMutableBufferPointer { dst in Result { () throws(CheckpointError) in try DTypeConversion.decode(src, as: dtype, into: dst) } }
+        }
+        try r2.get()
         return out
     }
 }
