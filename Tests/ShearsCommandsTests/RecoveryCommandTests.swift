@@ -131,6 +131,40 @@ import ShearsJSON
         }
     }
 
+    /// verify still catches what recovery did not do: a touched zero bias, a touched untouched weight.
+    @Test func verifyCatchesChangesRecoveryDidNotMake() throws {
+        let source = fixturesPath + "/pruning/tiny-gqa"
+        let dir = "/tmp/shears-recovery-\(UInt32.random(in: 0...UInt32.max))"
+        defer { removeFolder(dir) }
+        _ = try Self.prune("tiny-gqa", source: source, into: dir, ["--importance", "wanda-sp", "--ratio", "0.5", "--recover", "bias",
+                                                                    "--attention-layers", "0:3", "--mlp-layers", "0:3"])
+        func verify() -> (Int32, String) {
+            let r = CommandRunner.run(["verify", dir, "--source", source, "--manifest", dir + "/pruning-manifest.json"])
+            return (r.status, r.stdout)
+        }
+        var (status, out) = verify()
+        #expect(status == 0, "\(out)")
+        #expect(out.contains("changed by recovery (bias)"))
+        let file = dir + "/model.safetensors"
+        func edit(_ tensor: String, _ value: Float) throws {
+            let f = try SafetensorsFile(path: file)
+            let t = try #require(f.info(named: tensor))
+            let fd = open(file, O_RDWR)
+            var v = value
+            _ = pwrite(fd, &v, 4, off_t(f.header.dataStart + t.dataOffsets.lowerBound))
+            close(fd)
+        }
+        try edit("model.layers.1.self_attn.q_proj.bias", 0.5)
+        (status, out) = verify()
+        #expect(status == 1)
+        #expect(out.contains("model.layers.1.self_attn.q_proj.bias was added as an all-zero bias but holds non-zero values"), "\(out)")
+        try edit("model.layers.1.self_attn.q_proj.bias", 0)
+        try edit("model.layers.2.mlp.up_proj.weight", 123)
+        (status, out) = verify()
+        #expect(status == 1)
+        #expect(out.contains("model.layers.2.mlp.up_proj.weight is not the source's"), "\(out)")
+    }
+
     /// Options that cannot apply are refused with the option named.
     @Test func refusals() throws {
         let source = fixturesPath + "/pruning/tiny-gqa"
