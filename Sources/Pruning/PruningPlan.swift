@@ -27,12 +27,13 @@ public enum UnitCounts {
         return max(0, n)
     }
 
-    /// GQA `query` policy: query heads removed from *each* KV group, Torch-Pruning's
-    /// `ceil(ceil(ratio·H)/n_kv)` for the whole target, minus what earlier steps removed; at least
-    /// one query head stays per group.
-    public static func queryHeadsToRemovePerGroup(initialHeads: Int, keyValueHeads: Int, currentPerGroup: Int, ratio: Double) -> Int {
-        let total = Int((ratio * Double(initialHeads)).rounded(.up))
-        let perGroup = (total + keyValueHeads - 1) / keyValueHeads
+    /// GQA `query` policy: query heads removed from *each* KV group. Upstream's count on the q_proj
+    /// root — `n = H·d − int(H·d·(1 − ratio))` channels, `floor(n / d)` heads — spread equally over
+    /// the KV groups (`floor(heads / n_kv)` per group, so the query-to-KV ratio stays whole), minus
+    /// what earlier steps removed; at least one query head stays per group.
+    public static func queryHeadsToRemovePerGroup(initialHeads: Int, keyValueHeads: Int, headDim: Int, currentPerGroup: Int, ratio: Double) -> Int {
+        let heads = channelsToRemove(initial: initialHeads * headDim, current: initialHeads * headDim, ratio: ratio) / headDim
+        let perGroup = heads / keyValueHeads
         let initialPerGroup = initialHeads / keyValueHeads
         let target = initialPerGroup - perGroup
         return max(0, min(currentPerGroup - max(1, target), currentPerGroup - 1))

@@ -31,7 +31,7 @@ public enum Selection {
                 if s.attentionLayers!.contains(l) {
                     if query {
                         let perGroup = layer.keptHeads.count / shape.keyValueHeads
-                        attentionCounts[l] = UnitCounts.queryHeadsToRemovePerGroup(initialHeads: shape.attentionHeads, keyValueHeads: shape.keyValueHeads,
+                        attentionCounts[l] = UnitCounts.queryHeadsToRemovePerGroup(initialHeads: shape.attentionHeads, keyValueHeads: shape.keyValueHeads, headDim: d,
                                                                                    currentPerGroup: perGroup, ratio: ratio) * shape.keyValueHeads
                     } else {
                         // The root (q for MHA, k for GQA) decides: its channels in head_dim units.
@@ -159,7 +159,7 @@ public enum Selection {
             let layer = plan.layers[l]
             if !scores.attention[l].isEmpty {
                 if query {
-                    let initial = UnitCounts.queryHeadsToRemovePerGroup(initialHeads: heads, keyValueHeads: g, currentPerGroup: heads / g, ratio: ratio)
+                    let initial = UnitCounts.queryHeadsToRemovePerGroup(initialHeads: heads, keyValueHeads: g, headDim: d, currentPerGroup: heads / g, ratio: ratio)
                     target += (initial - (heads - layer.keptHeads.count) / g) * attentionCost
                 } else {
                     let initial = UnitCounts.unitsToRemove(initialUnits: g, currentUnits: g, unitSize: d, ratio: ratio)

@@ -68,8 +68,12 @@ import Testing
         // 192 − int(192·0.75) = 48 < 64: no KV group goes at 0.25; 1536 → 1152 channels.
         #expect(p.layers[10].widths == LayerWidths(attentionHeads: 9, keyValueHeads: 3, intermediateSize: 1152))
         #expect(p.resultParameters == 134_515_008 - 26 * 3 * 576 * 384)
+        // Query policy: upstream's count on q (576 − int(576·0.75) = 144 → 2 heads) spread over 3
+        // groups removes none at 0.25; at 0.35, 202 → 3 heads → one per group.
         let q = try plan(s, ratio: 0.25, gqa: .query)
-        #expect(q.layers[10].widths.attentionHeads == 6 && q.layers[10].widths.keyValueHeads == 3)
+        #expect(q.layers[10].widths.attentionHeads == 9 && q.layers[10].widths.keyValueHeads == 3)
+        let q35 = try plan(s, ratio: 0.35, gqa: .query)
+        #expect(q35.layers[10].widths.attentionHeads == 6 && q35.layers[10].widths.keyValueHeads == 3)
         let high = try plan(s, ratio: 0.34)
         #expect(high.layers[10].widths.keyValueHeads == 2 && high.layers[10].widths.attentionHeads == 6)
     }

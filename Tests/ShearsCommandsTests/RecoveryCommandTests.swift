@@ -41,6 +41,12 @@ import ShearsJSON
 
     static func scale(_ b: [Double]) -> Double { max(b.map(abs).max() ?? 0, 1e-30) }
 
+    /// Every |a − b| within `tolerance` × the largest |b|.
+    static func agree(_ a: [Double], _ b: [Double], _ tolerance: Double) -> Bool {
+        let bound = tolerance * scale(b)
+        return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= bound }
+    }
+
     /// The bundled model's selections and scores from the engine's statistics (dry runs).
     @Test func bundledModelSelectionsMatchTheReference() throws {
         let source = fixturesPath + "/models/austen-llama"
@@ -58,7 +64,7 @@ import ShearsJSON
                 for (part, key) in [("attention", "attention"), ("mlp", "mlp")] {
                     let want = scores[key]!.arrayValue![l].arrayValue!.map { $0.doubleValue! }
                     let got = m["layers"]!.arrayValue![l][part]!["scores"]!.arrayValue!.map { $0.doubleValue ?? .nan }
-                    #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) <= 1e-4 * Self.scale(want) }, "\(name) layer \(l) \(part) scores")
+                    #expect(Self.agree(got, want, 1e-4), "\(name) layer \(l) \(part) scores")
                 }
             }
             checked += 1
@@ -89,7 +95,7 @@ import ShearsJSON
             let outName = "model.layers.\(l).\(proj == "o_proj" ? "self_attn" : "mlp").\(proj).\(kind)"
             let want = try golden.tensor(named: name).withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
             let got = try out.tensor(named: outName).floats().map(Double.init)
-            #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) <= 2e-4 * Self.scale(want) }, "\(outName)")
+            #expect(Self.agree(got, want, 2e-4), "\(outName)")
             compared += 1
         }
         #expect(compared >= 2)
@@ -125,7 +131,7 @@ import ShearsJSON
                 for kind in ["weight", "bias"] {
                     let want = try golden.tensor(named: "layers.\(l).\(proj).\(kind)").withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
                     let got = try out.tensor(named: "model.layers.\(l).\(full).\(kind)").floats().map(Double.init)
-                    #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) <= 2e-4 * Self.scale(want) }, "layer \(l) \(proj) \(kind)")
+                    #expect(Self.agree(got, want, 2e-4), "layer \(l) \(proj) \(kind)")
                 }
             }
         }

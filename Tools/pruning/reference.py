@@ -160,8 +160,11 @@ def layer_scores(c, est, red, rng=None):
 def to_remove(initial, current, ratio):
     return max(0, current - int(initial * (1 - ratio)))
 
-def query_per_group(nh, nkv, ratio):
-    return math.ceil(math.ceil(ratio * nh) / nkv)
+def query_per_group(nh, nkv, ratio, d=1):
+    """GQA query policy: upstream's count on the q_proj root (n = W0 - int(W0*(1-r)) channels,
+    floor(n/d) heads), spread equally over the KV groups (floor)."""
+    w0 = nh * d
+    return ((w0 - int(w0 * (1 - ratio))) // d) // nkv
 
 def lowest(scores, candidates, count):
     order = sorted(candidates, key=lambda i: (scores[i], i))
@@ -174,7 +177,7 @@ def select_block(c, scores, policy, ratio, scope, round_to=None):
     acount, mcount = {}, {}
     for l, s in scores["attention"].items():
         if policy == "query":
-            per = min(query_per_group(c.nh, c.nkv, ratio), c.rep - 1)
+            per = min(query_per_group(c.nh, c.nkv, ratio, c.d), c.rep - 1)
             acount[l] = per * c.nkv
         else:
             acount[l] = min(to_remove(c.nkv * d, c.nkv * d, ratio) // d, c.nkv - 1)
@@ -419,7 +422,7 @@ def select_step(c, scores, sel, policy, r):
             sc = scores["attention"][l]
             if policy == "query":
                 cur = len(s["heads"]) // c.nkv
-                per = math.ceil(math.ceil(r * c.nh) / c.nkv); target = c.rep - per
+                per = query_per_group(c.nh, c.nkv, r, c.d); target = c.rep - per
                 remove = max(0, min(cur - max(1, target), cur - 1))
                 s["heads"] = sorted(h for g in range(c.nkv) for h in lowest(sc, s["heads"][g * cur:(g + 1) * cur], remove))
             else:

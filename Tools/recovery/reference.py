@@ -139,8 +139,11 @@ def layer_scores(M, stats, est):
 def to_remove(initial, current, ratio):
     return max(0, current - int(initial * (1 - ratio)))
 
-def query_per_group(nh, nkv, ratio):
-    return math.ceil(math.ceil(ratio * nh) / nkv)
+def query_per_group(nh, nkv, ratio, d=1):
+    """GQA query policy: upstream's count on the q_proj root (n = W0 - int(W0*(1-r)) channels,
+    floor(n/d) heads), spread equally over the KV groups (floor)."""
+    w0 = nh * d
+    return ((w0 - int(w0 * (1 - ratio))) // d) // nkv
 
 def lowest(scores, candidates, count):
     order = sorted(candidates, key=lambda i: (scores[i], i))
@@ -159,7 +162,7 @@ def uniform_counts(M, policy, ratio, att_layers, mlp_layers, round_to):
     acount, mcount = {}, {}
     for l in att_layers:
         if policy == "query" and M.G < M.H:
-            acount[l] = min(query_per_group(M.H, M.G, ratio), M.rep - 1) * M.G
+            acount[l] = min(query_per_group(M.H, M.G, ratio, M.d), M.rep - 1) * M.G
         else:
             acount[l] = min(to_remove(M.G * M.d, M.G * M.d, ratio) // M.d, M.G - 1)
     for l in mlp_layers:
