@@ -19,8 +19,10 @@ the bash driver needs.
     python bench_prune.py compare TORCH.json MANIFEST.json
         How many scored layers keep exactly the same heads / KV heads / MLP channels; prints JSON.
     python bench_prune.py record RESULTS.jsonl MODEL VARIANT TOOL TIME_V_FILE|- EXIT LOAD [--note TEXT]
-                             [--torch-json T.json --manifest M.json] [--shears-stderr FILE START END]
+                             [--torch-json T.json --manifest M.json] [--shears-stderr FILE START END] [--rss-sample S.json]
         Appends one JSON line: wall time and peak RSS from /usr/bin/time -v, time split, agreement.
+    python bench_prune.py sample PID OUT.json
+        Largest anonymous RSS of PID's descendants while it runs (file-backed pages apart).
     python bench_prune.py need MODEL_DIR VARIANT
         Rough MiB the torch run needs (float32 weights, gradients, Fisher sums, 1.5 GiB besides).
     python bench_prune.py table RESULTS.jsonl
@@ -180,6 +182,9 @@ def record(args):
     while i < len(rest):
         if rest[i] == "--note": r["notes"].append(rest[i + 1]); i += 2
         elif rest[i] == "--torch-json": torch_json = rest[i + 1]; i += 2
+        elif rest[i] == "--rss-sample":
+            if os.path.exists(rest[i + 1]): r["rss_sample"] = json.load(open(rest[i + 1]))
+            i += 2
         elif rest[i] == "--manifest": manifest = rest[i + 1]; i += 2
         elif rest[i] == "--shears-stderr":
             # Lines "EPOCH text"; scoring (load, gradients, selection) ends when writing starts.
@@ -194,6 +199,30 @@ def record(args):
         r["split_s"] = t["times_s"]; r["loss"] = t["loss"]
         if manifest: r["agreement"] = compare(torch_json, manifest)
     with open(results, "a") as f: f.write(json.dumps(r) + "\n")
+
+
+def sample(pid, out):
+    """Until process PID ends: the largest RssAnon (and RssFile, Rss at that moment) of its
+    descendants (the tool under /usr/bin/time), every 0.1 s, written to OUT as JSON (MiB).
+    /usr/bin/time's maximum RSS counts file-backed pages too (memory-mapped checkpoints)."""
+    def field(status, key):
+        for line in status.splitlines():
+            if line.startswith(key + ":"): return int(line.split()[1]) / 1024
+        return 0.0
+    def descendants(p):
+        try: kids = open(f"/proc/{p}/task/{p}/children").read().split()
+        except OSError: return []
+        return [int(k) for k in kids] + [d for k in kids for d in descendants(int(k))]
+    best = {"anon_mib": 0.0, "file_mib_then": 0.0, "max_file_mib": 0.0}
+    while os.path.exists(f"/proc/{pid}"):
+        for d in descendants(pid):
+            try: st = open(f"/proc/{d}/status").read()
+            except OSError: continue
+            a, f = field(st, "RssAnon"), field(st, "RssFile")
+            if a > best["anon_mib"]: best["anon_mib"], best["file_mib_then"] = a, f
+            best["max_file_mib"] = max(best["max_file_mib"], f)
+        time.sleep(0.1)
+    json.dump(best, open(out, "w"))
 
 
 def need(model_dir, variant):
@@ -215,14 +244,15 @@ def need(model_dir, variant):
 
 def table(results_path):
     rows = [json.loads(x) for x in open(results_path) if x.strip()]
-    print("| model | variant | tool | wall s | peak RSS MiB | shears/PyTorch wall | shears/PyTorch RSS | load | time split (s) | notes |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | variant | tool | wall s | peak RSS MiB | peak anon RSS MiB | shears/PyTorch wall | shears/PyTorch RSS | load | time split (s) | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["tool"] != "shears": continue
         p = next((x for x in rows if x["tool"] == "pytorch" and x["model"] == r["model"] and x["variant"] == r["variant"]), None)
         for x in [r] + ([p] if p else []):
             wall = f"{x['wall_s']:.1f}" if x.get("wall_s") is not None else "–"
             rss = f"{x['rss_mib']:.0f}" if x.get("rss_mib") is not None else "–"
+            anon = f"{x['rss_sample']['anon_mib']:.0f}" if x.get("rss_sample") else "–"
             rw = rr = ""
             if x is r and p and p["ok"] and r["ok"]:
                 rw = f"{r['wall_s'] / p['wall_s']:.2f}"; rr = f"{r['rss_mib'] / p['rss_mib']:.2f}"
@@ -235,7 +265,7 @@ def table(results_path):
                 notes.append(f"same selection as shears in {a['attention_same']}/{a['attention_layers']} attention layers "
                              f"({a['kv_heads_removed']} KV heads removed in all), {a['mlp_same']}/{a['mlp_layers']} MLP layers"
                              + (f" (channels swapped: {a['mlp_channels_swapped']})" if a["mlp_channels_swapped"] else ""))
-            print(f"| {x['model']} | {x['variant']} | {'shears' if x is r else 'PyTorch'} | {wall} | {rss} | {rw} | {rr} | "
+            print(f"| {x['model']} | {x['variant']} | {'shears' if x is r else 'PyTorch'} | {wall} | {rss} | {anon} | {rw} | {rr} | "
                   f"{x['load']:.2f} | {split} | {'; '.join(notes)} |")
 
 
@@ -249,6 +279,8 @@ if __name__ == "__main__":
         print(json.dumps(compare(sys.argv[2], sys.argv[3])))
     elif cmd == "record":
         record(sys.argv[2:])
+    elif cmd == "sample":
+        sample(int(sys.argv[2]), sys.argv[3])
     elif cmd == "need":
         need(sys.argv[2], sys.argv[3])
     elif cmd == "table":
