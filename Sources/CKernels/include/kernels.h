@@ -12,3 +12,9 @@ void shears_f32_to_f16(const float *src, void *dst, size_t n);
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), continuing from `crc` (0 to start).
 /// Uses the SSE4.2 instruction when the CPU has it, a table otherwise.
 uint32_t shears_crc32c(uint32_t crc, const void *data, size_t n);
+
+/// Registers a temporary file to unlink if SIGINT, SIGTERM or SIGHUP kills the process (installs
+/// the handlers on first use). Returns a slot for shears_cleanup_unregister, or -1 when the table
+/// is full or the path too long (the file is then only removed on normal unwinding).
+int shears_cleanup_register(const char *path);
+void shears_cleanup_unregister(int slot);

@@ -3,10 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CKernels
 
 /// A file written under a temporary name in its destination folder and renamed into place by
 /// ``commit()``, so that an interrupted run leaves no half-written output and a reader that has
-/// the old file mapped keeps its bytes. Dropped without `commit()`, the temporary file is removed.
+/// the old file mapped keeps its bytes. Dropped without `commit()`, the temporary file is removed;
+/// so is it when SIGINT, SIGTERM or SIGHUP kills the process.
 public final class AtomicFile {
     /// The final path.
     public let path: String
@@ -18,6 +20,8 @@ public final class AtomicFile {
     /// Bytes written so far.
     public private(set) var bytesWritten = 0
     private var committed = false
+    /// The slot of the temporary path in the kill-signal cleanup table.
+    private var cleanupSlot: Int32 = -1
     /// Whether ``commit()`` flushes the data to disk (fsync) before renaming. On by default: an
     /// output that is renamed into place should survive a crash. Benchmarks that compare with tools
     /// writing to the page cache turn it off.
@@ -40,12 +44,14 @@ public final class AtomicFile {
         guard descriptor >= 0 else { throw CheckpointError.system("create", path: name) }
         temporaryPath = name
         fd = descriptor
+        cleanupSlot = shears_cleanup_register(name)
         buffer.reserveCapacity(bufferCapacity)
     }
 
     deinit {
         if fd >= 0 { close(fd) }
         if !committed { unlink(temporaryPath) }
+        shears_cleanup_unregister(cleanupSlot)
     }
 
     /// Reserves `size` bytes of disk up front, so that a full disk fails early.
@@ -99,6 +105,8 @@ public final class AtomicFile {
         fd = -1
         guard rename(temporaryPath, path) == 0 else { throw CheckpointError.system("rename", path: path) }
         committed = true
+        shears_cleanup_unregister(cleanupSlot)
+        cleanupSlot = -1
         guard durable else { return }
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
