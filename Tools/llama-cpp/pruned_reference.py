@@ -1,0 +1,114 @@
+"""Reference folders for checking pruned GGUF files in llama.cpp (Tools/check-llama-cpp).
+
+  python pruned_reference.py zero SOURCE MANIFEST OUT
+      OUT = SOURCE (full size, its config.json) with the structures the manifest removed set to
+      zero: q_proj rows and o_proj columns of removed query heads, k_proj/v_proj rows of removed
+      KV heads, gate_proj/up_proj rows and down_proj columns of removed MLP channels. A model
+      pruned by the manifest computes the same function (block strategy only).
+
+  python pruned_reference.py bias FOLDER OUT [--seed S] [--scale X]
+      OUT = FOLDER with a random o_proj and down_proj bias in every layer (N(0, X²), seeded, the
+      same vectors for every folder with the same hidden size and layer count) and all-zero
+      q/k/v/gate/up biases, attention_bias and mlp_bias true: what prune --recover writes.
+
+Inputs are never modified; OUT is written under a temporary name and renamed.
+"""
+import json
+import os
+import shutil
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def copy_companions(src, tmp):
+    for name in os.listdir(src):
+        if name.endswith(".safetensors") or name.endswith(".index.json") or name == "pruning-manifest.json":
+            continue
+        p = os.path.join(src, name)
+        if os.path.isfile(p):
+            shutil.copy(p, os.path.join(tmp, name))
+
+
+def load_folder(folder):
+    tensors = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            tensors.update(load_file(os.path.join(folder, name)))
+    return tensors
+
+
+def finish(tmp, out):
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.rename(tmp, out)
+
+
+def zero(source, manifest_path, out):
+    cfg = json.load(open(os.path.join(source, "config.json")))
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    manifest = json.load(open(manifest_path))
+    if manifest["settings"]["strategy"] != "block":
+        sys.exit("zero: only block pruning (heads and MLP channels) is supported")
+    t = load_folder(source)
+    for entry in manifest["layers"]:
+        l = entry["layer"]
+        p = f"model.layers.{l}."
+        att, mlp = entry.get("attention") or {}, entry.get("mlp") or {}
+        for h in att.get("removed_heads", []):
+            t[p + "self_attn.q_proj.weight"][h * hd:(h + 1) * hd, :] = 0
+            t[p + "self_attn.o_proj.weight"][:, h * hd:(h + 1) * hd] = 0
+        for h in att.get("removed_kv_heads", []):
+            for w in ("k_proj", "v_proj"):
+                t[p + f"self_attn.{w}.weight"][h * hd:(h + 1) * hd, :] = 0
+        ch = torch.tensor(mlp.get("removed_channels", []), dtype=torch.long)
+        if len(ch):
+            t[p + "mlp.gate_proj.weight"][ch, :] = 0
+            t[p + "mlp.up_proj.weight"][ch, :] = 0
+            t[p + "mlp.down_proj.weight"][:, ch] = 0
+    tmp = out + ".tmp-zero"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    copy_companions(source, tmp)
+    finish(tmp, out)
+
+
+def bias(folder, out, seed, scale):
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    t = load_folder(folder)
+    n, hidden = cfg["num_hidden_layers"], cfg["hidden_size"]
+    g = torch.Generator().manual_seed(seed)
+    for l in range(n):
+        p = f"model.layers.{l}."
+        dtype = t[p + "self_attn.o_proj.weight"].dtype
+        t[p + "self_attn.o_proj.bias"] = (torch.randn(hidden, generator=g, dtype=torch.float64) * scale).to(dtype)
+        t[p + "mlp.down_proj.bias"] = (torch.randn(hidden, generator=g, dtype=torch.float64) * scale).to(dtype)
+        for w in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"):
+            t[p + w + ".bias"] = torch.zeros(t[p + w + ".weight"].shape[0], dtype=dtype)
+    cfg["attention_bias"] = True
+    cfg["mlp_bias"] = True
+    tmp = out + ".tmp-bias"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    copy_companions(folder, tmp)
+    json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"), indent=2)
+    finish(tmp, out)
+
+
+def main():
+    a = sys.argv[1:]
+    if len(a) >= 4 and a[0] == "zero":
+        zero(a[1], a[2], a[3])
+    elif len(a) >= 3 and a[0] == "bias":
+        seed = int(a[a.index("--seed") + 1]) if "--seed" in a else 1
+        scale = float(a[a.index("--scale") + 1]) if "--scale" in a else 0.05
+        bias(a[1], a[2], seed, scale)
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
