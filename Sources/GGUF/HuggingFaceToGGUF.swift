@@ -374,7 +374,7 @@ public enum HuggingFaceToGGUF {
         else if serialized.contains("\"Split\"") {
             pre = "default"
             warnings.append("tokenizer.json splits with an expression llama.cpp may not know; tokenizer.ggml.pre is written as 'default'")
-        } else { pre = "gpt2" }
+        } else { pre = "gpt-2" }  // llama.cpp's name for the GPT-2 split (it rejects "gpt2")
         var md: [(key: String, value: GGUFValue)] = [
             ("tokenizer.ggml.model", .string(GGUFString("gpt2"))),
             ("tokenizer.ggml.pre", .string(GGUFString(pre))),

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 def copy_companions(src, tmp):
     for name in os.listdir(src):
-        if name.endswith(".safetensors") or name.endswith(".index.json") or name == "pruning-manifest.json":
+        if name.endswith(".safetensors") or name.endswith(".index.json") or name in ("pruning-manifest.json", "README.md"):
             continue
         p = os.path.join(src, name)
         if os.path.isfile(p):
@@ -34,7 +34,7 @@ def copy_companions(src, tmp):
 def load_folder(folder):
     tensors = {}
     for name in sorted(os.listdir(folder)):
-        if name.endswith(".safetensors"):
+        if name.startswith("model") and name.endswith(".safetensors"):  # not e.g. golden.safetensors
             tensors.update(load_file(os.path.join(folder, name)))
     return tensors
 
