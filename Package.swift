@@ -50,7 +50,7 @@ let package = Package(
         // GGUF read/write, dequantization, and GGUF <-> Hugging Face folder conversion (llama family).
         .target(name: "GGUF", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
         // LLM-Pruner-style structured pruning: plans, importance, selection, surgery, config and manifest.
-        .target(name: "Pruning", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture"]),
+        .target(name: "Pruning", dependencies: ["CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsBLAS"]),
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // The CPU transformer engine: forward, loss, backward with streamed gradients, generation.

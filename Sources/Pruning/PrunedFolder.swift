@@ -17,7 +17,7 @@ public enum PrunedFolder {
     /// - Returns: every path written, in writing order (tensors, config, modeling file, companions).
     @discardableResult
     public static func write(_ source: Checkpoint, configuration: ModelConfiguration, plan: PruningPlan, to folder: String,
-                             dtype: DType? = nil, maxShardSize: Int? = nil,
+                             dtype: DType? = nil, maxShardSize: Int? = nil, recovered: RecoveredTensors? = nil,
                              progress: ((Int, Int) -> Void)? = nil) throws(CheckpointError) -> [String] {
         try FileSystem.createDirectory(folder)
         // Stale shards of an earlier run would make the folder a different checkpoint.
@@ -25,8 +25,10 @@ public enum PrunedFolder {
         where name.hasSuffix(".safetensors") || name == "model.safetensors.index.json" || name == PrunedConfiguration.modelingFileName {
             _ = unlink(FileSystem.join(folder, name))
         }
-        var written = try Surgery.write(source, plan: plan, to: folder, dtype: dtype, maxShardSize: maxShardSize, progress: progress)
-        let cfg = PrunedConfiguration.make(source: configuration.raw, plan: plan, dtype: dtype)
+        var written = try Surgery.write(source, plan: plan, to: folder, dtype: dtype, maxShardSize: maxShardSize, recovered: recovered, progress: progress)
+        var cfg = PrunedConfiguration.make(source: configuration.raw, plan: plan, dtype: dtype)
+        if recovered?.attentionBias == true { cfg["attention_bias"] = .bool(true) }
+        if recovered?.mlpBias == true { cfg["mlp_bias"] = .bool(true) }
         let cfgPath = FileSystem.join(folder, "config.json")
         try AtomicFile.write(JSONValue.object(cfg).serializedBytes(style: .pretty) + [0x0A], to: cfgPath)
         written.append(cfgPath)

@@ -35,6 +35,10 @@ public struct PruningManifest {
     /// File name → SHA-256 of the written files (empty for a dry run).
     public var resultFiles: [String: String]
     public var calibration: CalibrationRecord?
+    /// The activation-statistics windows (activation estimators, recovery), or nil.
+    public var statistics: CalibrationRecord?
+    /// What recovery changed, or nil without `--recover`.
+    public var recovered: RecoveredTensors?
     /// Extra settings recorded as given (dtype, shard size, ...).
     public var extraSettings: [(String, JSONValue)] = []
     public var dryRun = false
@@ -67,7 +71,13 @@ public struct PruningManifest {
             ("gqa", .string(s.gqa.rawValue)),
             ("importance", .string(s.importance.rawValue)),
             ("taylor", s.importance == .taylor ? .string(s.taylor.rawValue) : .null),
-            ("reduction", .string(s.effectiveReduction.rawValue)),
+            ("reduction", s.importance.needsActivations ? .null : .string(s.effectiveReduction.rawValue)),
+            ("allocation", .string(s.allocation.rawValue)),
+            ("recover", .string(s.recovery.rawValue)),
+            ("damping", s.effectiveDamping.map { .double($0) } ?? .null),
+            ("sequential", .bool(s.sequential)),
+            ("statistics_samples", s.needsStatistics ? .int(Int64(s.statisticsSamples)) : .null),
+            ("statistics_seq_len", s.needsStatistics ? .int(Int64(s.statisticsSeqLen)) : .null),
             ("scope", .string(s.scope.rawValue)),
             ("iterative_steps", .int(Int64(s.iterativeSteps))),
             ("round_to", s.roundTo.map { .int(Int64($0)) } ?? .null),
@@ -100,12 +110,22 @@ public struct PruningManifest {
                 ]))),
             ]))
         }
-        let cal: JSONValue = calibration.map { c in
-            .object(JSONObject([
-                ("file", .string(c.file)), ("sha256", .string(c.sha256)), ("samples", .int(Int64(c.samples))),
-                ("seq_len", .int(Int64(c.seqLen))), ("seed", .uint(c.seed)), ("token_count", .int(Int64(c.tokenCount))),
-            ]))
-        } ?? .null
+        func record(_ r: CalibrationRecord?) -> JSONValue {
+            r.map { c in
+                .object(JSONObject([
+                    ("file", .string(c.file)), ("sha256", .string(c.sha256)), ("samples", .int(Int64(c.samples))),
+                    ("seq_len", .int(Int64(c.seqLen))), ("seed", .uint(c.seed)), ("token_count", .int(Int64(c.tokenCount))),
+                ]))
+            } ?? .null
+        }
+        let cal = record(calibration)
+        let recovery: JSONValue = s.recovery == .none ? .null : .object(JSONObject([
+            ("method", .string(s.recovery.rawValue)),
+            ("damping", s.effectiveDamping.map { .double($0) } ?? .null),
+            ("statistics", .string(s.sequential ? "sequential" : "original")),
+            ("changed_tensors", .array((recovered?.changed ?? []).map { .string($0) })),
+            ("added_tensors", .array((recovered?.added ?? []).map { .string($0) })),
+        ]))
         let root = JSONValue.object(JSONObject([
             ("format", .string(Self.format)),
             ("version", .int(Int64(Self.version))),
@@ -125,6 +145,8 @@ public struct PruningManifest {
             ]))),
             ("settings", .object(JSONObject(settingsObject))),
             ("calibration", cal),
+            ("statistics", record(statistics)),
+            ("recovery", recovery),
             ("layers", .array(layers)),
             ("hidden", .object(JSONObject([
                 ("size", .int(Int64(shape.hiddenSize))),

@@ -22,8 +22,43 @@ public enum GQAPolicy: String, Sendable, CaseIterable {
 /// The importance estimator.
 public enum ImportanceKind: String, Sendable, CaseIterable {
     case taylor, l1, l2, random
+    /// Wanda-sp: ‖x_j‖₂ · mean_i |W_ij| on o_proj/down_proj inputs (formats/recovery.md §3).
+    case wandaSP = "wanda-sp"
+    /// FLAP's weighted input-feature variance: Var(x_j) · ‖W_{:,j}‖².
+    case wifv
     /// Whether the estimator needs gradients from calibration data.
     public var needsGradients: Bool { self == .taylor }
+    /// Whether the estimator needs activation statistics (a forward pass over calibration windows).
+    public var needsActivations: Bool { self == .wandaSP || self == .wifv }
+}
+
+/// How many units each layer loses (formats/recovery.md §4).
+public enum Allocation: String, Sendable, CaseIterable {
+    /// Upstream's counts: the same fraction in every ranked layer.
+    case uniform
+    /// FLAP-style: per-layer standardized scores pooled with parameter costs.
+    case adaptive
+}
+
+/// Retraining-free recovery of the pruned projections (formats/recovery.md §5).
+public enum RecoveryMethod: String, Sendable, CaseIterable {
+    case none
+    /// FLAP's bias compensation.
+    case bias
+    /// Least-squares refit of the kept columns with ridge damping toward zero.
+    case ls
+    /// Least-squares refit with the damping pulling toward the original kept weights.
+    case anchoredLS = "anchored-ls"
+    /// Whether the input covariance is needed.
+    public var needsCovariance: Bool { self == .ls || self == .anchoredLS }
+    /// The default `--damping`.
+    public var defaultDamping: Double? {
+        switch self {
+        case .ls: 0.01
+        case .anchoredLS: 0.1
+        default: nil
+        }
+    }
 }
 
 /// Upstream's `--taylor` variants (llm-pruner.md §2.2).
@@ -104,6 +139,15 @@ public struct PruningSettings: Sendable, Equatable {
     public var removeLayers: Int? = nil
     /// Seed of the random estimator and of calibration windows.
     public var seed: UInt64 = 42
+    public var allocation: Allocation = .uniform
+    public var recovery: RecoveryMethod = .none
+    /// nil: the method's default.
+    public var damping: Double? = nil
+    /// Statistics of each layer on the already-pruned model's inputs.
+    public var sequential = false
+    /// Statistics windows (activation estimators and recovery).
+    public var statisticsSamples = 128
+    public var statisticsSeqLen = 128
 
     public init() {}
 
@@ -111,6 +155,12 @@ public struct PruningSettings: Sendable, Equatable {
     public var effectiveReduction: GroupReduction {
         reduction ?? (importance == .taylor ? .sum : .mean)
     }
+
+    /// The damping in effect (nil for methods without one).
+    public var effectiveDamping: Double? { recovery.needsCovariance ? (damping ?? recovery.defaultDamping) : nil }
+
+    /// Whether a forward pass collects activation statistics.
+    public var needsStatistics: Bool { importance.needsActivations || recovery != .none }
 
     /// Checks the settings against a model and fills in the default layer ranges.
     /// - Throws: `invalidArgument` naming the option that cannot apply.
@@ -152,6 +202,31 @@ public struct PruningSettings: Sendable, Equatable {
         }
         if strategy == .channel && scope != .local {
             throw CheckpointError(.invalidArgument, "channel pruning has a single group; --global does not apply")
+        }
+        if allocation == .adaptive {
+            guard strategy == .block else { throw CheckpointError(.invalidArgument, "--allocation adaptive applies to --strategy block") }
+            guard scope == .local else { throw CheckpointError(.invalidArgument, "--allocation adaptive is its own global ranking; it cannot be combined with --global or --global-raw") }
+            guard !uniform else { throw CheckpointError(.invalidArgument, "--allocation adaptive gives each layer its own widths; it cannot be combined with --uniform") }
+        }
+        if recovery != .none && strategy != .block {
+            throw CheckpointError(.invalidArgument, "--recover applies to --strategy block (o_proj and down_proj inputs); \(strategy.rawValue) pruning has nothing to refit")
+        }
+        if let d = damping {
+            guard d >= 0, d.isFinite else { throw CheckpointError(.invalidArgument, "--damping must be zero or positive") }
+            guard recovery.needsCovariance else { throw CheckpointError(.invalidArgument, "--damping applies to --recover ls and anchored-ls") }
+        }
+        if sequential {
+            guard needsStatistics else { throw CheckpointError(.invalidArgument, "--sequential applies to activation statistics: use it with --recover or --importance wanda-sp/wifv") }
+            guard strategy == .block else { throw CheckpointError(.invalidArgument, "--sequential applies to --strategy block") }
+            if importance.needsActivations && (allocation == .adaptive || scope != .local) {
+                throw CheckpointError(.invalidArgument, "--sequential decides each layer from its own statistics; it cannot be combined with --allocation adaptive or a global ranking")
+            }
+            if importance.needsActivations && iterativeSteps != 1 {
+                throw CheckpointError(.invalidArgument, "--sequential with an activation estimator prunes in one pass; --iterative-steps does not apply")
+            }
+        }
+        guard statisticsSamples >= 1, statisticsSeqLen >= 2 else {
+            throw CheckpointError(.invalidArgument, "--statistics-samples must be at least 1 and --statistics-seq-len at least 2")
         }
         if gqa == .query && !shape.isGroupedQuery && strategy == .block {
             s.gqa = .kvGroup  // MHA: a head is its own group; the policies coincide.

@@ -45,6 +45,8 @@ public enum Selection {
             }
             if s.scope != .local {
                 (attentionCounts, mlpCounts) = globalCounts(scores, plan: plan, settings: s, ratio: ratio)
+            } else if s.allocation == .adaptive {
+                (attentionCounts, mlpCounts) = adaptiveCounts(scores, plan: plan, settings: s, ratio: ratio)
             }
             for l in 0..<shape.layers {
                 if !scores.attention[l].isEmpty {
@@ -135,6 +137,110 @@ public enum Selection {
                 m = current - kept
             }
             mlp[l] = max(0, m)
+        }
+        return (attention, mlp)
+    }
+
+    /// Adaptive allocation (formats/recovery.md §4): per-layer z-scores pooled across layers with
+    /// parameter costs; the cheapest (lowest z) units go until the parameter count the uniform
+    /// counts would remove is reached. Returns counts in the form of ``apply``'s local counts
+    /// (query heads for the query policy, KV groups or MHA heads otherwise; MLP channels).
+    static func adaptiveCounts(_ scores: UnitScores, plan: PruningPlan, settings s: PruningSettings, ratio: Double) -> ([Int], [Int]) {
+        let shape = plan.shape, h = shape.hiddenSize, d = shape.headDim
+        let g = shape.keyValueHeads, nRep = shape.queriesPerKeyValue, heads = shape.attentionHeads
+        let query = s.gqa == .query && shape.isGroupedQuery
+        let mlpCost = 3 * h
+        let attentionCost = query ? g * 2 * h * d : (nRep == 1 ? 4 * h * d : (2 * nRep + 2) * h * d)
+        var attention = [Int](repeating: 0, count: shape.layers), mlp = attention
+
+        // The target: what uniform counts would remove from the initial widths, minus what is gone.
+        var target = 0
+        for l in 0..<shape.layers {
+            let layer = plan.layers[l]
+            if !scores.attention[l].isEmpty {
+                if query {
+                    let initial = UnitCounts.queryHeadsToRemovePerGroup(initialHeads: heads, keyValueHeads: g, currentPerGroup: heads / g, ratio: ratio)
+                    target += (initial - (heads - layer.keptHeads.count) / g) * attentionCost
+                } else {
+                    let initial = UnitCounts.unitsToRemove(initialUnits: g, currentUnits: g, unitSize: d, ratio: ratio)
+                    target += (initial - (g - layer.keptKeyValueHeads.count)) * attentionCost
+                }
+            }
+            if !scores.mlp[l].isEmpty {
+                let initial = UnitCounts.mlpChannelsToRemove(initial: shape.intermediateSize, current: shape.intermediateSize, ratio: ratio, roundTo: s.roundTo)
+                target += (initial - (shape.intermediateSize - layer.keptChannels.count)) * mlpCost
+            }
+        }
+        guard target > 0 else { return (attention, mlp) }
+
+        func zScores(_ v: [Double]) -> [Double] {
+            guard v.count > 1 else { return v.map { _ in 0 } }
+            let mean = v.reduce(0, +) / Double(v.count)
+            let std = (v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count - 1)).squareRoot()
+            return std > 0 && std.isFinite ? v.map { ($0 - mean) / std } : v.map { _ in 0 }
+        }
+        struct Candidate { var z: Double; var layer: Int; var isAttention: Bool; var rank: Int }
+        var candidates: [Candidate] = []
+        var units = [Int](repeating: 0, count: shape.layers), channels = units
+        for l in 0..<shape.layers {
+            let layer = plan.layers[l]
+            if !scores.attention[l].isEmpty {
+                let a = scores.attention[l]
+                if query {
+                    let perGroup = layer.keptHeads.count / g
+                    let z = zScores(layer.keptHeads.map { a[$0] })
+                    var zOf: [Int: Double] = [:]
+                    for (k, q) in layer.keptHeads.enumerated() { zOf[q] = z[k] }
+                    let groups = (0..<g).map { grp in
+                        layer.keptHeads[(grp * perGroup)..<((grp + 1) * perGroup)].sorted { a[$0] != a[$1] ? a[$0] < a[$1] : $0 < $1 }
+                    }
+                    for k in 0..<perGroup {
+                        let mean = groups.reduce(0.0) { $0 + zOf[$1[k]]! } / Double(g)
+                        candidates.append(Candidate(z: mean, layer: l, isAttention: true, rank: k))
+                    }
+                    units[l] = perGroup
+                } else {
+                    let kept = layer.keptKeyValueHeads
+                    let z = zScores(kept.map { a[$0] })
+                    let order = kept.indices.sorted { a[kept[$0]] != a[kept[$1]] ? a[kept[$0]] < a[kept[$1]] : kept[$0] < kept[$1] }
+                    for (rank, i) in order.enumerated() { candidates.append(Candidate(z: z[i], layer: l, isAttention: true, rank: rank)) }
+                    units[l] = kept.count
+                }
+            }
+            if !scores.mlp[l].isEmpty {
+                let m = scores.mlp[l], kept = layer.keptChannels
+                let z = zScores(kept.map { m[$0] })
+                let order = kept.indices.sorted { m[kept[$0]] != m[kept[$1]] ? m[kept[$0]] < m[kept[$1]] : kept[$0] < kept[$1] }
+                for (rank, i) in order.enumerated() { candidates.append(Candidate(z: z[i], layer: l, isAttention: false, rank: rank)) }
+                channels[l] = kept.count
+            }
+        }
+        candidates.sort { a, b in
+            if a.z != b.z { return a.z < b.z }
+            if a.layer != b.layer { return a.layer < b.layer }
+            if a.isAttention != b.isAttention { return a.isAttention }
+            return a.rank < b.rank
+        }
+        var removed = 0
+        for c in candidates {
+            let cost = c.isAttention ? attentionCost : mlpCost
+            if removed + cost > target { continue }
+            if c.isAttention {
+                guard attention[c.layer] + 1 < units[c.layer] else { continue }
+                attention[c.layer] += 1
+            } else {
+                guard mlp[c.layer] + 1 < channels[c.layer] else { continue }
+                mlp[c.layer] += 1
+            }
+            removed += cost
+        }
+        for l in 0..<shape.layers {
+            if query { attention[l] *= g }
+            if let r = s.roundTo, r > 1, mlp[l] > 0 {
+                let current = channels[l]
+                let kept = min(current, ((current - mlp[l] + r - 1) / r) * r)
+                mlp[l] = current - kept
+            }
         }
         return (attention, mlp)
     }

@@ -119,29 +119,41 @@ public enum Surgery {
     }
 
     /// Writes the pruned model's tensors into `folder` (`model.safetensors`, or shards past
-    /// `maxShardSize`). Floating-point tensors are converted to `dtype` when given.
+    /// `maxShardSize`). Floating-point tensors are converted to `dtype` when given. With
+    /// `recovered`, refit tensors replace their slices and added biases follow their weights.
     /// - Returns: the paths written.
     @discardableResult
     public static func write(_ checkpoint: Checkpoint, plan: PruningPlan, to folder: String, dtype: DType? = nil,
-                             maxShardSize: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws(CheckpointError) -> [String] {
+                             maxShardSize: Int? = nil, recovered: RecoveredTensors? = nil,
+                             progress: ((Int, Int) -> Void)? = nil) throws(CheckpointError) -> [String] {
         let slices = slices(checkpoint, plan: plan)
         var byOutput: [String: TensorSlice] = [:]
         var specs: [TensorSpec] = []
+        let added = Set(recovered?.added ?? [])
         for s in slices {
             let info = checkpoint.info(named: s.sourceName)!
             var type = info.dtype
             if let dtype, type.isFloatingPoint, type.convertsToFloat32 { type = dtype }
-            specs.append(TensorSpec(name: s.outputName, dtype: type, shape: s.outputShape))
+            var shape = s.outputShape
+            if let c = recovered?.values[s.outputName] { shape = c.info(named: s.outputName)!.shape }
+            specs.append(TensorSpec(name: s.outputName, dtype: type, shape: shape))
             byOutput[s.outputName] = s
+            if s.outputName.hasSuffix(".weight") {
+                let bias = String(s.outputName.dropLast("weight".count)) + "bias"
+                if added.contains(bias) { specs.append(TensorSpec(name: bias, dtype: type, shape: [shape[0]])) }
+            }
         }
         var metadata = checkpoint.metadata ?? Metadata()
         if metadata["format"] == nil { metadata["format"] = "pt" }
         var done = 0
         return try ShardedWriter.write(folder: folder, tensors: specs, maxShardSize: maxShardSize, metadata: metadata) { (spec) throws(CheckpointError) -> TensorBytes in
-            let s = byOutput[spec.name]!
-            let view = try checkpoint.tensor(named: s.sourceName)
             done += 1
             progress?(done, specs.count)
+            if let c = recovered?.values[spec.name] { return .floats(try c.tensor(named: spec.name).floats()) }
+            guard let s = byOutput[spec.name] else {
+                return .floats([Float](repeating: 0, count: spec.shape.reduce(1, *)))   // an added all-zero bias
+            }
+            let view = try checkpoint.tensor(named: s.sourceName)
             if s.rows == nil && s.columns == nil && view.dtype == spec.dtype { return .view(view) }
             let bytes = try view.withUnsafeBytes { (raw) throws(CheckpointError) in try sliceBytes(raw, s, dtype: view.dtype) }
             if view.dtype == spec.dtype { return .bytes(bytes) }

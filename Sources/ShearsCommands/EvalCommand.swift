@@ -43,6 +43,9 @@ public struct EvalCommand: ParsableCommand {
     @Flag(help: "Print {\"perplexity\", \"nll\", \"tokens\", \"windows\", \"seq_len\"} as JSON.")
     var json = false
 
+    @Option(name: .customLong("logits-out"), help: "Also write the first window's tokens (FILE.tokens.json) and logits ([seq-len, vocab] F32 safetensors, tensor 'logits') to cross-check against another implementation.", completion: .file())
+    var logitsOut: String?
+
     public init() {}
 
     public func validate() throws {
@@ -67,6 +70,14 @@ public struct EvalCommand: ParsableCommand {
                 progress?.update(done)
             }
             progress?.finish()
+            if let logitsOut {
+                let window = Array(ids[0..<seqLen])
+                let logits = try model.logits(TokenBatch([window]))
+                try SafetensorsWriter.write(path: logitsOut, tensors: [TensorSpec(name: "logits", dtype: .f32, shape: [logits.rows, logits.cols])]) { _ throws(CheckpointError) in
+                    .floats(logits.values)
+                }
+                try AtomicFile.write(Array(JSONValue.array(window.map { .int(Int64($0)) }).serialized().utf8) + [0x0A], to: logitsOut + ".tokens.json")
+            }
             if json {
                 let o = JSONObject([
                     ("perplexity", .double(result.perplexity)), ("nll", .double(result.nll)),

@@ -10,6 +10,9 @@ enum ManifestCheck {
         var problems: [String]
         var tensorsChecked: Int
         var sourceFilesMatch: Bool
+        /// Tensors recovery recomputed (shape-checked only) and the method, when the manifest has one.
+        var recoveredTensors = 0
+        var recoveryMethod: String? = nil
     }
 
     static func run(pruned: any TensorStore, sourcePath: String, manifestPath: String, threads: Int) throws -> Outcome {
@@ -44,8 +47,39 @@ enum ManifestCheck {
         let dtypeSetting = manifest["settings"]?["dtype"]?.stringValue.flatMap { DType(userName: $0) }
         var expected = Set<UTF8Key>()
         var checked = 0
+        // Recovery (formats/recovery.md §5): refit tensors are checked for shape, dtype and finite
+        // values only; added biases must be zero unless recovery computed them.
+        let recovery = manifest["recovery"]?.objectValue
+        let method = recovery?["method"]?.stringValue
+        let changed = Set((recovery?["changed_tensors"]?.arrayValue ?? []).compactMap(\.stringValue))
+        let added = Set((recovery?["added_tensors"]?.arrayValue ?? []).compactMap(\.stringValue))
+        var recoveredCount = 0
+        func checkRecovered(_ name: String, dtype: DType, shape: [Int], mustBeZero: Bool) throws {
+            expected.insert(UTF8Key(name))
+            guard let out = pruned.tensorInfo(named: name) else { problems.append("\(name) (recovery) is missing"); return }
+            guard out.shape == shape, out.dtype == dtype else {
+                problems.append("\(name) is \(out.dtype.rawValue) \(out.shape), the manifest implies \(dtype.rawValue) \(shape)"); return
+            }
+            let f = try pruned.floats(name)
+            if mustBeZero {
+                if !f.allSatisfy({ $0 == 0 }) { problems.append("\(name) was added as an all-zero bias but holds non-zero values") }
+            } else {
+                if !f.allSatisfy(\.isFinite) { problems.append("\(name) (changed by recovery) holds NaN or infinity") }
+                recoveredCount += 1
+            }
+        }
         for e in source.entries {
             guard let slice = Surgery.slice(e.info.name, shape: e.info.shape, plan: plan) else { continue }
+            var dt = e.info.dtype
+            if let d = dtypeSetting, dt.isFloatingPoint, dt.convertsToFloat32 { dt = d }
+            if slice.outputName.hasSuffix(".weight") {
+                let bias = String(slice.outputName.dropLast("weight".count)) + "bias"
+                if added.contains(bias) { try checkRecovered(bias, dtype: dt, shape: [slice.outputShape[0]], mustBeZero: !changed.contains(bias)) }
+            }
+            if changed.contains(slice.outputName) {
+                try checkRecovered(slice.outputName, dtype: dt, shape: slice.outputShape, mustBeZero: false)
+                continue
+            }
             expected.insert(UTF8Key(slice.outputName))
             guard let out = pruned.tensorInfo(named: slice.outputName) else {
                 problems.append("\(slice.outputName) (from \(e.info.name)) is missing"); continue
@@ -75,7 +109,11 @@ enum ManifestCheck {
         if let recorded = manifest["source"]?["parameters"]?.intValue, recorded != source.parameterCount {
             problems.append("the source has \(source.parameterCount) parameters, the manifest records \(recorded)")
         }
-        return Outcome(problems: problems, tensorsChecked: checked, sourceFilesMatch: filesMatch)
+        for name in changed.union(added) where !expected.contains(UTF8Key(name)) {
+            problems.append("the manifest's recovery names \(name), which the pruned model does not produce")
+        }
+        return Outcome(problems: problems, tensorsChecked: checked, sourceFilesMatch: filesMatch,
+                       recoveredTensors: recoveredCount, recoveryMethod: method)
     }
 }
 

@@ -45,7 +45,7 @@ public struct PruneCommand: ParsableCommand {
     @Option(help: "Grouped-query attention: kv-group (a KV head with its query heads) or query (query heads inside each KV group).")
     var gqa: String = "kv-group"
 
-    @Option(help: "taylor, l1, l2 or random.")
+    @Option(help: "taylor, l1, l2, random, or the forward-only wanda-sp and wifv (formats/recovery.md).")
     var importance: String = "taylor"
 
     @Option(help: "Taylor variant: vectorize, param_first, param_second, param_mix.")
@@ -90,6 +90,25 @@ public struct PruneCommand: ParsableCommand {
     @Option(name: .customLong("remove-layers"), help: "--strategy layer: remove the N least important layers.")
     var removeLayers: Int?
 
+    @Option(help: ArgumentHelp("Retraining-free recovery of o_proj/down_proj: none, bias (FLAP), ls (least-squares refit), anchored-ls (refit damped toward the original weights).",
+                               valueName: "method"))
+    var recover: String = "none"
+
+    @Option(help: "Ridge damping of ls / anchored-ls, relative to the mean diagonal of the kept inputs' covariance (default 0.01 for ls, 0.1 for anchored-ls).")
+    var damping: Double?
+
+    @Option(help: "uniform (upstream's counts per layer) or adaptive (FLAP-style: per-layer z-scores pooled with parameter costs; same parameter target).")
+    var allocation: String = "uniform"
+
+    @Flag(help: "Take each layer's activation statistics on the already pruned and recovered model's inputs.")
+    var sequential = false
+
+    @Option(name: .customLong("statistics-samples"), help: "Calibration windows of the activation-statistics pass (wanda-sp, wifv, --recover).")
+    var statisticsSamples = 128
+
+    @Option(name: .customLong("statistics-seq-len"), help: "Tokens per activation-statistics window.")
+    var statisticsSeqLen = 128
+
     @Option(help: "Output dtype for floating-point tensors (default: the source's).")
     var dtype: String?
 
@@ -111,7 +130,9 @@ public struct PruneCommand: ParsableCommand {
     public func validate() throws {
         guard PruningStrategy(rawValue: strategy) != nil else { throw ValidationError("--strategy must be block, channel or layer") }
         guard GQAPolicy(rawValue: gqa) != nil else { throw ValidationError("--gqa must be kv-group or query") }
-        guard ImportanceKind(rawValue: importance) != nil else { throw ValidationError("--importance must be taylor, l1, l2 or random") }
+        guard ImportanceKind(rawValue: importance) != nil else { throw ValidationError("--importance must be taylor, l1, l2, random, wanda-sp or wifv") }
+        guard RecoveryMethod(rawValue: recover) != nil else { throw ValidationError("--recover must be none, bias, ls or anchored-ls") }
+        guard Allocation(rawValue: allocation) != nil else { throw ValidationError("--allocation must be uniform or adaptive") }
         guard TaylorVariant(rawValue: taylor) != nil else { throw ValidationError("--taylor must be vectorize, param_first, param_second or param_mix") }
         if let r = reduction, GroupReduction(rawValue: r) == nil { throw ValidationError("--reduction must be sum, mean, max, prod or first") }
         for (name, v) in [("--attention-layers", attentionLayers), ("--mlp-layers", mlpLayers)] {
@@ -143,6 +164,12 @@ public struct PruneCommand: ParsableCommand {
         s.keepLayers = keepLayers
         s.removeLayers = removeLayers
         s.seed = seed
+        s.recovery = RecoveryMethod(rawValue: recover)!
+        s.damping = damping
+        s.allocation = Allocation(rawValue: allocation)!
+        s.sequential = sequential
+        s.statisticsSamples = statisticsSamples
+        s.statisticsSeqLen = statisticsSeqLen
         return s
     }
 
@@ -166,9 +193,38 @@ public struct PruneCommand: ParsableCommand {
 
         // Scores and selection.
         var calibrationRecord: CalibrationRecord? = nil
-        let plan: PruningPlan
+        var statisticsRecord: CalibrationRecord? = nil
+        var plan: PruningPlan
         let needsScores = !(settings.strategy == .layer && settings.keepLayers != nil)
+        let scratch = FileSystem.join(output, ".shears-prune-step")
+        let sourceFolder = source.folder
+        let materialize: (PruningPlan) throws -> String = { plan in
+            if plan == PruningPlan(unpruned: shape) { return sourceFolder }
+            try writeModel(source, plan: plan, config: config, to: scratch, dtype: nil, quiet: true)
+            return scratch
+        }
+        defer { Self.removeFolder(scratch) }
+        // Activation-statistics windows (wanda-sp, wifv, recovery): step s's windows; step 1's are
+        // the ones recovery uses.
+        var statisticsWindows: [Int: [[Int32]]] = [:]
+        var statisticsSampler: CalibrationSampler? = nil
+        if settings.needsStatistics && needsScores || settings.recovery != .none {
+            StandardError.print("prune: reading calibration data")
+            let (documents, record) = try calibrationDocuments(folder: source.folder)
+            statisticsSampler = try CalibrationSampler(documents: documents, samples: settings.statisticsSamples, seqLen: settings.statisticsSeqLen, seed: settings.seed)
+            statisticsRecord = CalibrationRecord(file: record.file, sha256: record.sha256, samples: settings.statisticsSamples,
+                                                 seqLen: settings.statisticsSeqLen, seed: settings.seed, tokenCount: statisticsSampler!.tokenCount)
+        }
+        func windows(_ step: Int) -> [[Int32]] {
+            if let w = statisticsWindows[step] { return w }
+            for s in (statisticsWindows.keys.max() ?? 0) + 1...step { statisticsWindows[s] = statisticsSampler!.batch(step: s) }
+            return statisticsWindows[step]!
+        }
+        var reusable: ActivationStatistics? = nil
+        let sequentialSelection = settings.sequential && settings.importance.needsActivations && needsScores
         switch settings.importance {
+        case _ where sequentialSelection:
+            plan = PruningPlan(unpruned: shape)   // decided layer by layer below
         case .taylor where needsScores:
             guard let make = Self.makeGradientSource else {
                 throw CheckpointError(.invalidArgument, "taylor needs the engine; not available in this build (use --importance l1, l2 or random)")
@@ -179,18 +235,20 @@ public struct PruneCommand: ParsableCommand {
             var sampler = try CalibrationSampler(documents: documents, samples: samples, seqLen: seqLen, seed: settings.seed)
             calibrationRecord = CalibrationRecord(file: record.file, sha256: record.sha256, samples: samples, seqLen: seqLen,
                                                   seed: settings.seed, tokenCount: sampler.tokenCount)
-            let scratch = FileSystem.join(output, ".shears-prune-step")
-            let sourceFolder = source.folder
             var estimator = TaylorImportance(variant: settings.taylor, source: gradients, batch: { step in
                 StandardError.print("prune: step \(step)/\(settings.iterativeSteps): gradients on \(samples) × \(seqLen) tokens")
                 return sampler.batch(step: step)
-            }, materialize: { plan in
-                if plan == PruningPlan(unpruned: shape) { return sourceFolder }
-                try writeModel(source, plan: plan, config: config, to: scratch, dtype: nil, quiet: true)
-                return scratch
-            })
-            defer { Self.removeFolder(scratch) }
+            }, materialize: materialize)
             plan = try Pruner.plan(shape: shape, settings: settings, estimator: &estimator)
+        case .wandaSP, .wifv where needsScores:
+            let progress = Progress(totalItems: shape.layers, label: "prune: activation statistics (layers)")
+            var estimator = ActivationImportance(kind: settings.importance, source: Self.makeActivationSource(), windows: { step in
+                StandardError.print("prune: step \(step)/\(settings.iterativeSteps): activation statistics on \(settings.statisticsSamples) × \(settings.statisticsSeqLen) tokens")
+                return windows(step)
+            }, materialize: materialize, progress: { done, _ in progress.update(done) })
+            plan = try Pruner.plan(shape: shape, settings: settings, estimator: &estimator)
+            progress.finish()
+            if estimator.statisticsAreOnSource { reusable = estimator.statistics }
         case .l1, .l2:
             StandardError.print("prune: scoring with \(settings.importance.rawValue)")
             let progress = Progress(totalItems: 100, label: "prune: scoring (%)")
@@ -204,13 +262,40 @@ public struct PruneCommand: ParsableCommand {
             plan = try Pruner.plan(shape: shape, settings: settings, estimator: &estimator)
         }
 
+        // Recovery (and sequential selection), one layer at a time.
+        var recovered: RecoveredTensors? = nil
+        let recoveryScratch = FileSystem.join(output, ".shears-recovery")
+        defer { Self.removeFolder(recoveryScratch) }
+        if (settings.recovery != .none && !dryRun) || sequentialSelection {
+            let what = settings.recovery == .none ? "sequential selection" : "recovery (\(settings.recovery.rawValue), \(settings.sequential ? "sequential" : "original") statistics)"
+            StandardError.print("prune: \(what) on \(settings.statisticsSamples) × \(settings.statisticsSeqLen) tokens")
+            try FileSystem.createDirectory(output)
+            var run = RecoveryRun(source: source, settings: settings)
+            if sequentialSelection {
+                let kind = settings.importance
+                run.selectLayer = { l, stats, plan in
+                    var s = settings
+                    s.attentionLayers = (settings.attentionLayers?.contains(l) ?? false) ? LayerRange(l, l + 1) : LayerRange(l, l)
+                    s.mlpLayers = (settings.mlpLayers?.contains(l) ?? false) ? LayerRange(l, l + 1) : LayerRange(l, l)
+                    let scores = try ActivationImportance.unitScores(kind: kind, statistics: stats, weights: source, plan: plan, settings: s)
+                    plan = try Selection.apply(scores, to: plan, settings: s, step: 1)
+                }
+            }
+            let progress = Progress(totalItems: shape.layers, label: "prune: recovery (layers)")
+            run.progress = { done, _ in progress.update(done) }
+            let canReuse = reusable != nil && !settings.recovery.needsCovariance && !settings.sequential
+            let stream = canReuse ? nil : try Self.makeActivationSource().stream(modelFolder: source.folder, windows: windows(1))
+            recovered = try run.run(plan: &plan, stream: stream, scratch: recoveryScratch, reuse: canReuse ? reusable : nil)
+            progress.finish()
+        }
+
         // Output.
         try FileSystem.createDirectory(output)
         var resultFiles: [String: String] = [:]
         var fileSizes = 0
         if !dryRun {
             StandardError.print("prune: writing \(output)")
-            let written = try writeModel(source, plan: plan, config: config, to: output, dtype: target, quiet: false)
+            let written = try writeModel(source, plan: plan, config: config, to: output, dtype: target, quiet: false, recovered: recovered)
             for path in written {
                 resultFiles[FileSystem.baseName(path)] = try Self.sha256(path)
                 fileSizes += try FileSystem.size(of: path)
@@ -223,8 +308,11 @@ public struct PruneCommand: ParsableCommand {
         var manifest = PruningManifest(plan: plan, settings: settings, sourceFiles: sourceFiles, sourceConfig: config.summary,
                                        resultFiles: resultFiles, calibration: calibrationRecord)
         manifest.dryRun = dryRun
+        manifest.statistics = statisticsRecord
+        manifest.recovered = recovered
         manifest.sourceParameters = source.parameterCount
         manifest.resultParameters = Surgery.slices(source, plan: plan).reduce(0) { $0 + $1.outputShape.reduce(1, *) }
+            + (recovered?.added ?? []).reduce(0) { n, name in n + Self.biasSize(name, plan: plan) }
         manifest.extraSettings = [
             ("dtype", target.map { .string($0.rawValue) } ?? .null),
             ("shard_size", .int(Int64(ByteSize.parse(shardSize)!))),
@@ -237,11 +325,11 @@ public struct PruneCommand: ParsableCommand {
     /// Writes the pruned folder with progress on stderr.
     @discardableResult
     private func writeModel(_ source: Checkpoint, plan: PruningPlan, config: ModelConfiguration, to folder: String,
-                            dtype: DType?, quiet: Bool) throws -> [String] {
+                            dtype: DType?, quiet: Bool, recovered: RecoveredTensors? = nil) throws -> [String] {
         let progress = Progress(totalItems: source.tensorCount, label: "prune: writing", quiet: quiet)
         defer { progress.finish() }
         return try PrunedFolder.write(source, configuration: config, plan: plan, to: folder, dtype: dtype,
-                                      maxShardSize: ByteSize.parse(shardSize)) { done, _ in
+                                      maxShardSize: ByteSize.parse(shardSize), recovered: recovered) { done, _ in
             if !quiet { progress.update(done) }
         }
     }
@@ -331,6 +419,21 @@ public struct PruneCommand: ParsableCommand {
             dir = FileSystem.directoryName(dir)
         }
         return nil
+    }
+
+    /// The activation source for wanda-sp, wifv and recovery: the CPU engine (tests may substitute).
+    public nonisolated(unsafe) static var makeActivationSource: () -> any ActivationSource = { EngineActivationSource() }
+
+    /// Elements of an added bias: the output width of its projection in `plan`'s result.
+    static func biasSize(_ name: String, plan: PruningPlan) -> Int {
+        guard let (l, rest) = ModelShape.layerIndex(of: name) else { return 0 }
+        let w = plan.layers[l].widths, d = plan.shape.headDim
+        switch rest {
+        case "self_attn.q_proj.bias": return w.attentionHeads * d
+        case "self_attn.k_proj.bias", "self_attn.v_proj.bias": return w.keyValueHeads * d
+        case "mlp.gate_proj.bias", "mlp.up_proj.bias": return w.intermediateSize
+        default: return plan.keptHidden.count
+        }
     }
 
     /// Deletes a flat scratch folder and its files.

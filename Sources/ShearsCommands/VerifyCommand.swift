@@ -88,7 +88,9 @@ public struct VerifyCommand: ParsableCommand {
                 do {
                     let o = try ManifestCheck.run(pruned: store, sourcePath: source, manifestPath: manifest, threads: threads)
                     checks.append(o.problems.isEmpty
-                        ? Check(name: "manifest", status: .passed, detail: "all \(o.tensorsChecked) tensors are the source's with exactly the manifest's rows and columns removed; source files and parameter counts match")
+                        ? Check(name: "manifest", status: .passed, detail: "all \(o.tensorsChecked) tensors are the source's with exactly the manifest's rows and columns removed"
+                                + (o.recoveryMethod.map { "; \(o.recoveredTensors) changed by recovery (\($0)): shapes and finite values checked" } ?? "")
+                                + "; source files and parameter counts match")
                         : Check(name: "manifest", status: .failed, detail: o.problems.prefix(20).joined(separator: "; ") + (o.problems.count > 20 ? "; … \(o.problems.count - 20) more" : "")))
                 } catch {
                     malformed = true

@@ -49,6 +49,11 @@ struct GoldenModel {
             let folder = self.folder
             var e = TaylorImportance(variant: settings.taylor, source: gradientSource, batch: { _ in [] }, materialize: { _ in folder })
             return try e.scores(plan: plan, settings: settings, step: 1)
+        case .wandaSP, .wifv:
+            let folder = self.folder
+            var e = ActivationImportance(kind: settings.importance, source: RecordedActivationSource(path: fixtures + "/recovery/\(name)/activations.safetensors"),
+                                         windows: { _ in [] }, materialize: { _ in folder })
+            return try e.scores(plan: plan, settings: settings, step: 1)
         }
     }
 }

@@ -1,0 +1,244 @@
+import CheckpointCore
+import ShearsBLAS
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Retraining-free recovery of a pruned projection's output (formats/recovery.md §5).
+public enum Recovery {
+    /// The refit of one projection: kept columns `[rows, kept]` and bias `[rows]`, row-major.
+    public struct Refit: Sendable, Equatable {
+        public var weight: [Double]
+        public var bias: [Double]
+        public var rows: Int
+        public var cols: Int
+    }
+
+    /// Recovers projection `weight` (`[rows, cols]`, row-major, float64) whose input channels
+    /// outside `kept` are removed, from the statistics of its input.
+    /// - Throws: `invalidArgument` when the kept inputs' covariance is singular (zero damping) or
+    ///   the covariance was not accumulated.
+    public static func refit(_ method: RecoveryMethod, weight w: [Double], rows h: Int, cols n: Int, bias b0: [Double]?,
+                             kept: [Int], statistics st: SiteStatistics, damping: Double?, what: String) throws(CheckpointError) -> Refit {
+        precondition(w.count == h * n && st.width == n && (b0 == nil || b0!.count == h), "Recovery.refit: sizes")
+        var isKept = [Bool](repeating: false, count: n)
+        for k in kept { isKept[k] = true }
+        let removed = (0..<n).filter { !isKept[$0] }
+        let k = kept.count
+        var wk = [Double](repeating: 0, count: h * k)
+        for i in 0..<h { for (j, c) in kept.enumerated() { wk[i * k + j] = w[i * n + c] } }
+        var bias = b0 ?? [Double](repeating: 0, count: h)
+        let mu = st.mean
+        switch method {
+        case .none:
+            return Refit(weight: wk, bias: bias, rows: h, cols: k)
+        case .bias:
+            for i in 0..<h {
+                var s = 0.0
+                for c in removed { s += w[i * n + c] * mu[c] }
+                bias[i] += s
+            }
+            return Refit(weight: wk, bias: bias, rows: h, cols: k)
+        case .ls, .anchoredLS:
+            guard let cov = st.covariance else {
+                throw CheckpointError(.invalidArgument, "\(what): the input covariance was not accumulated")
+            }
+            var a = [Double](repeating: 0, count: k * k)
+            var trace = 0.0
+            for (i, ci) in kept.enumerated() {
+                for (j, cj) in kept.enumerated() { a[i * k + j] = cov[ci * n + cj] }
+                trace += cov[ci * n + ci]
+            }
+            let lambda = (damping ?? 0) * (k > 0 ? trace / Double(k) : 0)
+            for i in 0..<k { a[i * k + i] += lambda }
+            // R = W·C[:, K] (ls) or W_P·C[P, K] (anchored-ls), [h, k].
+            let rowsUsed = method == .ls ? Array(0..<n) : removed
+            let m = rowsUsed.count
+            var wsub = [Double](repeating: 0, count: h * m), csub = [Double](repeating: 0, count: m * k)
+            for i in 0..<h { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = w[i * n + c] } }
+            for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = cov[r * n + c] } }
+            var r = [Double](repeating: 0, count: h * k)
+            DoubleBLAS.gemm(m: h, n: k, k: m, wsub, csub, &r)
+            // Solve A·Xᵀ = Rᵀ (A symmetric): Xᵀ is [k, h].
+            var rt = [Double](repeating: 0, count: k * h)
+            for i in 0..<h { for j in 0..<k { rt[j * h + i] = r[i * k + j] } }
+            guard DoubleBLAS.choleskySolve(a, n: k, &rt, nrhs: h) else {
+                throw CheckpointError(.invalidArgument, "\(what): the covariance of the kept inputs is not positive definite; use a positive --damping (it is \(damping ?? 0))")
+            }
+            var out = method == .ls ? [Double](repeating: 0, count: h * k) : wk
+            for i in 0..<h { for j in 0..<k { out[i * k + j] += rt[j * h + i] } }
+            // b' = b0 + W·μ − W'·μ_K
+            for i in 0..<h {
+                var s = 0.0
+                for c in 0..<n { s += w[i * n + c] * mu[c] }
+                for (j, c) in kept.enumerated() { s -= out[i * k + j] * mu[c] }
+                bias[i] += s
+            }
+            return Refit(weight: out, bias: bias, rows: h, cols: k)
+        }
+    }
+}
+
+/// What recovery wrote and what the output must add: the refit tensors (in scratch files, by
+/// output name), all-zero biases that make `attention_bias`/`mlp_bias` configs complete, and the
+/// names the manifest records.
+public struct RecoveredTensors {
+    /// Output name → the checkpoint (scratch file) holding its values under the same name.
+    public var values: [String: Checkpoint] = [:]
+    /// Tensors whose values recovery computed (changed weights and biases), output names.
+    public var changed: [String] = []
+    /// Bias tensors the source lacks (zero unless also in ``changed``), output names.
+    public var added: [String] = []
+    public var attentionBias = false
+    public var mlpBias = false
+    /// Where the statistics came from: `original` or `sequential`.
+    public var statisticsSource = "original"
+
+    public init() {}
+
+    /// Completes ``added`` with the zero biases a config with `attention_bias` / `mlp_bias` needs.
+    mutating func addCompatibilityBiases(_ source: Checkpoint, plan: PruningPlan) {
+        var added = Set(self.added)
+        for l in plan.keptLayers {
+            var names: [String] = []
+            if attentionBias { names += ["q", "k", "v", "o"].map { ModelShape.attention(l, $0, "bias") } }
+            if mlpBias { names += ["gate", "up", "down"].map { ModelShape.mlp(l, $0, "bias") } }
+            for n in names where source.info(named: n) == nil { added.insert(n) }
+        }
+        self.added = source.entries.flatMap { e -> [String] in
+            guard e.info.name.hasSuffix(".weight") else { return [] }
+            let b = String(e.info.name.dropLast(".weight".count)) + ".bias"
+            return added.contains(b) ? [b] : []
+        }
+    }
+}
+
+/// Runs the statistics pass and the refits, one decoder layer at a time (formats/recovery.md §2, §5).
+public struct RecoveryRun {
+    public let source: Checkpoint
+    public let settings: PruningSettings
+    /// Per-layer selection from the layer's own statistics (`--sequential` with an activation
+    /// estimator): given the layer and its statistics, updates the plan.
+    public var selectLayer: ((Int, ActivationStatistics, inout PruningPlan) throws -> Void)?
+    public var progress: ((Int, Int) -> Void)?
+
+    public init(source: Checkpoint, settings: PruningSettings) {
+        self.source = source
+        self.settings = settings
+    }
+
+    /// Streams `stream` (on the source model) through every layer, refits the pruned projections
+    /// of `plan` and writes them to one safetensors file per layer in `scratch`.
+    /// - Parameter reuse: statistics already taken on the source model with the same windows (means
+    ///   suffice for `bias`), to skip the pass.
+    public func run(plan: inout PruningPlan, stream: (any ActivationStream)?, scratch: String,
+                    reuse: ActivationStatistics? = nil) throws -> RecoveredTensors {
+        let s = settings, shape = plan.shape, d = shape.headDim
+        var out = RecoveredTensors()
+        out.statisticsSource = s.sequential ? "sequential" : "original"
+        let method = s.recovery, cov = method.needsCovariance
+        try FileSystem.createDirectory(scratch)
+        let canReuse = reuse != nil && !s.sequential && !cov && selectLayer == nil
+        for l in 0..<shape.layers {
+            let inAttention = s.attentionLayers?.contains(l) ?? false, inMLP = s.mlpLayers?.contains(l) ?? false
+            let selecting = selectLayer != nil
+            var layerStats = ActivationStatistics(layers: shape.layers)
+            var wanted: [ActivationSite: Bool] = [:]
+            let attentionMayChange = selecting ? inAttention : plan.layers[l].keptHeads.count < shape.attentionHeads
+            let mlpMayChange = selecting ? inMLP : plan.layers[l].keptChannels.count < shape.intermediateSize
+            if attentionMayChange && (method != .none || selecting) { wanted[.attention] = cov }
+            if mlpMayChange && (method != .none || selecting) { wanted[.mlp] = cov }
+            if canReuse {
+                for site in wanted.keys { layerStats.layers[l][site] = reuse!.site(l, site) }
+            } else if let stream {
+                if wanted.isEmpty && !s.sequential {
+                    // Nothing to observe here; later layers still need this one's output.
+                    if (l + 1..<shape.layers).contains(where: { plan.layers[$0].keptHeads.count < shape.attentionHeads || plan.layers[$0].keptChannels.count < shape.intermediateSize || selecting }) {
+                        try stream.observe(advance: true) { _, _, _ in }
+                    }
+                } else {
+                    try stream.observe(advance: !s.sequential) { site, values, rows in
+                        guard let c = wanted[site] else { return }
+                        if layerStats.layers[l][site] == nil { layerStats.layers[l][site] = SiteStatistics(width: values.count / max(rows, 1), covariance: c) }
+                        layerStats.layers[l][site]!.add(values, rows: rows)
+                    }
+                }
+            }
+            if let selectLayer, !wanted.isEmpty { try selectLayer(l, layerStats, &plan) }
+
+            // Refits, written as this layer's scratch file.
+            let layer = plan.layers[l]
+            var replacements: [String: ProjectionReplacement] = [:]
+            var specs: [TensorSpec] = [], data: [String: [Float]] = [:]
+            for (site, proj, kept, width) in [(ActivationSite.attention, ModelShape.attention(l, "o"), layer.keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, shape.attentionHeads * d),
+                                              (ActivationSite.mlp, ModelShape.mlp(l, "down"), layer.keptChannels, shape.intermediateSize)] {
+                guard kept.count < width else { continue }
+                let biasName = String(proj.dropLast("weight".count)) + "bias"
+                let wv = try source.tensor(named: proj)
+                let w = try wv.floats().map(Double.init)
+                let h = wv.shape[0]
+                let b0 = try source.info(named: biasName).map { _ throws(CheckpointError) in try source.tensor(named: biasName).floats().map(Double.init) }
+                var refit: Recovery.Refit
+                if method == .none {
+                    refit = try Recovery.refit(.none, weight: w, rows: h, cols: width, bias: b0, kept: kept,
+                                               statistics: SiteStatistics(width: width, covariance: false), damping: nil, what: proj)
+                } else {
+                    guard let st = layerStats.site(l, site) else {
+                        throw CheckpointError(.invalidArgument, "no \(site.rawValue) statistics for layer \(l)", tensor: proj)
+                    }
+                    refit = try Recovery.refit(method, weight: w, rows: h, cols: width, bias: b0, kept: kept, statistics: st,
+                                               damping: s.effectiveDamping, what: "layer \(l) \(site == .attention ? "o_proj" : "down_proj")")
+                    if method != .bias {
+                        specs.append(TensorSpec(name: proj, dtype: .f32, shape: [h, kept.count]))
+                        data[proj] = refit.weight.map(Float.init)
+                        out.changed.append(proj)
+                    }
+                    specs.append(TensorSpec(name: biasName, dtype: .f32, shape: [h]))
+                    data[biasName] = refit.bias.map(Float.init)
+                    out.changed.append(biasName)
+                    if b0 == nil { out.added.append(biasName) }
+                    if site == .attention { out.attentionBias = true } else { out.mlpBias = true }
+                }
+                if s.sequential {
+                    // The next layer sees what the written folder computes: values rounded to the stored dtype.
+                    let dtype = wv.dtype
+                    let weight = try Self.rounded(refit.weight.map(Float.init), to: dtype)
+                    var full = [Float](repeating: 0, count: h * width)
+                    for i in 0..<h { for (j, c) in kept.enumerated() { full[i * width + c] = weight[i * kept.count + j] } }
+                    let hasBias = b0 != nil || method != .none
+                    replacements[site.rawValue] = ProjectionReplacement(rows: h, cols: width, weight: full,
+                                                                        bias: hasBias ? try Self.rounded(refit.bias.map(Float.init), to: dtype) : nil)
+                }
+            }
+            if !specs.isEmpty {
+                let path = FileSystem.join(scratch, "layer-\(l).safetensors")
+                try SafetensorsWriter.write(path: path, tensors: specs) { spec throws(CheckpointError) in .floats(data[spec.name]!) }
+                let c = try Checkpoint.open(path)
+                for spec in specs { out.values[spec.name] = c }
+            }
+            if s.sequential, let stream {
+                try stream.advance(outputProjection: replacements[ActivationSite.attention.rawValue], downProjection: replacements[ActivationSite.mlp.rawValue])
+            }
+            progress?(l + 1, shape.layers)
+        }
+        if out.attentionBias || out.mlpBias { out.addCompatibilityBiases(source, plan: plan) }
+        return out
+    }
+
+    /// `values` rounded to `dtype` and back (round to nearest even), as stored.
+    static func rounded(_ values: [Float], to dtype: DType) throws(CheckpointError) -> [Float] {
+        guard dtype != .f32, let size = dtype.byteSize else { return values }
+        var bytes = [UInt8](repeating: 0, count: values.count * size)
+        var out = [Float](repeating: 0, count: values.count)
+        let r: Result<Void, CheckpointError> = values.withUnsafeBufferPointer { src in
+            bytes.withUnsafeMutableBytes { dst in Result { () throws(CheckpointError) in try DTypeConversion.encode(src, as: dtype, into: dst) } }
+        }
+        try r.get()
+        let r2: Result<Void, CheckpointError> = bytes.withUnsafeBytes { src in
+            out.withUnsafeMutableBufferPointer { dst in Result { () throws(CheckpointError) in try DTypeConversion.decode(src, as: dtype, into: dst) } }
+        }
+        try r2.get()
+        return out
+    }
+}

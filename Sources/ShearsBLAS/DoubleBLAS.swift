@@ -1,0 +1,64 @@
+import CBLAS
+
+/// Float64 matrix routines (row-major) for statistics and least-squares solves: OpenBLAS's
+/// `dsyrk`/`dgemm` and LAPACK's Cholesky (`dpotrf`/`dpotrs`). Entry points check sizes; pointers
+/// never leave these functions.
+public enum DoubleBLAS {
+    /// `c[w×w] += aᵀ·a` for `a` of `rows × w` (row-major), upper and lower triangles both filled
+    /// (`dsyrk` into the lower triangle, then mirrored by ``symmetrize(_:n:)`` when asked).
+    public static func addGram(_ a: [Double], rows: Int, width w: Int, into c: inout [Double]) {
+        precondition(a.count == rows * w && c.count == w * w, "DoubleBLAS.addGram: sizes")
+        guard rows > 0, w > 0 else { return }
+        a.withUnsafeBufferPointer { pa in
+            c.withUnsafeMutableBufferPointer { pc in
+                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(w), Int32(rows), 1, pa.baseAddress, Int32(w), 1, pc.baseAddress, Int32(w))
+            }
+        }
+    }
+
+    /// Copies the lower triangle of the `n × n` row-major matrix into the upper one.
+    public static func symmetrize(_ c: inout [Double], n: Int) {
+        precondition(c.count == n * n)
+        for i in 0..<n { for j in (i + 1)..<max(i + 1, n) { c[i * n + j] = c[j * n + i] } }
+    }
+
+    /// `c[m×n] = alpha·op(a)·op(b) + beta·c`, row-major.
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Double = 1,
+                            _ a: [Double], _ b: [Double], beta: Double = 0, _ c: inout [Double]) {
+        precondition(a.count == m * k && b.count == k * n && c.count == m * n, "DoubleBLAS.gemm: sizes")
+        guard m > 0, n > 0 else { return }
+        if k == 0 { for i in c.indices { c[i] *= beta }; return }
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(n), Int32(k), alpha, pa.baseAddress, Int32(transA ? m : k),
+                                pb.baseAddress, Int32(transB ? k : n), beta, pc.baseAddress, Int32(n))
+                }
+            }
+        }
+    }
+
+    /// Solves `A·X = B` for a symmetric positive definite `A` (`n × n`) and `B` (`n × nrhs`,
+    /// row-major) by Cholesky; `B` is overwritten by `X`.
+    /// - Returns: false when `A` is not positive definite (the factorization failed).
+    public static func choleskySolve(_ a: [Double], n: Int, _ b: inout [Double], nrhs: Int) -> Bool {
+        precondition(a.count == n * n && b.count == n * nrhs, "DoubleBLAS.choleskySolve: sizes")
+        guard n > 0, nrhs > 0 else { return true }
+        // Row-major A is its own transpose (symmetric); row-major B (n × nrhs) is column-major
+        // Bᵀ (nrhs × n), so solve with B transposed into column-major n × nrhs.
+        var fa = a
+        var info: Int32 = 0
+        var nn = Int32(n), lda = Int32(n)
+        var uplo = CChar(UInt8(ascii: "L"))
+        dpotrf_(&uplo, &nn, &fa, &lda, &info)
+        guard info == 0 else { return false }
+        var colMajor = [Double](repeating: 0, count: n * nrhs)
+        for i in 0..<n { for j in 0..<nrhs { colMajor[j * n + i] = b[i * nrhs + j] } }
+        var r = Int32(nrhs), ldb = Int32(n)
+        dpotrs_(&uplo, &nn, &r, fa, &lda, &colMajor, &ldb, &info)
+        guard info == 0 else { return false }
+        for i in 0..<n { for j in 0..<nrhs { b[i * nrhs + j] = colMajor[j * n + i] } }
+        return true
+    }
+}

@@ -1,0 +1,186 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CheckpointCore
+import ModelArchitecture
+import ShearsJSON
+import Testing
+@testable import Pruning
+
+/// Activation statistics, wanda-sp / wifv scores and selections, adaptive allocation and the
+/// recovery refits against the PyTorch reference (Tools/recovery/reference.py,
+/// formats/recovery.md), computed here from the activations the reference recorded.
+@Suite(.serialized) struct RecoveryGoldenTests {
+    static let models = ["tiny-mha", "tiny-gqa"]
+
+    struct Golden {
+        let name: String
+        let folder: String
+        let weights: Checkpoint
+        let shape: ModelShape
+        let goldens: JSONValue
+        let reference: Checkpoint
+        let statistics: ActivationStatistics
+
+        init(_ name: String) throws {
+            self.name = name
+            folder = fixtures + "/pruning/" + name
+            weights = try Checkpoint.open(folder)
+            shape = try ModelShape(configuration: try ModelConfiguration(path: folder + "/config.json"))
+            goldens = try JSONValue.parse(try FileSystem.readFile(fixtures + "/recovery/\(name)/goldens.json"))
+            reference = try Checkpoint.open(fixtures + "/recovery/\(name)/statistics.safetensors")
+            let stream = try RecordedActivationSource(path: fixtures + "/recovery/\(name)/activations.safetensors").stream(modelFolder: folder, windows: [])
+            statistics = try ActivationStatistics.collect(stream) { _ in [.attention: true, .mlp: true, .attentionIn: false, .mlpIn: false] }
+        }
+
+        func settings(_ v: JSONValue) throws -> PruningSettings {
+            var s = PruningSettings()
+            s.strategy = PruningStrategy(rawValue: v["strategy"]!.stringValue!)!
+            s.importance = ImportanceKind(rawValue: v["importance"]!.stringValue!)!
+            s.gqa = GQAPolicy(rawValue: v["gqa"]!.stringValue!)!
+            if let r = v["ratio"]?.doubleValue { s.ratio = r }
+            if s.strategy == .block {
+                s.attentionLayers = range(v["attention_layers"])
+                s.mlpLayers = range(v["mlp_layers"])
+            }
+            s.allocation = Allocation(rawValue: v["allocation"]!.stringValue!)!
+            s.roundTo = v["round_to"]?.intValue
+            s.removeLayers = v["remove_layers"]?.intValue
+            return try s.resolved(for: shape)
+        }
+
+        func plan(_ caseName: String) throws -> (PruningPlan, PruningSettings) {
+            let c = try #require(goldens["cases"]!.arrayValue!.first { $0["name"]?.stringValue == caseName })
+            let s = try settings(c["settings"]!)
+            let scores = try ActivationImportance.unitScores(kind: s.importance, statistics: statistics, weights: weights,
+                                                             plan: PruningPlan(unpruned: shape), settings: s)
+            return (try Selection.apply(scores, to: PruningPlan(unpruned: shape), settings: s, step: 1), s)
+        }
+
+        func vector(_ name: String) throws -> [Double] { try reference.tensor(named: name).floats().map(Double.init) }
+        func doubles64(_ c: Checkpoint, _ name: String) throws -> [Double] {
+            let v = try c.tensor(named: name)
+            #expect(v.dtype == .f64, "\(name) is float64")
+            return try v.withUnsafeBytes { raw in Array(raw.bindMemory(to: Double.self)) }
+        }
+    }
+
+    /// Largest |a − b| relative to the largest |b| of the vector (elementwise relative error is
+    /// meaningless for entries that cancel to ~0).
+    static func agree(_ a: [Double], _ b: [Double], _ tol: Double = 1e-6) -> Bool {
+        guard a.count == b.count else { return false }
+        let scale = max(b.map(abs).max() ?? 0, 1e-300)
+        return zip(a, b).allSatisfy { abs($0 - $1) <= tol * scale }
+    }
+
+    @Test(arguments: models)
+    func statistics(_ name: String) throws {
+        let g = try Golden(name)
+        #expect(g.statistics.rows == g.goldens["rows"]!.intValue!)
+        var compared = 0
+        for l in 0..<g.shape.layers {
+            for site in ActivationSite.allCases {
+                let st = try #require(g.statistics.site(l, site))
+                let p = "layers.\(l).\(site.rawValue)"
+                #expect(Self.agree(st.mean, try g.doubles64(g.reference, p + ".mean")), "\(p) mean")
+                #expect(Self.agree(st.variance, try g.doubles64(g.reference, p + ".var")), "\(p) var")
+                #expect(Self.agree(st.sqnorm, try g.doubles64(g.reference, p + ".sqnorm")), "\(p) sqnorm")
+                if let cov = st.covariance {
+                    #expect(Self.agree(cov, try g.doubles64(g.reference, p + ".cov")), "\(p) cov")
+                    compared += 1
+                }
+            }
+        }
+        #expect(compared == 2 * g.shape.layers)
+    }
+
+    @Test(arguments: models)
+    func scoresAndSelections(_ name: String) throws {
+        let g = try Golden(name)
+        let cases = g.goldens["cases"]!.arrayValue!
+        #expect(cases.count >= 10)
+        for c in cases {
+            let key = c["name"]!.stringValue!
+            let s = try g.settings(c["settings"]!)
+            let scores = try ActivationImportance.unitScores(kind: s.importance, statistics: g.statistics, weights: g.weights,
+                                                             plan: PruningPlan(unpruned: g.shape), settings: s)
+            let gs = c["scores"]!
+            for l in 0..<g.shape.layers where s.strategy == .block {
+                let ga = doubles(gs["attention"]!.arrayValue![l]), gm = doubles(gs["mlp"]!.arrayValue![l])
+                #expect(Self.agree(scores.attention[l], ga), "\(key) attention layer \(l): \(scores.attention[l]) vs \(ga)")
+                #expect(Self.agree(scores.mlp[l], gm), "\(key) mlp layer \(l)")
+            }
+            if s.strategy == .channel { #expect(Self.agree(scores.hidden, doubles(gs["hidden"])), "\(key) hidden") }
+            if s.strategy == .layer { #expect(Self.agree(scores.layers, doubles(gs["layers"])), "\(key) layers") }
+            let plan = try Selection.apply(scores, to: PruningPlan(unpruned: g.shape), settings: s, step: 1)
+            let kept = c["kept"]!
+            for l in 0..<g.shape.layers {
+                #expect(plan.layers[l].keptHeads == ints(kept["heads"]!.arrayValue![l]), "\(key) layer \(l) heads")
+                #expect(plan.layers[l].keptKeyValueHeads == ints(kept["kv_heads"]!.arrayValue![l]), "\(key) layer \(l) kv heads")
+                #expect(plan.layers[l].keptChannels == ints(kept["channels"]!.arrayValue![l]), "\(key) layer \(l) channels")
+            }
+            #expect(plan.keptHidden == ints(kept["hidden"]), "\(key) hidden")
+            #expect(plan.keptLayers == ints(kept["layers"]), "\(key) layers")
+        }
+    }
+
+    /// Each method's W′ and b′ in float64, from the statistics accumulated here.
+    @Test(arguments: models)
+    func refits(_ name: String) throws {
+        let g = try Golden(name)
+        var checked = 0
+        for r in g.goldens["recovery"]!.arrayValue! where r["statistics"]!.stringValue! == "original" {
+            let (plan, _) = try g.plan(r["case"]!.stringValue!)
+            let method = RecoveryMethod(rawValue: r["method"]!.stringValue!)!
+            let damping = r["damping"]?.doubleValue
+            let file = try Checkpoint.open(fixtures + "/recovery/\(name)/" + r["file"]!.stringValue!)
+            let d = g.shape.headDim
+            for l in 0..<g.shape.layers {
+                for (site, proj, kept, width) in [(ActivationSite.attention, "o_proj", plan.layers[l].keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, g.shape.attentionHeads * d),
+                                                  (.mlp, "down_proj", plan.layers[l].keptChannels, g.shape.intermediateSize)] where kept.count < width {
+                    let wName = site == .attention ? ModelShape.attention(l, "o") : ModelShape.mlp(l, "down")
+                    let w = try g.weights.tensor(named: wName).floats().map(Double.init)
+                    let refit = try Recovery.refit(method, weight: w, rows: g.shape.hiddenSize, cols: width, bias: nil, kept: kept,
+                                                   statistics: try #require(g.statistics.site(l, site)), damping: damping, what: wName)
+                    let key = "\(r["name"]!.stringValue!) layer \(l) \(proj)"
+                    #expect(Self.agree(refit.weight, try g.doubles64(file, "layers.\(l).\(proj).weight")), "\(key) weight")
+                    #expect(Self.agree(refit.bias, try g.doubles64(file, "layers.\(l).\(proj).bias")), "\(key) bias")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked >= 10)
+    }
+
+    /// The whole run (statistics pass, selection, refits, scratch files) through ``RecoveryRun``.
+    @Test func recoveryRunWritesTheRefits() throws {
+        let g = try Golden("tiny-gqa")
+        let (plan0, s0) = try g.plan("block-wifv-query-0.5")
+        var s = s0
+        s.recovery = .anchoredLS
+        var plan = plan0
+        let scratch = temporaryFolder("recovery-run")
+        defer { _ = system("rm -rf '\(scratch)'") }
+        let stream = try RecordedActivationSource(path: fixtures + "/recovery/tiny-gqa/activations.safetensors").stream(modelFolder: g.folder, windows: [])
+        let out = try RecoveryRun(source: g.weights, settings: s).run(plan: &plan, stream: stream, scratch: scratch)
+        #expect(plan == plan0)
+        #expect(out.attentionBias && out.mlpBias)
+        let golden = try Checkpoint.open(fixtures + "/recovery/tiny-gqa/recovery-anchored-ls-0.1.safetensors")
+        for l in 0..<g.shape.layers {
+            for proj in ["self_attn.o_proj", "mlp.down_proj"] {
+                let short = proj.split(separator: ".").last!
+                for kind in ["weight", "bias"] {
+                    let name = "model.layers.\(l).\(proj).\(kind)"
+                    let c = try #require(out.values[name], "\(name) refit")
+                    let mine = try c.tensor(named: name).floats().map(Double.init)
+                    #expect(Self.agree(mine, try g.doubles64(golden, "layers.\(l).\(short).\(kind)"), 1e-6), "\(name)")
+                    #expect(out.changed.contains(name))
+                }
+            }
+            // Zero biases that make attention_bias / mlp_bias configs complete.
+            for p in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"] {
+                #expect(out.added.contains("model.layers.\(l).\(p).bias"))
+            }
+        }
+    }
+}
