@@ -6,6 +6,12 @@
       KV heads, gate_proj/up_proj rows and down_proj columns of removed MLP channels. A model
       pruned by the manifest computes the same function (block strategy only).
 
+  python pruned_reference.py expand SOURCE MANIFEST PRUNED OUT
+      OUT = the pruned folder's tensors placed back at their kept rows and columns in the source's
+      full-size shapes, zeros elsewhere, with the source's config.json (plus attention_bias /
+      mlp_bias from the pruned one): for a model changed by prune --recover (refit o_proj/down_proj
+      columns, added biases), the full-size model that computes what the pruned one does.
+
   python pruned_reference.py bias FOLDER OUT [--seed S] [--scale X]
       OUT = FOLDER with a random o_proj and down_proj bias in every layer (N(0, X²), seeded, the
       same vectors for every folder with the same hidden size and layer count) and all-zero
@@ -75,6 +81,59 @@ def zero(source, manifest_path, out):
     finish(tmp, out)
 
 
+def expand(source, manifest_path, pruned, out):
+    cfg = json.load(open(os.path.join(source, "config.json")))
+    pcfg = json.load(open(os.path.join(pruned, "config.json")))
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    manifest = json.load(open(manifest_path))
+    if manifest["settings"]["strategy"] != "block":
+        sys.exit("expand: only block pruning (heads and MLP channels) is supported")
+    full, small = load_folder(source), load_folder(pruned)
+    out_t = {}
+    def rows(heads):
+        return torch.tensor([h * hd + i for h in heads for i in range(hd)], dtype=torch.long)
+    kept = {}
+    for entry in manifest["layers"]:
+        l = entry["layer"]
+        att, mlp = entry.get("attention") or {}, entry.get("mlp") or {}
+        kept[l] = (rows(att["kept_heads"]), rows(att["kept_kv_heads"]), torch.tensor(mlp["kept_channels"], dtype=torch.long))
+    for name, t in small.items():
+        if not name.startswith("model.layers."):
+            out_t[name] = t
+            continue
+        l = int(name.split(".")[2])
+        q, kv, ch = kept[l]
+        kind = name.split(".", 3)[3]
+        shape = list(full[name].shape) if name in full else None
+        if kind.endswith(".bias") and shape is None:  # a bias recovery added
+            w = full[name[:-len("bias")] + "weight"]
+            shape = [w.shape[0]]
+        z = torch.zeros(shape, dtype=t.dtype)
+        if kind in ("self_attn.q_proj.weight", "self_attn.q_proj.bias"):
+            z[q] = t
+        elif kind in ("self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.bias"):
+            z[kv] = t
+        elif kind == "self_attn.o_proj.weight":
+            z[:, q] = t
+        elif kind in ("mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.gate_proj.bias", "mlp.up_proj.bias"):
+            z[ch] = t
+        elif kind == "mlp.down_proj.weight":
+            z[:, ch] = t
+        else:  # norms, o_proj/down_proj biases: hidden-sized, unchanged in shape
+            z = t
+        out_t[name] = z
+    for k in ("attention_bias", "mlp_bias"):
+        if k in pcfg:
+            cfg[k] = pcfg[k]
+    tmp = out + ".tmp-expand"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({k: v.contiguous() for k, v in out_t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    copy_companions(source, tmp)
+    json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"), indent=2)
+    finish(tmp, out)
+
+
 def bias(folder, out, seed, scale):
     cfg = json.load(open(os.path.join(folder, "config.json")))
     t = load_folder(folder)
@@ -102,6 +161,8 @@ def main():
     a = sys.argv[1:]
     if len(a) >= 4 and a[0] == "zero":
         zero(a[1], a[2], a[3])
+    elif len(a) >= 5 and a[0] == "expand":
+        expand(a[1], a[2], a[3], a[4])
     elif len(a) >= 3 and a[0] == "bias":
         seed = int(a[a.index("--seed") + 1]) if "--seed" in a else 1
         scale = float(a[a.index("--scale") + 1]) if "--scale" in a else 0.05
