@@ -17,6 +17,11 @@
       same vectors for every folder with the same hidden size and layer count) and all-zero
       q/k/v/gate/up biases, attention_bias and mlp_bias true: what prune --recover writes.
 
+  python pruned_reference.py empty FOLDER OUT [--no-mlp L] [--no-attention L] [--empty L] [--zero]
+      OUT = FOLDER with layer L's MLP, attention, or both removed (tensors left out and the
+      *_per_layer lists set to 0, the forms GGUF output handles specially); with --zero the
+      tensors are kept and set to zero instead (the full-size reference).
+
 Inputs are never modified; OUT is written under a temporary name and renamed.
 """
 import json
@@ -134,6 +139,41 @@ def expand(source, manifest_path, pruned, out):
     finish(tmp, out)
 
 
+def empty(folder, out, no_mlp, no_attention, zero_only):
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    t = load_folder(folder)
+    n = cfg["num_hidden_layers"]
+    lists = {k: list(cfg.get(k + "_per_layer") or [cfg[k]] * n)
+             for k in ("num_attention_heads", "num_key_value_heads", "intermediate_size")}
+    for l in no_mlp:
+        for w in ("gate_proj", "up_proj", "down_proj"):
+            name = f"model.layers.{l}.mlp.{w}.weight"
+            if zero_only:
+                t[name].zero_()
+            else:
+                del t[name]
+        lists["intermediate_size"][l] = 0
+    for l in no_attention:
+        for w in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            name = f"model.layers.{l}.self_attn.{w}.weight"
+            if zero_only:
+                t[name].zero_()
+            else:
+                del t[name]
+        lists["num_attention_heads"][l] = 0
+        lists["num_key_value_heads"][l] = 0
+    if not zero_only:
+        for k, v in lists.items():
+            cfg[k + "_per_layer"] = v
+    tmp = out + ".tmp-empty"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    copy_companions(folder, tmp)
+    json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"), indent=2)
+    finish(tmp, out)
+
+
 def bias(folder, out, seed, scale):
     cfg = json.load(open(os.path.join(folder, "config.json")))
     t = load_folder(folder)
@@ -163,6 +203,11 @@ def main():
         zero(a[1], a[2], a[3])
     elif len(a) >= 5 and a[0] == "expand":
         expand(a[1], a[2], a[3], a[4])
+    elif len(a) >= 3 and a[0] == "empty":
+        def layers(flag):
+            return [int(a[i + 1]) for i, x in enumerate(a) if x == flag]
+        both = layers("--empty")
+        empty(a[1], a[2], layers("--no-mlp") + both, layers("--no-attention") + both, "--zero" in a)
     elif len(a) >= 3 and a[0] == "bias":
         seed = int(a[a.index("--seed") + 1]) if "--seed" in a else 1
         scale = float(a[a.index("--scale") + 1]) if "--scale" in a else 0.05
