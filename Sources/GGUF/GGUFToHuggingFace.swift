@@ -32,7 +32,9 @@ public enum GGUFToHuggingFace {
 
     /// One output tensor: where it comes from and how it is transformed.
     public struct TensorPlan: Sendable {
-        public var source: GGUFTensorInfo
+        /// The GGUF tensor; nil for an all-zero bias that the file leaves out (a llama folder with
+        /// `attention_bias`/`mlp_bias` needs one on every projection).
+        public var source: GGUFTensorInfo?
         public var spec: TensorSpec
         /// Head count for the rotary un-permutation, when this is a permuted Q or K projection.
         public var permuteHeads: Int?
@@ -65,17 +67,39 @@ public enum GGUFToHuggingFace {
             }
             var heads: Int? = nil
             if hp.permutesQK, let p = LlamaTensorNames.rotaryProjection(gguf: t.name) {
-                heads = p == .query ? hp.heads : hp.kvHeads
+                let s = hp.sizes(ofLayer: min(LlamaTensorNames.layerAndSuffix(gguf: t.name)?.layer ?? 0, max(hp.layers - 1, 0)))
+                heads = p == .query ? s.numAttentionHeads : s.numKeyValueHeads
                 try RotaryPermutation.validate(rows: t.shape.first ?? 0, heads: heads!, tensor: t.name)
             }
             out.append(TensorPlan(source: t, spec: TensorSpec(name: hf, dtype: dtype, shape: t.shape), permuteHeads: heads))
+        }
+        // A llama folder with attention_bias / mlp_bias needs every projection's bias: zeros where
+        // the file has none (writers leave all-zero biases out).
+        if hp.modelType == "llama" && (hp.attentionBias || hp.mlpBias) {
+            let have = Set(out.map(\.spec.name))
+            var added: [TensorPlan] = []
+            for l in 0..<hp.layers {
+                let s = hp.sizes(ofLayer: l)
+                var wanted: [(String, Int)] = []
+                if hp.attentionBias {
+                    wanted += [("self_attn.q_proj.bias", s.numAttentionHeads * hp.headDim), ("self_attn.k_proj.bias", s.numKeyValueHeads * hp.headDim),
+                               ("self_attn.v_proj.bias", s.numKeyValueHeads * hp.headDim), ("self_attn.o_proj.bias", hp.hiddenSize)]
+                }
+                if hp.mlpBias {
+                    wanted += [("mlp.gate_proj.bias", s.intermediateSize), ("mlp.up_proj.bias", s.intermediateSize), ("mlp.down_proj.bias", hp.hiddenSize)]
+                }
+                for (suffix, n) in wanted where !have.contains("model.layers.\(l).\(suffix)") {
+                    added.append(TensorPlan(source: nil, spec: TensorSpec(name: "model.layers.\(l).\(suffix)", dtype: dtype, shape: [n]), permuteHeads: nil))
+                }
+            }
+            out += added
         }
         return (out, warnings)
     }
 
     /// The bytes of one output tensor.
     public static func tensorBytes(_ f: GGUFFile, _ p: TensorPlan, allowOverflow: Bool) throws(CheckpointError) -> [UInt8] {
-        let t = p.source
+        guard let t = p.source else { return [UInt8](repeating: 0, count: try p.spec.byteCount()) }
         let rows = t.shape.first ?? 1
         // Same encoding, no permutation: the bytes as they are.
         if p.permuteHeads == nil, Dequantize.plainDType(t.type) == p.spec.dtype {
@@ -130,7 +154,15 @@ public enum GGUFToHuggingFace {
     /// `body` with its bytes. Do not let the pointer escape.
     static func withTensorBytes(_ f: GGUFFile, _ p: TensorPlan, scratch: Scratch, allowOverflow: Bool,
                                 _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Void) throws(CheckpointError) {
-        let t = p.source
+        guard let t = p.source else {
+            // An all-zero tensor (the bit pattern of 0 is zero in every float dtype).
+            let size = try p.spec.byteCount()
+            scratch.reserve(elements: 0, byteCount: size, permute: false)
+            let out = UnsafeMutableRawBufferPointer(rebasing: scratch.bytes[0..<size])
+            out.initializeMemory(as: UInt8.self, repeating: 0)
+            try body(UnsafeRawBufferPointer(out))
+            return
+        }
         let n = t.elementCount
         let rows = t.shape.first ?? 1
         if p.permuteHeads == nil, Dequantize.plainDType(t.type) == p.spec.dtype {
@@ -164,7 +196,7 @@ public enum GGUFToHuggingFace {
         return try ShardedWriter.stream(folder: folder, tensors: plans.map(\.spec), maxShardSize: options.maxShardSize) { (spec, write) throws(CheckpointError) in
             let p = byName[spec.name]!
             try withTensorBytes(f, p, scratch: scratch, allowOverflow: options.allowOverflow, write)
-            done += p.source.byteCount
+            done += p.source?.byteCount ?? 0
             options.progress?(done)
         }
     }
@@ -172,6 +204,7 @@ public enum GGUFToHuggingFace {
     /// Writes the Hugging Face folder for `f` into `folder` (created if needed).
     public static func convert(_ f: GGUFFile, to folder: String, options: Options = Options()) throws(CheckpointError) -> Report {
         let hp = try LlamaHyperparameters(gguf: f)
+        try hp.checkHuggingFaceLayers(path: f.path)
         let dtype = options.dtype ?? defaultDType(f)
         guard dtype == .f32 || dtype == .f16 || dtype == .bf16 else {
             throw CheckpointError(.unsupportedConversion, "Hugging Face output dtype must be f32, f16 or bf16, not \(dtype.rawValue)")

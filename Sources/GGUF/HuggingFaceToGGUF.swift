@@ -25,11 +25,16 @@ public enum HuggingFaceToGGUF {
         public var tensorCount: Int
         public var fileSize: Int
         public var warnings: [String]
+        /// `llama`, `qwen2` or `deci` (per-layer sizes).
+        public var architecture: String
+        /// The blocks as written.
+        public var layout: GGUFLayerLayout
     }
 
     /// One output tensor and where it comes from.
     struct Plan {
-        var hfName: String
+        /// The source tensor; nil for a tensor written as zeros (the MLP of a layer that has none).
+        var hfName: String?
         var spec: GGUFWriter.TensorSpec
         var permuteHeads: Int?
         var order: (Int, Int, Int)
@@ -56,6 +61,10 @@ public enum HuggingFaceToGGUF {
     }
 
     /// Converts the checkpoint at `folder` (a model folder) to `path`.
+    ///
+    /// A folder whose layers differ in size (`*_per_layer` lists or `per_layer_config` in
+    /// config.json, as `shears prune` writes them) is written with llama.cpp's `deci` architecture
+    /// (see ``GGUFLayerLayout``); otherwise with `llama` (or `qwen2`).
     public static func convert(folder: String, to path: String, options: Options = Options()) throws(CheckpointError) -> Report {
         let ckpt = try Checkpoint.open(folder)
         guard let configPath = ckpt.configPath else {
@@ -66,7 +75,6 @@ public enum HuggingFaceToGGUF {
         guard ["llama", "mistral", "qwen2"].contains(modelType) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported for GGUF output; supported: llama, mistral, qwen2", path: configPath)
         }
-        let arch = modelType == "qwen2" ? "qwen2" : "llama"
         func need(_ v: Int?, _ key: String) throws(CheckpointError) -> Int {
             guard let v else { throw CheckpointError(.invalidConfig, "\(key) is missing", path: configPath) }
             return v
@@ -86,43 +94,126 @@ public enum HuggingFaceToGGUF {
             throw CheckpointError(.invalidConfig, "num_attention_heads and num_key_value_heads must be positive", path: configPath)
         }
         let headDim = cfg.headDim ?? hidden / heads
-        let ffn = try need(cfg.intermediateSize, "intermediate_size")
+        _ = try need(cfg.intermediateSize, "intermediate_size")
+        let sizes: [LayerSizes]
+        do { sizes = try cfg.layerSizes(allowingEmpty: true) } catch { throw error.inFile(configPath) }
+        guard sizes.count == layers else {
+            throw CheckpointError(.invalidConfig, "num_hidden_layers is \(layers) but \(sizes.count) layer sizes were found", path: configPath)
+        }
+        let layout: GGUFLayerLayout
+        do { layout = try GGUFLayerLayout(sizes: sizes) } catch { throw error.inFile(configPath) }
+        let deci = !layout.isUniform
+        let arch = deci ? "deci" : modelType == "qwen2" ? "qwen2" : "llama"
+        // Q/K rows are permuted for llama.cpp's interleaved rotary (llama, deci); qwen2 uses NeoX
+        // rotary unpermuted. Hugging Face qwen2 rotates like llama, so deci permutes it too.
+        let permutes = arch != "qwen2"
+        // All-zero biases carry nothing; they are left out for llama.cpp's llama and deci loaders,
+        // which take every bias as optional (qwen2 requires its q/k/v biases).
+        let dropsZeroBiases = arch != "qwen2"
         var warnings = ckpt.warnings
+        for l in layout.dropped {
+            warnings.append("layer \(l) has neither attention heads nor MLP channels (the identity); it is not written and later layers are renumbered")
+        }
+        for b in layout.blocks where b.zeroMLP {
+            warnings.append("layer \(b.source) has no MLP channels; written with an all-zero MLP of \(GGUFLayerLayout.zeroMLPWidth) channels (llama.cpp skips a block whose feed-forward length is 0)")
+        }
+        let blockOf = layout.blockOfLayer
+        let mainSource = ckpt.entries.first(where: { $0.info.shape.count == 2 }).flatMap { ggmlType($0.info.dtype) } ?? .f32
 
         // Tensor plan.
         var plans: [Plan] = []
-        for e in ckpt.entries {
-            let name = e.info.name
-            if name.hasSuffix(".rotary_emb.inv_freq") { continue }
-            if name == "lm_head.weight" && cfg.tieWordEmbeddings { continue }  // tied: llama.cpp uses token_embd
-            guard let g = LlamaTensorNames.ggufName(name) else {
-                throw CheckpointError(.unsupportedArchitecture, "no GGUF name for this \(modelType) tensor", path: folder, tensor: name)
-            }
-            let shape = e.info.shape
-            let source = ggmlType(e.info.dtype) ?? .f32
+        func chooseType(_ shape: [Int], source: GGMLType, name: String) -> GGMLType {
             var type: GGMLType = shape.count < 2 ? .f32 : (options.type ?? source)
             if type.isQuantized && (shape.last ?? 0) % type.blockSize != 0 {
                 warnings.append("\(name): row length \(shape.last ?? 0) is not a multiple of \(type.blockSize); written as F16")
                 type = .f16
             }
-            var heads: Int? = nil
-            if arch == "llama", let p = LlamaTensorNames.rotaryProjection(gguf: g) {
-                heads = p == .query ? cfg.numAttentionHeads! : kvHeads
-                try RotaryPermutation.validate(rows: shape.first ?? 0, heads: heads!, tensor: name)
+            return type
+        }
+        func order(_ g: String) -> (Int, Int, Int) {
+            if g == "token_embd.weight" { return (0, 0, 0) }
+            if g == "output_norm.weight" { return (2, 0, 0) }
+            if g == "output.weight" { return (3, 0, 0) }
+            let parts = g.split(separator: ".", maxSplits: 2)
+            return (1, Int(parts[1]) ?? 0, LlamaTensorNames.layer.firstIndex(where: { $0.0 == String(parts[2]) }) ?? 99)
+        }
+        for e in ckpt.entries {
+            let name = e.info.name
+            if name.hasSuffix(".rotary_emb.inv_freq") { continue }
+            if name == "lm_head.weight" && cfg.tieWordEmbeddings { continue }  // tied: llama.cpp uses token_embd
+            guard var g = LlamaTensorNames.ggufName(name) else {
+                throw CheckpointError(.unsupportedArchitecture, "no GGUF name for this \(modelType) tensor", path: folder, tensor: name)
             }
-            let order: (Int, Int, Int)
-            if g == "token_embd.weight" { order = (0, 0, 0) }
-            else if g == "output_norm.weight" { order = (2, 0, 0) }
-            else if g == "output.weight" { order = (3, 0, 0) }
-            else {
-                let parts = g.split(separator: ".", maxSplits: 2)
-                let suffix = String(parts[2])
-                order = (1, Int(parts[1]) ?? 0, LlamaTensorNames.layer.firstIndex(where: { $0.0 == suffix }) ?? 99)
+            let shape = e.info.shape
+            let isBias = name.hasSuffix(".bias")
+            var block: GGUFLayerLayout.Block? = nil
+            if let ls = LlamaTensorNames.layerAndSuffix(gguf: g) {
+                let (layer, suffix) = (ls.layer, ls.suffix)
+                guard layer < sizes.count else {
+                    throw CheckpointError(.invalidConfig, "tensor of layer \(layer), but the config has \(sizes.count) layers", path: folder, tensor: name)
+                }
+                let s = sizes[layer]
+                let isAttention = suffix.hasPrefix("attn_q") || suffix.hasPrefix("attn_k") || suffix.hasPrefix("attn_v") || suffix.hasPrefix("attn_output")
+                let isMLP = suffix.hasPrefix("ffn_gate") || suffix.hasPrefix("ffn_up") || suffix.hasPrefix("ffn_down")
+                // Shapes against the layer's sizes (llama.cpp checks them on load).
+                let q = s.numAttentionHeads * headDim, kv = (s.numAttentionHeads == 0 ? 0 : s.numKeyValueHeads) * headDim, f = s.intermediateSize
+                let expected: [Int]? = switch suffix {
+                case "attn_q.weight": [q, hidden]
+                case "attn_k.weight", "attn_v.weight": [kv, hidden]
+                case "attn_output.weight": [hidden, q]
+                case "attn_q.bias": [q]
+                case "attn_k.bias", "attn_v.bias": [kv]
+                case "ffn_gate.weight", "ffn_up.weight": [f, hidden]
+                case "ffn_down.weight": [hidden, f]
+                case "ffn_gate.bias", "ffn_up.bias": [f]
+                default: nil
+                }
+                if let expected, shape != expected {
+                    throw CheckpointError(.shapeMismatch, "shape \(shape) does not match layer \(layer)'s sizes in config.json (\(s)); expected \(expected)", path: folder, tensor: name)
+                }
+                guard let b = blockOf[layer] else {
+                    // A dropped layer is the identity only if it adds no bias either.
+                    if isBias, try ckpt.tensor(named: name).floats().contains(where: { $0 != 0 }) {
+                        throw CheckpointError(.unsupportedConversion, "layer \(layer) has neither attention heads nor MLP channels but a non-zero bias (as prune --recover bias|ls|anchored-ls writes); llama.cpp cannot express it; prune with --recover none or keep a unit in that layer", path: folder, tensor: name)
+                    }
+                    continue
+                }
+                block = layout.blocks[b]
+                if isAttention && !block!.hasAttention && !isBias { continue }  // empty [0, h] tensors
+                if isMLP && block!.zeroMLP && suffix != "ffn_down.bias" { continue }  // replaced by the zero MLP
+                if suffix == "attn_norm.weight" && !block!.hasAttention { continue }  // attention-free block has no norm
+                if isBias {
+                    let values = try ckpt.tensor(named: name).floats()
+                    if dropsZeroBiases && values.allSatisfy({ $0 == 0 }) { continue }
+                    if suffix == "attn_output.bias" && !block!.hasAttention {
+                        throw CheckpointError(.unsupportedConversion, "layer \(layer) has no attention heads but a non-zero o_proj bias (as prune --recover bias|ls|anchored-ls writes); llama.cpp's attention-free deci blocks apply no bias, so this model cannot be written as GGUF; prune with --recover none or keep at least one head in that layer", path: folder, tensor: name)
+                    }
+                }
+                if b != layer { g = "blk.\(b).\(suffix)" }
             }
-            plans.append(Plan(hfName: name, spec: GGUFWriter.TensorSpec(name: g, shape: shape, type: type), permuteHeads: heads, order: order))
+            let type = chooseType(shape, source: ggmlType(e.info.dtype) ?? .f32, name: name)
+            var permuteHeads: Int? = nil
+            if permutes, let p = LlamaTensorNames.rotaryProjection(gguf: g) {
+                let s = sizes[block?.source ?? 0]
+                permuteHeads = p == .query ? s.numAttentionHeads : s.numKeyValueHeads
+                try RotaryPermutation.validate(rows: shape.first ?? 0, heads: permuteHeads!, tensor: name)
+            }
+            plans.append(Plan(hfName: name, spec: GGUFWriter.TensorSpec(name: g, shape: shape, type: type), permuteHeads: permuteHeads, order: order(g)))
+        }
+        // The all-zero MLP of layers that have none (and a zero norm when the folder has none).
+        for (b, block) in layout.blocks.enumerated() where block.zeroMLP {
+            let w = GGUFLayerLayout.zeroMLPWidth
+            for (suffix, shape) in [("ffn_gate.weight", [w, hidden]), ("ffn_up.weight", [w, hidden]), ("ffn_down.weight", [hidden, w])] {
+                let g = "blk.\(b).\(suffix)"
+                plans.append(Plan(hfName: nil, spec: GGUFWriter.TensorSpec(name: g, shape: shape, type: chooseType(shape, source: mainSource, name: g)), permuteHeads: nil, order: order(g)))
+            }
+            if !plans.contains(where: { $0.spec.name == "blk.\(b).ffn_norm.weight" }) {
+                plans.append(Plan(hfName: nil, spec: GGUFWriter.TensorSpec(name: "blk.\(b).ffn_norm.weight", shape: [hidden], type: .f32), permuteHeads: nil, order: order("blk.\(b).ffn_norm.weight")))
+            }
         }
         plans.sort { $0.order < $1.order }
         let mainType = plans.first(where: { $0.spec.dimensions.count == 2 })?.spec.type ?? .f32
+        if deci { warnings += layout.quantizationWarnings }
 
         // Metadata.
         var md: [(key: String, value: GGUFValue)] = []
@@ -133,14 +224,31 @@ public enum HuggingFaceToGGUF {
         if plans.contains(where: { $0.spec.type.isQuantized }) { md.append(("general.quantization_version", .uint32(2))) }
         md.append(("\(arch).context_length", .uint32(try u32(cfg.maxPositionEmbeddings ?? 2048, "max_position_embeddings"))))
         md.append(("\(arch).embedding_length", .uint32(try u32(hidden, "hidden_size"))))
-        md.append(("\(arch).block_count", .uint32(try u32(layers, "num_hidden_layers"))))
-        md.append(("\(arch).feed_forward_length", .uint32(try u32(ffn, "intermediate_size"))))
-        md.append(("\(arch).rope.dimension_count", .uint32(try u32(headDim, "head_dim"))))
-        md.append(("\(arch).attention.head_count", .uint32(try u32(heads, "num_attention_heads"))))
-        md.append(("\(arch).attention.head_count_kv", .uint32(try u32(kvHeads, "num_key_value_heads"))))
+        md.append(("\(arch).block_count", .uint32(try u32(layout.blocks.count, "num_hidden_layers"))))
+        if deci {
+            // Per-block counts as int32 arrays (as the Python gguf package writes a list of ints).
+            func array(_ key: String, _ values: [Int]) throws(CheckpointError) -> GGUFValue {
+                var items: [GGUFValue] = []
+                for v in values {
+                    guard let i = Int32(exactly: v) else { throw CheckpointError(.invalidConfig, "\(key) \(v) is outside the int32 range", path: configPath) }
+                    items.append(.int32(i))
+                }
+                return .array(.int32, items)
+            }
+            md.append(("deci.feed_forward_length", try array("intermediate_size", layout.blocks.map(\.feedForward))))
+            md.append(("deci.rope.dimension_count", .uint32(try u32(headDim, "head_dim"))))
+            md.append(("deci.attention.head_count", try array("num_attention_heads", layout.blocks.map(\.heads))))
+            md.append(("deci.attention.head_count_kv", try array("num_key_value_heads", layout.blocks.map(\.kvHeads))))
+        } else {
+            md.append(("\(arch).feed_forward_length", .uint32(try u32(sizes[0].intermediateSize, "intermediate_size"))))
+            md.append(("\(arch).rope.dimension_count", .uint32(try u32(headDim, "head_dim"))))
+            md.append(("\(arch).attention.head_count", .uint32(try u32(sizes[0].numAttentionHeads, "num_attention_heads"))))
+            md.append(("\(arch).attention.head_count_kv", .uint32(try u32(sizes[0].numKeyValueHeads, "num_key_value_heads"))))
+        }
         md.append(("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(cfg.rmsNormEps ?? 1e-6))))
         md.append(("\(arch).rope.freq_base", .float32(Float(cfg.ropeTheta ?? 10_000))))
-        if headDim != hidden / heads {
+        // deci: always, or llama.cpp derives the head size from block 0's head count.
+        if deci || headDim != hidden / sizes[0].numAttentionHeads {
             md.append(("\(arch).attention.key_length", .uint32(try u32(headDim, "head_dim"))))
             md.append(("\(arch).attention.value_length", .uint32(try u32(headDim, "head_dim"))))
         }
@@ -166,14 +274,18 @@ public enum HuggingFaceToGGUF {
         let writer = try GGUFWriter(path: path, metadata: md, tensors: plans.map(\.spec))
         var done = 0
         for p in plans {
-            let view = try ckpt.tensor(named: p.hfName)
+            guard let hfName = p.hfName else {
+                try writer.write(try Quantize.encode([Float](repeating: 0, count: p.spec.elementCount), as: p.spec.type))
+                continue
+            }
+            let view = try ckpt.tensor(named: hfName)
             let bytes = try tensorBytes(view, p, allowOverflow: options.allowOverflow)
             try writer.write(bytes)
             done += view.byteCount
             options.progress?(done)
         }
         try writer.finish()
-        return Report(tensorCount: plans.count, fileSize: writer.fileSize, warnings: warnings)
+        return Report(tensorCount: plans.count, fileSize: writer.fileSize, warnings: warnings, architecture: arch, layout: layout)
     }
 
     static func tensorBytes(_ view: TensorView, _ p: Plan, allowOverflow: Bool) throws(CheckpointError) -> [UInt8] {
@@ -262,7 +374,7 @@ public enum HuggingFaceToGGUF {
         else if serialized.contains("\"Split\"") {
             pre = "default"
             warnings.append("tokenizer.json splits with an expression llama.cpp may not know; tokenizer.ggml.pre is written as 'default'")
-        } else { pre = "gpt2" }
+        } else { pre = "gpt-2" }  // llama.cpp's name for the GPT-2 split (it rejects "gpt2")
         var md: [(key: String, value: GGUFValue)] = [
             ("tokenizer.ggml.model", .string(GGUFString("gpt2"))),
             ("tokenizer.ggml.pre", .string(GGUFString(pre))),

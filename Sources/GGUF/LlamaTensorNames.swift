@@ -23,6 +23,9 @@ public enum LlamaTensorNames {
         ("ffn_gate.weight", "mlp.gate_proj.weight"),
         ("ffn_up.weight", "mlp.up_proj.weight"),
         ("ffn_down.weight", "mlp.down_proj.weight"),
+        ("ffn_gate.bias", "mlp.gate_proj.bias"),
+        ("ffn_up.bias", "mlp.up_proj.bias"),
+        ("ffn_down.bias", "mlp.down_proj.bias"),
     ]
 
     /// GGUF tensors that have no Hugging Face counterpart (derived from the config on load).
@@ -49,6 +52,14 @@ public enum LlamaTensorNames {
         let suffix = String(rest[rest.index(after: dot)...])
         guard let l = layer.first(where: { $0.1 == suffix }) else { return nil }
         return "blk.\(n).\(l.0)"
+    }
+
+    /// The block index and per-layer suffix of a GGUF name (`blk.3.attn_q.weight` → (3, `attn_q.weight`)).
+    public static func layerAndSuffix(gguf: String) -> (layer: Int, suffix: String)? {
+        guard gguf.hasPrefix("blk.") else { return nil }
+        let rest = gguf.dropFirst(4)
+        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]), n >= 0 else { return nil }
+        return (n, String(rest[rest.index(after: dot)...]))
     }
 
     /// Which rotary-permuted projection a GGUF name is (query or key rows), if any.

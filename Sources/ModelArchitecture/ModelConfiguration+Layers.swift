@@ -41,9 +41,12 @@ extension ModelConfiguration {
     /// Every layer's sizes: the top-level `num_attention_heads`, `num_key_value_heads` and
     /// `intermediate_size`, overridden per layer by `per_layer_config` (transformers' heterogeneous
     /// form) and by the `*_per_layer` lists that `shears prune` writes.
+    /// - Parameter allowingEmpty: accept 0 in the `*_per_layer` lists (a layer whose attention or
+    ///   MLP is gone entirely; GGUF output handles those, the engine does not). A layer with 0 query
+    ///   heads then has 0 KV heads.
     /// - Throws: `invalidConfig` when a size is missing, a layer index is out of range, an entry
     ///   overrides an unknown attribute, or a layer's query heads are not a multiple of its KV heads.
-    public func layerSizes() throws(CheckpointError) -> [LayerSizes] {
+    public func layerSizes(allowingEmpty: Bool = false) throws(CheckpointError) -> [LayerSizes] {
         guard let n = numHiddenLayers, let heads = numAttentionHeads, let kv = numKeyValueHeads, let inter = intermediateSize else {
             throw CheckpointError(.invalidConfig, "config lacks num_hidden_layers, num_attention_heads or intermediate_size")
         }
@@ -85,13 +88,17 @@ extension ModelConfiguration {
                 throw CheckpointError(.invalidConfig, "\(key) must list one size per layer (\(n) entries)")
             }
             for (i, x) in list.enumerated() {
-                guard let k = x.intValue, k > 0 else {
+                guard let k = x.intValue, k > 0 || (allowingEmpty && k == 0) else {
                     throw CheckpointError(.invalidConfig, "\(key)[\(i)] is \(x.serialized()), not a positive integer")
                 }
                 sizes[i][keyPath: path] = k
             }
         }
         for (i, s) in sizes.enumerated() {
+            if allowingEmpty && s.numAttentionHeads == 0 {
+                sizes[i].numKeyValueHeads = 0
+                continue
+            }
             guard s.numKeyValueHeads > 0, s.numAttentionHeads % s.numKeyValueHeads == 0 else {
                 throw CheckpointError(.invalidConfig, "layer \(i): \(s.numAttentionHeads) query heads are not a multiple of \(s.numKeyValueHeads) KV heads")
             }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CheckpointCore
 import CompactFormat
 import GGUF
+import Pruning
 import ShearsJSON
 
 /// `shears convert SRC DST`: between safetensors (files, sharded sets, model folders) and GGUF,
@@ -195,6 +196,10 @@ public struct ConvertCommand: ParsableCommand {
         let staged = try StagedFolder(destination: output)
         let result = try GGUFToHuggingFace.convert(file, to: staged.path, options: .init(
             dtype: out, maxShardSize: shardLimit, allowOverflow: allowOverflow, progress: { progress.update(bytesDone: $0) }))
+        if try LlamaHyperparameters(gguf: file).hasPerLayerSizes {
+            // A deci file with per-block sizes: config.json's auto_map points to the modeling file.
+            try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: FileSystem.join(staged.path, PrunedConfiguration.modelingFileName))
+        }
         try staged.commit()
         progress.finish()
         warn(result.warnings)
@@ -217,6 +222,9 @@ public struct ConvertCommand: ParsableCommand {
             type: type, allowOverflow: allowOverflow, progress: { progress.update(bytesDone: $0) }))
         progress.finish()
         warn(result.warnings)
+        if result.architecture == "deci" && !quiet {
+            StandardError.print("convert: layers differ in size; wrote llama.cpp's deci architecture (\(result.layout.blocks.count) blocks with per-block head counts and feed-forward lengths)")
+        }
     }
 
     /// safetensors → safetensors (file or folder).

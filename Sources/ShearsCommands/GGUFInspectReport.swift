@@ -87,6 +87,11 @@ struct GGUFInspectReport {
             c["rope_scaling"] = hp.ropeScaling.map { .object($0) } ?? .null
             c["rms_norm_eps"] = .double(hp.rmsNormEps)
             c["tie_word_embeddings"] = .bool(hp.tiedEmbeddings)
+            if let l = hp.layerSizes {
+                c["num_attention_heads_per_layer"] = .array(l.map { .int(Int64($0.numAttentionHeads)) })
+                c["num_key_value_heads_per_layer"] = .array(l.map { .int(Int64($0.numKeyValueHeads)) })
+                c["intermediate_size_per_layer"] = .array(l.map { .int(Int64($0.intermediateSize)) })
+            }
             o["config"] = .object(c)
         } else {
             o["config"] = .null
@@ -130,8 +135,19 @@ struct GGUFInspectReport {
             line("  model type", "\(hp.architecture) (\(hp.architectureClass))")
             line("  layers", Format.grouped(hp.layers))
             line("  hidden size", Format.grouped(hp.hiddenSize))
-            line("  heads", "\(hp.heads) query, \(hp.kvHeads) key/value, head dim \(hp.headDim)")
-            line("  intermediate", Format.grouped(hp.intermediateSize))
+            if let l = hp.layerSizes {
+                line("  heads", "per layer (max \(hp.heads) query, \(hp.kvHeads) key/value), head dim \(hp.headDim)")
+                line("  intermediate", "per layer (max \(Format.grouped(hp.intermediateSize)))")
+                out += "    per layer: " + Format.pad("layer", 6) + Format.pad("heads", 7, right: true) + Format.pad("kv", 5, right: true)
+                    + Format.pad("mlp", 8, right: true) + "\n"
+                for (i, s) in l.enumerated() {
+                    out += "               " + Format.pad(String(i), 6) + Format.pad(String(s.numAttentionHeads), 7, right: true)
+                        + Format.pad(String(s.numKeyValueHeads), 5, right: true) + Format.pad(String(s.intermediateSize), 8, right: true) + "\n"
+                }
+            } else {
+                line("  heads", "\(hp.heads) query, \(hp.kvHeads) key/value, head dim \(hp.headDim)")
+                line("  intermediate", Format.grouped(hp.intermediateSize))
+            }
             line("  vocabulary", Format.grouped(hp.vocabSize))
             line("  tied embeddings", hp.tiedEmbeddings ? "yes" : "no")
             var rope = "theta \(Format.trimmed(hp.ropeTheta))"

@@ -27,7 +27,7 @@ public struct PruneCommand: ParsableCommand {
     @Argument(help: "Source model folder (config.json + safetensors), or an index or .safetensors inside one.", completion: .file())
     var input: String
 
-    @Argument(help: "Output folder.", completion: .directory)
+    @Argument(help: "Output folder, or a .gguf file (llama.cpp's deci architecture when layer widths differ).", completion: .file())
     var output: String
 
     @Option(help: "Fraction of each pruned structure to remove (upstream --pruning_ratio; 0.25 is the paper's \"20%\").")
@@ -178,6 +178,7 @@ public struct PruneCommand: ParsableCommand {
     }
 
     private func prune() throws {
+        if output.hasSuffix(".gguf") { return try pruneIntoGGUF() }  // issue 10: via a staging folder
         let started = monotonicSeconds()
         let source = try Checkpoint.open(input)
         guard let configPath = source.configPath else {
@@ -486,3 +487,18 @@ public struct PruneCommand: ParsableCommand {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+// MARK: - OUT ending in .gguf (issue 10)
+
+extension PruneCommand {
+    /// Prunes into a staging folder next to OUT, converts it to GGUF there (PrunedGGUFOutput) and
+    /// removes the folder.
+    private func pruneIntoGGUF() throws {
+        let staged = try PrunedGGUFOutput.staging(for: output, force: force, dryRun: dryRun)
+        var folder = self
+        folder.output = staged.path
+        folder.force = true
+        try folder.prune()
+        try PrunedGGUFOutput.finish(folder: staged.path, gguf: output, dryRun: dryRun)
+    }
+}

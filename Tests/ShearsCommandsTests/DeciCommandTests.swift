@@ -1,0 +1,65 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+import CheckpointCore
+import GGUF
+import ModelArchitecture
+import ShearsJSON
+
+/// `prune MODEL OUT.gguf`, `convert` of a pruned folder to deci and back, `inspect` of a deci file.
+@Suite(.serialized) struct DeciCommandTests {
+    static let source = fixturesPath + "/safetensors/tiny-llama"
+
+    static func tempDir() -> String {
+        var template = Array("/tmp/shears-deci-test-XXXXXX".utf8CString)
+        return String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+    }
+
+    /// Uneven widths: attention and MLP pruned in layer 1 only.
+    static let pruneArgs = ["--importance", "l2", "--ratio", "0.5", "--attention-layers", "1:2", "--mlp-layers", "1:2"]
+
+    @Test func pruneStraightIntoGGUF() throws {
+        let dir = Self.tempDir()
+        defer { _ = system("rm -rf '\(dir)'") }
+        let r = CommandRunner.run(["prune", Self.source, dir + "/p.gguf"] + Self.pruneArgs)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("GGUF: \(dir)/p.gguf (deci"))
+        let g = try GGUFFile(path: dir + "/p.gguf")
+        #expect(g.architecture == "deci" && g["deci.block_count"]?.intValue == 2)
+        #expect(FileSystem.isFile(dir + "/p.pruning-manifest.json"))
+        // Only the file and its manifest remain: the staging folder is gone.
+        #expect(try FileSystem.contents(of: dir).sorted() == ["p.gguf", "p.pruning-manifest.json"])
+        // The same tensors as prune into a folder + convert.
+        #expect(CommandRunner.run(["prune", Self.source, dir + "/folder"] + Self.pruneArgs).status == 0)
+        #expect(CommandRunner.run(["convert", "--quiet", dir + "/folder", dir + "/c.gguf"]).status == 0)
+        let c = try GGUFFile(path: dir + "/c.gguf")
+        #expect(g.tensors.map(\.name) == c.tensors.map(\.name))
+        for t in g.tensors { #expect(try g.floats(named: t.name) == c.floats(named: t.name), "\(t.name)") }
+        // An existing OUT needs --force.
+        let again = CommandRunner.run(["prune", Self.source, dir + "/p.gguf"] + Self.pruneArgs)
+        #expect(again.status == 2 && again.stderr.contains("--force"))
+    }
+
+    @Test func convertDeciRoundTripAndInspect() throws {
+        let dir = Self.tempDir()
+        defer { _ = system("rm -rf '\(dir)'") }
+        #expect(CommandRunner.run(["prune", Self.source, dir + "/folder"] + Self.pruneArgs).status == 0)
+        let w = CommandRunner.run(["convert", dir + "/folder", dir + "/m.gguf"])
+        #expect(w.status == 0 && w.stderr.contains("deci architecture"), "\(w.stderr)")
+        let i = CommandRunner.run(["inspect", dir + "/m.gguf"])
+        #expect(i.status == 0 && i.stdout.contains("per layer:"))
+        let j = try JSONValue.parse(CommandRunner.run(["inspect", "--json", dir + "/m.gguf"]).stdout)
+        let cfg = try ModelConfiguration(path: dir + "/folder/config.json")
+        let sizes = try cfg.layerSizes()
+        #expect(j["config"]?["intermediate_size_per_layer"] == .array(sizes.map { .int(Int64($0.intermediateSize)) }))
+        #expect(j["config"]?["num_attention_heads_per_layer"] == .array(sizes.map { .int(Int64($0.numAttentionHeads)) }))
+        // Back to a folder: per-layer config, the modeling file, identical tensors.
+        #expect(CommandRunner.run(["convert", "--quiet", dir + "/m.gguf", dir + "/back"]).status == 0)
+        #expect(FileSystem.isFile(dir + "/back/modeling_shears_llama.py"))
+        #expect(try ModelConfiguration(path: dir + "/back/config.json").layerSizes() == sizes)
+        let a = try Checkpoint.open(dir + "/folder"), b = try Checkpoint.open(dir + "/back")
+        #expect(Set(a.tensorNames) == Set(b.tensorNames))
+        for n in a.tensorNames { #expect(try a.tensor(named: n).bytes() == b.tensor(named: n).bytes(), "\(n)") }
+    }
+}
