@@ -44,24 +44,30 @@ enum LanguageModelLoss {
                         continue
                     }
                     let target = Int(targets[targets.startIndex + r + 1])
-                    var m = -Float.infinity
-                    for j in 0..<v { m = max(m, row[j]) }
-                    var s: Float = 0
+                    let targetLogit = row[target]
+                    let m = Kernels.maximum(row, v)
+                    // Sum in Float blocks of 256, blocks in Double: stays accurate. With a gradient,
+                    // e^(x − m) stays in the row, to be normalised below (one exp per logit).
                     var total = 0.0
-                    // Sum in Float blocks of 256, blocks in Double: vectorizes, stays accurate.
                     var j = 0
                     while j < v {
                         let e = min(v, j + 256)
-                        s = 0
-                        for k in j..<e { s += Kernels.exp(row[k] - m) }
-                        total += Double(s)
+                        if gradientScale != nil {
+                            for k in j..<e { row[k] = Kernels.exp(row[k] - m) }
+                            total += Double(Kernels.sum(row + j, e - j))
+                        } else {
+                            var s: Float = 0
+                            for k in j..<e { s += Kernels.exp(row[k] - m) }
+                            total += Double(s)
+                        }
                         j = e
                     }
                     let logZ = Double(m) + log(total)
-                    out.value[r] = logZ - Double(row[target])
+                    out.value[r] = logZ - Double(targetLogit)
                     if let scale = gradientScale {
-                        let lz = Float(logZ)
-                        for k in 0..<v { row[k] = Kernels.exp(row[k] - lz) * scale }
+                        // softmax·scale = e^(x − m)·(scale / Σ).
+                        let f = Float(Double(scale) / total)
+                        for k in 0..<v { row[k] *= f }
                         row[target] -= scale
                     }
                 }
