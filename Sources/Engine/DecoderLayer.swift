@@ -15,6 +15,8 @@ struct DecoderLayer {
     struct Internals {
         let h1: Matrix, inv1: [Float]
         let q: Matrix, k: Matrix, v: Matrix   // q, k after rotary
+        /// Attention probabilities, `batch·heads` blocks of `[seqLen, seqLen]`, when asked for.
+        let p: Matrix?
         let attn: Matrix
         let x2: Matrix
         let h2: Matrix, inv2: [Float]
@@ -24,21 +26,17 @@ struct DecoderLayer {
     }
 
     /// Forward over `layout.batch` sequences of `layout.seqLen` rows each, positions 0 ..< seqLen.
-    func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary, output: Bool = true) -> Internals {
+    /// `keepProbabilities` keeps the attention probabilities (for the backward pass).
+    func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary, output: Bool = true, keepProbabilities: Bool = false) -> Internals {
         let (h1, inv1) = RMSNorm.forward(x, weight: weights.inputNorm, eps: eps)
         let q = weights.q.forward(h1), k = weights.k.forward(h1), v = weights.v.forward(h1)
         let t = layout.seqLen
         rotary.apply(q.storage, rows: q.rows, ld: sizes.qDim, heads: sizes.heads, inverse: false) { $0 % t }
         rotary.apply(k.storage, rows: k.rows, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: false) { $0 % t }
-        let attn = Matrix(rows: x.rows, cols: sizes.qDim)
-        let scratch = Matrix(rows: t, cols: t)
-        let att = attention
-        for b in 0..<layout.batch {
-            let r0 = b * t
-            att.forward(q: q.storage + r0 * sizes.qDim, k: k.storage + r0 * sizes.kvDim, v: v.storage + r0 * sizes.kvDim,
-                        tq: t, tk: t, start: 0, out: attn.storage + r0 * sizes.qDim, scratch: scratch.storage)
-        }
-        withExtendedLifetime(scratch) {}
+        let attn = Matrix(uninitializedRows: x.rows, cols: sizes.qDim)
+        let p = keepProbabilities ? Matrix(uninitializedRows: layout.batch * sizes.heads * t, cols: t) : nil
+        attention.forward(q: q.storage, k: k.storage, v: v.storage, sequences: layout.batch, t: t, out: attn.storage,
+                          probabilities: p?.storage)
         let x2 = weights.o.forward(attn)
         x2.add(x)
         let (h2, inv2) = RMSNorm.forward(x2, weight: weights.postAttentionNorm, eps: eps)
@@ -49,41 +47,34 @@ struct DecoderLayer {
             m.add(x2)
             out = m
         }
-        return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: out)
+        return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, p: p, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: out)
     }
 
     /// Recomputes the layer on `x`, then returns dL/dx for output gradient `dOut`, adding weight
     /// gradients into `grads`.
     func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients) -> Matrix {
-        let f = forward(x, layout: layout, rotary: rotary, output: false)
+        let f = forward(x, layout: layout, rotary: rotary, output: false, keepProbabilities: true)
         let n = x.rows, t = layout.seqLen
         // MLP branch: out = x2 + mlp(norm(x2)).
-        let dh2 = Matrix(rows: n, cols: sizes.hidden)
+        let dh2 = Matrix(uninitializedRows: n, cols: sizes.hidden)
         mlp.backward(x: f.h2, saved: f.mlp, dy: dOut, dx: dh2, accumulate: false, grads: grads)
         let dx2 = dOut.copy()
         RMSNorm.backward(x: f.x2, inverseRMS: f.inv2, weight: weights.postAttentionNorm, dy: dh2, dx: dx2, accumulate: true,
                          weightGradient: grads.postAttentionNorm)
         // Attention branch: x2 = x + o(attn(norm(x))).
         weights.o.backwardWeights(x: f.attn, dy: dx2, weightGradient: grads.o, biasGradient: grads.oBias)
-        let dAttn = Matrix(rows: n, cols: sizes.qDim)
+        let dAttn = Matrix(uninitializedRows: n, cols: sizes.qDim)
         weights.o.backwardInput(dx2, into: dAttn, accumulate: false)
-        let dq = Matrix(rows: n, cols: sizes.qDim), dk = Matrix(rows: n, cols: sizes.kvDim), dv = Matrix(rows: n, cols: sizes.kvDim)
-        let p = Matrix(rows: t, cols: t), dp = Matrix(rows: t, cols: t)
-        let att = attention
-        for b in 0..<layout.batch {
-            let r0 = b * t
-            att.backward(q: f.q.storage + r0 * sizes.qDim, k: f.k.storage + r0 * sizes.kvDim, v: f.v.storage + r0 * sizes.kvDim,
-                         dOut: dAttn.storage + r0 * sizes.qDim, t: t,
-                         dq: dq.storage + r0 * sizes.qDim, dk: dk.storage + r0 * sizes.kvDim, dv: dv.storage + r0 * sizes.kvDim,
-                         p: p.storage, dp: dp.storage)
-        }
-        withExtendedLifetime((p, dp, dAttn)) {}
+        let dq = Matrix(uninitializedRows: n, cols: sizes.qDim), dk = Matrix(rows: n, cols: sizes.kvDim), dv = Matrix(rows: n, cols: sizes.kvDim)
+        attention.backward(q: f.q.storage, k: f.k.storage, v: f.v.storage, dOut: dAttn.storage, sequences: layout.batch, t: t,
+                           probabilities: f.p.map { UnsafePointer($0.storage) }, dq: dq.storage, dk: dk.storage, dv: dv.storage)
+        withExtendedLifetime((f.p, dAttn)) {}
         rotary.apply(dq.storage, rows: n, ld: sizes.qDim, heads: sizes.heads, inverse: true) { $0 % t }
         rotary.apply(dk.storage, rows: n, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: true) { $0 % t }
         weights.q.backwardWeights(x: f.h1, dy: dq, weightGradient: grads.q, biasGradient: grads.qBias)
         weights.k.backwardWeights(x: f.h1, dy: dk, weightGradient: grads.k, biasGradient: grads.kBias)
         weights.v.backwardWeights(x: f.h1, dy: dv, weightGradient: grads.v, biasGradient: grads.vBias)
-        let dh1 = Matrix(rows: n, cols: sizes.hidden)
+        let dh1 = Matrix(uninitializedRows: n, cols: sizes.hidden)
         weights.q.backwardInput(dq, into: dh1, accumulate: false)
         weights.k.backwardInput(dk, into: dh1, accumulate: true)
         weights.v.backwardInput(dv, into: dh1, accumulate: true)

@@ -16,7 +16,7 @@ public struct Linear: Sendable {
     /// `y = x · Wᵀ + b` for `x` of shape `[n, in]`; returns `[n, out]`.
     public func forward(_ x: Matrix) -> Matrix {
         precondition(x.cols == inFeatures, "Linear.forward: input width \(x.cols), weight \(weight.rows)×\(weight.cols)")
-        let y = Matrix(rows: x.rows, cols: outFeatures)
+        let y = Matrix(uninitializedRows: x.rows, cols: outFeatures)
         BLAS.sgemm(transB: true, m: x.rows, n: outFeatures, k: inFeatures, a: x.storage, lda: inFeatures,
                    b: weight.storage, ldb: inFeatures, c: y.storage, ldc: outFeatures)
         if let b = bias { Kernels.addRowVector(y, b) }
@@ -119,37 +119,44 @@ final class GradientAccumulator {
 
     /// gradient[0, j] += Σ_rows dy[r, j] (a bias).
     func addColumnSums(_ dy: Matrix) {
-        addRowReduction(cols: dy.cols) { r0, r1, out in
+        let p = UnsafeSendable(dy.storage), n = dy.cols
+        addColumnReduction { r0, r1, cols, out in
             for r in r0..<r1 {
-                let row = dy.storage + r * dy.cols
-                for j in 0..<dy.cols { out[j] += row[j] }
+                let row = p.value + r * n
+                for j in cols { out[j] += row[j] }
             }
         }
     }
 
-    /// gradient[0, j] += Σ_rows a[r, j]·b[r, j] (a norm weight: dy ∘ x̂).
+    /// gradient[0, j] += Σ_rows a[r, j]·b[r, j].
     func addColumnDots(_ a: Matrix, _ b: Matrix) {
         precondition(a.rows == b.rows && a.cols == b.cols)
-        addRowReduction(cols: a.cols) { r0, r1, out in
+        let pa0 = UnsafeSendable(a.storage), pb0 = UnsafeSendable(b.storage), n = a.cols
+        addColumnReduction { r0, r1, cols, out in
             for r in r0..<r1 {
-                let pa = a.storage + r * a.cols, pb = b.storage + r * b.cols
-                for j in 0..<a.cols { out[j] += pa[j] * pb[j] }
+                let pa = pa0.value + r * n, pb = pb0.value + r * n
+                for j in cols { out[j] += pa[j] * pb[j] }
             }
         }
     }
 
-    /// Runs a per-row reduction into a `[1, cols]` vector, per sample when the Fisher sum is wanted.
-    private func addRowReduction(cols: Int, _ reduce: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
-        precondition(gradient.count == cols)
+    /// Runs a per-row reduction into this `[1, cols]` gradient, per sample when the Fisher sum is
+    /// wanted: `reduce(r0, r1, columns, out)` adds rows `r0 ..< r1` of the given columns into
+    /// `out`. Columns are split across threads (each column's rows are summed in order).
+    func addColumnReduction(_ reduce: (Int, Int, Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        let cols = gradient.count
+        let g = UnsafeSendable(gradient.storage)
         guard fisher != nil else {
-            reduce(0, layout.rows, gradient.storage)
+            let rows = layout.rows
+            Parallel.chunks(cols, costPerItem: rows) { c in reduce(0, rows, c, g.value) }
             return
         }
         let s = sampleScratch()
+        let ps = UnsafeSendable(s.storage)
         for b in 0..<layout.batch {
             s.zero()
             let r = layout.rowRange(b)
-            reduce(r.lowerBound, r.upperBound, s.storage)
+            Parallel.chunks(cols, costPerItem: r.count) { c in reduce(r.lowerBound, r.upperBound, c, ps.value) }
             fold(s, sample: b)
         }
     }

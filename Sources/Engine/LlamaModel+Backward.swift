@@ -1,13 +1,15 @@
 import CheckpointCore
 import ModelArchitecture
+import ShearsBLAS
 
 extension LlamaModel {
     /// The causal-LM loss of `batch` and the gradient of every parameter, streamed to `consumer`
     /// layer by layer (see ``GradientConsumer`` for the order).
     ///
     /// Memory: the embedding and head in F32, one `[tokens, hidden]` input per layer, one layer's
-    /// weights, internals and gradients, and one sequence's logits. With the Fisher sum, a scratch
-    /// matrix per parameter being reduced (and the head's size once).
+    /// weights, internals and gradients, and one block of sequences' logits (at most 64 MiB, or one
+    /// sequence's). With the Fisher sum, a scratch matrix per parameter being reduced (and the
+    /// head's size once).
     /// - Throws: ``CheckpointError`` for weights that cannot be read or tokens outside the
     ///   vocabulary; whatever the consumer throws.
     @discardableResult
@@ -22,25 +24,34 @@ extension LlamaModel {
         let predicted = batch.batch * (t - 1)
         let scale = 1 / Float(predicted)
 
-        // LM head and loss, sequence by sequence.
+        // LM head and loss, a block of sequences at a time.
         let headGrad = GradientAccumulator(rows: v, cols: h, layout: layout, fisher: fisher)
-        let dhf = Matrix(rows: layout.rows, cols: h)
-        let dlogits = Matrix(rows: t, cols: v)
+        let dhf = Matrix(uninitializedRows: layout.rows, cols: h)
+        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: v, sequences: batch.batch)
+        let dlogits = Matrix(uninitializedRows: block * t, cols: v)
         // Tied + Fisher: each sample's head-gradient rows for its own input tokens (for the cross term).
         var headRows: [[Int32: [Float]]] = Array(repeating: [:], count: batch.batch)
         let tiedFisher = fisher && a.tieWordEmbeddings
         var nll = 0.0
-        for b in 0..<batch.batch {
-            let rows = layout.rowRange(b)
+        for b0 in stride(from: 0, to: batch.batch, by: block) {
+            let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)
             LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: dlogits)
-            nll += LanguageModelLoss.crossEntropy(logits: dlogits, targets: batch.sequence(b), gradientScale: scale)
-            headGrad.addSampleOuterProducts(dy: dlogits.storage, x: hf.storage + rows.lowerBound * h, rows: t, sample: b,
-                                            inspect: tiedFisher ? { g in
-                for tok in Set(batch.sequence(b)) {
-                    headRows[b][tok] = Array(UnsafeBufferPointer(start: g.storage + Int(tok) * h, count: h))
+            nll += LanguageModelLoss.crossEntropy(logits: dlogits, sequences: nb, seqLen: t, tokens: batch.tokens[rows], gradientScale: scale)
+            if fisher {
+                for b in b0..<(b0 + nb) {
+                    let r0 = layout.rowRange(b).lowerBound
+                    headGrad.addSampleOuterProducts(dy: dlogits.storage + (r0 - rows.lowerBound) * v, x: hf.storage + r0 * h, rows: t, sample: b,
+                                                    inspect: tiedFisher ? { g in
+                        for tok in Set(batch.sequence(b)) {
+                            headRows[b][tok] = Array(UnsafeBufferPointer(start: g.storage + Int(tok) * h, count: h))
+                        }
+                    } : nil)
                 }
-            } : nil)
-            BLAS_rowsTimesMatrix(dlogits, head, into: dhf, rowOffset: rows.lowerBound)
+            } else {
+                headGrad.addSampleOuterProducts(dy: dlogits.storage, x: hf.storage + rows.lowerBound * h, rows: rows.count, sample: b0)
+            }
+            BLAS.sgemm(m: rows.count, n: h, k: v, a: dlogits.storage, lda: v, b: head.storage, ldb: h,
+                       c: dhf.storage + rows.lowerBound * h, ldc: h)
         }
         withExtendedLifetime(hf) {}
         headGrad.dropScratch()
@@ -98,11 +109,3 @@ extension LlamaModel {
     }
 }
 
-import ShearsBLAS
-
-/// dst[rowOffset ..< rowOffset + a.rows, :] = a · m  (a `[t, v]`, m `[v, h]`).
-func BLAS_rowsTimesMatrix(_ a: Matrix, _ m: Matrix, into dst: Matrix, rowOffset: Int) {
-    precondition(a.cols == m.rows && dst.cols == m.cols && rowOffset + a.rows <= dst.rows)
-    BLAS.sgemm(m: a.rows, n: m.cols, k: a.cols, a: a.storage, lda: a.cols, b: m.storage, ldb: m.cols,
-               c: dst.storage + rowOffset * dst.cols, ldc: dst.cols)
-}

@@ -145,12 +145,14 @@ public final class LlamaModel: @unchecked Sendable {
         let (x, _) = try decoderStack(batch, saveInputs: false)
         let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
         let head = try lmHead()
-        let logits = Matrix(rows: batch.seqLen, cols: architecture.vocabSize)
+        let t = batch.seqLen
+        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: architecture.vocabSize, sequences: batch.batch)
+        let logits = Matrix(uninitializedRows: block * t, cols: architecture.vocabSize)
         var nll = 0.0
-        for b in 0..<batch.batch {
-            let rows = batch.layout.rowRange(b)
+        for b0 in stride(from: 0, to: batch.batch, by: block) {
+            let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)
             LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: logits)
-            nll += LanguageModelLoss.crossEntropy(logits: logits, targets: batch.sequence(b), gradientScale: nil)
+            nll += LanguageModelLoss.crossEntropy(logits: logits, sequences: nb, seqLen: t, tokens: batch.tokens[rows], gradientScale: nil)
         }
         return LossResult(nllSum: nll, tokens: batch.batch * (batch.seqLen - 1))
     }

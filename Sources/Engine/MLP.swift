@@ -14,7 +14,7 @@ struct MLP {
     /// The gate, up and SwiGLU activations without the down projection (all the backward pass needs).
     func activations(_ x: Matrix) -> Saved {
         let g = gate.forward(x), u = up.forward(x)
-        let a = Matrix(rows: g.rows, cols: g.cols)
+        let a = Matrix(uninitializedRows: g.rows, cols: g.cols)
         let pg = UnsafeSendable(g.storage), pu = UnsafeSendable(u.storage), pa = UnsafeSendable(a.storage)
         Parallel.chunks(g.count, costPerItem: 8) { r in
             let pg = pg.value, pu = pu.value, pa = pa.value
@@ -29,10 +29,10 @@ struct MLP {
     /// `dx (+)=` the input gradient; weight gradients into `grads` (gate, up, down order).
     func backward(x: Matrix, saved s: Saved, dy: Matrix, dx: Matrix, accumulate: Bool, grads: LayerGradients) {
         down.backwardWeights(x: s.a, dy: dy, weightGradient: grads.down, biasGradient: grads.downBias)
-        let da = Matrix(rows: s.a.rows, cols: s.a.cols)
+        let da = Matrix(uninitializedRows: s.a.rows, cols: s.a.cols)
         down.backwardInput(dy, into: da, accumulate: false)
         // da → dg, du in place: du = da·silu(g); dg = da·u·σ(g)·(1 + g·(1 − σ(g))).
-        let du = Matrix(rows: da.rows, cols: da.cols)
+        let du = Matrix(uninitializedRows: da.rows, cols: da.cols)
         let pg = UnsafeSendable(s.g.storage), pu = UnsafeSendable(s.u.storage)
         let pda = UnsafeSendable(da.storage), pdu = UnsafeSendable(du.storage)
         Parallel.chunks(da.count, costPerItem: 8) { r in

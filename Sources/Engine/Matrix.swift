@@ -20,7 +20,14 @@ public final class Matrix: @unchecked Sendable {
     let storage: UnsafeMutablePointer<Float>
 
     /// A zero-filled `rows × cols` matrix.
-    public init(rows: Int, cols: Int) {
+    public convenience init(rows: Int, cols: Int) {
+        self.init(uninitializedRows: rows, cols: cols)
+        storage.update(repeating: 0, count: max(1, rows * cols))
+    }
+
+    /// A `rows × cols` matrix whose elements are unspecified (for outputs that are written in
+    /// full before they are read, such as an sgemm result with beta 0).
+    init(uninitializedRows rows: Int, cols: Int) {
         precondition(rows >= 0 && cols >= 0, "Matrix: negative size \(rows)×\(cols)")
         self.rows = rows
         self.cols = cols
@@ -30,7 +37,6 @@ public final class Matrix: @unchecked Sendable {
             fatalError("Matrix: cannot allocate \(n * 4) bytes")
         }
         storage = raw.bindMemory(to: Float.self, capacity: n)
-        storage.initialize(repeating: 0, count: n)
     }
 
     /// A matrix holding `values` (row-major; `values.count` must be `rows · cols`).
@@ -79,7 +85,7 @@ public final class Matrix: @unchecked Sendable {
 
     /// A copy.
     public func copy() -> Matrix {
-        let m = Matrix(rows: rows, cols: cols)
+        let m = Matrix(uninitializedRows: rows, cols: cols)
         m.storage.update(from: storage, count: count)
         return m
     }
@@ -87,8 +93,11 @@ public final class Matrix: @unchecked Sendable {
     /// `self += other` elementwise (same shape).
     public func add(_ other: Matrix) {
         precondition(rows == other.rows && cols == other.cols, "Matrix.add: \(rows)×\(cols) vs \(other.rows)×\(other.cols)")
-        let a = storage, b = other.storage
-        for i in 0..<count { a[i] += b[i] }
+        let a = UnsafeSendable(storage), b = UnsafeSendable(other.storage)
+        Parallel.chunks(count) { r in
+            let a = a.value, b = b.value
+            for i in r { a[i] += b[i] }
+        }
     }
 
     /// Euclidean norm, accumulated in Double.

@@ -1,8 +1,8 @@
 import Dispatch
 import ShearsBLAS
 
-/// The engine's own loops (softmax over the vocabulary, Fisher folds) split across threads;
-/// matrix products are threaded by OpenBLAS. Both follow `--threads` (``threads``).
+/// The engine's own loops (norms, rotary, softmax, SwiGLU, Fisher folds, attention) split across
+/// threads; large matrix products are threaded by OpenBLAS. Both follow `--threads` (``threads``).
 public enum Parallel {
     nonisolated(unsafe) private static var configured: Int? = nil
 
@@ -23,7 +23,30 @@ public enum Parallel {
             body(0..<count)
             return
         }
-        let parts = min(t, count)
+        run(parts: min(t, count), count: count, body)
+    }
+
+    /// Like ``chunks(_:costPerItem:_:)`` for loops whose items call sgemm themselves (attention
+    /// heads): each thread runs its items' small matrix products on its own, with OpenBLAS set to
+    /// one thread for the duration, instead of every small product being split and synchronised.
+    /// ``BLASProfile`` does not count the products made inside (it is single-threaded).
+    static func chunksCallingBLAS(_ count: Int, _ body: (Range<Int>) -> Void) {
+        let t = threads
+        guard t > 1, count > 1 else {
+            body(0..<count)
+            return
+        }
+        let blasThreads = BLAS.threads, profiling = BLASProfile.enabled
+        BLAS.setThreads(1)
+        BLASProfile.enabled = false
+        defer {
+            BLAS.setThreads(blasThreads)
+            BLASProfile.enabled = profiling
+        }
+        run(parts: min(t, count), count: count, body)
+    }
+
+    private static func run(parts: Int, count: Int, _ body: (Range<Int>) -> Void) {
         withoutActuallyEscaping(body) { b in
             let box = UnsafeSendable(b)
             DispatchQueue.concurrentPerform(iterations: parts) { i in

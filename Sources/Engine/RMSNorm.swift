@@ -3,16 +3,22 @@ enum RMSNorm {
     /// Returns `y` and the per-row reciprocal RMS `r` (kept for the backward pass).
     static func forward(_ x: Matrix, weight: Matrix, eps: Float) -> (y: Matrix, inverseRMS: [Float]) {
         precondition(weight.count == x.cols, "RMSNorm: weight \(weight.count) for width \(x.cols)")
-        let y = Matrix(rows: x.rows, cols: x.cols)
+        let y = Matrix(uninitializedRows: x.rows, cols: x.cols)
         var inv = [Float](repeating: 0, count: x.rows)
-        let n = x.cols, w = weight.storage
-        for r in 0..<x.rows {
-            let px = x.storage + r * n, py = y.storage + r * n
-            var s: Double = 0
-            for j in 0..<n { s += Double(px[j]) * Double(px[j]) }
-            let ir = Float(1 / (s / Double(n) + Double(eps)).squareRoot())
-            inv[r] = ir
-            for j in 0..<n { py[j] = w[j] * (px[j] * ir) }
+        let n = x.cols
+        let w = UnsafeSendable(weight.storage), px0 = UnsafeSendable(x.storage), py0 = UnsafeSendable(y.storage)
+        inv.withUnsafeMutableBufferPointer { ib in
+            let pinv = UnsafeSendable(ib.baseAddress!)
+            Parallel.chunks(x.rows, costPerItem: 4 * n) { rows in
+                let w = w.value
+                for r in rows {
+                    let px = px0.value + r * n, py = py0.value + r * n
+                    let s = Kernels.sumOfSquares(px, n)
+                    let ir = Float(1 / (s / Double(n) + Double(eps)).squareRoot())
+                    pinv.value[r] = ir
+                    for j in 0..<n { py[j] = w[j] * (px[j] * ir) }
+                }
+            }
         }
         return (y, inv)
     }
@@ -22,23 +28,42 @@ enum RMSNorm {
     /// With x̂ = x·r: dx = r·(dx̂ − x̂·mean(dx̂ ∘ x̂)), dx̂ = dy ∘ w.
     static func backward(x: Matrix, inverseRMS: [Float], weight: Matrix, dy: Matrix, dx: Matrix, accumulate: Bool,
                          weightGradient: GradientAccumulator) {
-        let n = x.cols, w = weight.storage
-        let xhat = Matrix(rows: x.rows, cols: n)
-        for r in 0..<x.rows {
-            let ir = inverseRMS[r]
-            let px = x.storage + r * n, ph = xhat.storage + r * n, pdy = dy.storage + r * n, pdx = dx.storage + r * n
-            var dot: Double = 0
-            for j in 0..<n {
-                ph[j] = px[j] * ir
-                dot += Double(pdy[j] * w[j]) * Double(ph[j])
+        let n = x.cols
+        let w = UnsafeSendable(weight.storage), px0 = UnsafeSendable(x.storage), pdy0 = UnsafeSendable(dy.storage)
+        let pdx0 = UnsafeSendable(dx.storage)
+        inverseRMS.withUnsafeBufferPointer { ib in
+            let pinv = UnsafeSendable(ib.baseAddress!)
+            Parallel.chunks(x.rows, costPerItem: 6 * n) { rows in
+                let w = w.value
+                for r in rows {
+                    let ir = pinv.value[r]
+                    let px = px0.value + r * n, pdy = pdy0.value + r * n, pdx = pdx0.value + r * n
+                    // Σ (dy·w)(x·r) in Double, eight partial sums.
+                    var acc = SIMD8<Double>()
+                    var j = 0
+                    while j + 8 <= n {
+                        let dyw = UnsafeRawPointer(pdy + j).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(w + j).loadUnaligned(as: SIMD8<Float>.self)
+                        let xh = UnsafeRawPointer(px + j).loadUnaligned(as: SIMD8<Float>.self) * ir
+                        acc += SIMD8<Double>(dyw) * SIMD8<Double>(xh)
+                        j += 8
+                    }
+                    var dot = acc.sum()
+                    while j < n { dot += Double(pdy[j] * w[j]) * Double(px[j] * ir); j += 1 }
+                    let m = Float(dot / Double(n))
+                    if accumulate {
+                        for j in 0..<n { pdx[j] += ir * (pdy[j] * w[j] - (px[j] * ir) * m) }
+                    } else {
+                        for j in 0..<n { pdx[j] = ir * (pdy[j] * w[j] - (px[j] * ir) * m) }
+                    }
+                }
             }
-            let m = Float(dot / Double(n))
-            if accumulate {
-                for j in 0..<n { pdx[j] += ir * (pdy[j] * w[j] - ph[j] * m) }
-            } else {
-                for j in 0..<n { pdx[j] = ir * (pdy[j] * w[j] - ph[j] * m) }
+            // Σ_rows dy ∘ x̂, with x̂ = x·r formed on the fly.
+            weightGradient.addColumnReduction { r0, r1, cols, out in
+                for r in r0..<r1 {
+                    let ir = pinv.value[r], px = px0.value + r * n, pdy = pdy0.value + r * n
+                    for j in cols { out[j] += pdy[j] * (px[j] * ir) }
+                }
             }
         }
-        weightGradient.addColumnDots(dy, xhat)
     }
 }

@@ -66,27 +66,31 @@ public struct Rotary: Sendable {
     /// Rotates every head of `rows` rows of `x` (row stride `ld`, `heads` heads of `headDim`),
     /// row r at position `position(r)`. `inverse` applies the transpose (for the backward pass).
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, ld: Int, heads: Int, inverse: Bool, position: (Int) -> Int) {
-        let half = headDim / 2
+        let half = headDim / 2, headDim = headDim, positions = positions
+        let px = UnsafeSendable(x)
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
-                for r in 0..<rows {
-                    let p = position(r)
-                    precondition(p < positions, "Rotary: position \(p) beyond the tables (\(positions))")
-                    let c = cb.baseAddress! + p * half
-                    let s = sb.baseAddress! + p * half
-                    for h in 0..<heads {
-                        let v = x + r * ld + h * headDim
-                        if inverse {
-                            for i in 0..<half {
-                                let a = v[i], b = v[i + half]
-                                v[i] = a * c[i] + b * s[i]
-                                v[i + half] = b * c[i] - a * s[i]
-                            }
-                        } else {
-                            for i in 0..<half {
-                                let a = v[i], b = v[i + half]
-                                v[i] = a * c[i] - b * s[i]
-                                v[i + half] = b * c[i] + a * s[i]
+                let cb = UnsafeSendable(cb.baseAddress!), sb = UnsafeSendable(sb.baseAddress!)
+                Parallel.chunks(rows, costPerItem: 3 * heads * headDim) { rowRange in
+                    for r in rowRange {
+                        let p = position(r)
+                        precondition(p < positions, "Rotary: position \(p) beyond the tables (\(positions))")
+                        let c = cb.value + p * half
+                        let s = sb.value + p * half
+                        for h in 0..<heads {
+                            let v = px.value + r * ld + h * headDim
+                            if inverse {
+                                for i in 0..<half {
+                                    let a = v[i], b = v[i + half]
+                                    v[i] = a * c[i] + b * s[i]
+                                    v[i + half] = b * c[i] - a * s[i]
+                                }
+                            } else {
+                                for i in 0..<half {
+                                    let a = v[i], b = v[i + half]
+                                    v[i] = a * c[i] - b * s[i]
+                                    v[i + half] = b * c[i] + a * s[i]
+                                }
                             }
                         }
                     }

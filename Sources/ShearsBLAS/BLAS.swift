@@ -4,7 +4,9 @@ import Glibc
 #endif
 
 /// Time and floating-point work spent inside ``BLAS/sgemm(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
-/// while ``enabled`` (off by default; for benchmarks, from one thread at a time).
+/// while ``enabled`` (off by default; for benchmarks, from one thread at a time). The engine turns
+/// it off while its threads make small products concurrently (attention heads), so the figures
+/// cover the products OpenBLAS threads itself.
 public enum BLASProfile {
     nonisolated(unsafe) public static var enabled = false
     nonisolated(unsafe) public static var seconds = 0.0
