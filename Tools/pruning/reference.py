@@ -157,19 +157,8 @@ def layer_scores(c, est, red, rng=None):
 # ---------------------------------------------------------------------------------------------
 # Counts and selection (llm-pruner.md §1.8, §3.1–3.2)
 
-def to_remove(initial, current, ratio):
-    return max(0, current - int(initial * (1 - ratio)))
-
-def query_per_group(nh, nkv, ratio, d=1):
-    """GQA query policy: upstream's count on the q_proj root (n = W0 - int(W0*(1-r)) channels,
-    floor(n/d) heads), spread equally over the KV groups (floor)."""
-    w0 = nh * d
-    return ((w0 - int(w0 * (1 - ratio))) // d) // nkv
-
-def lowest(scores, candidates, count):
-    order = sorted(candidates, key=lambda i: (scores[i], i))
-    gone = set(order[:max(0, min(count, len(candidates)))])
-    return [i for i in candidates if i not in gone]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pruning"))
+from counts import to_remove, query_per_group, lowest  # noqa: E402
 
 def select_block(c, scores, policy, ratio, scope, round_to=None):
     """Kept query heads, KV heads and MLP channels per layer."""

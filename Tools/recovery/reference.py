@@ -134,21 +134,10 @@ def layer_scores(M, stats, est):
                         + channel_scores(M.w(l, "down"), stats[(l, "mlp")], est).sum() for l in range(M.L)])
 
 # ---------------------------------------------------------------------------------------------
-# Counts and selection (llm-pruner.md §1.8; copied from Tools/pruning/reference.py)
+# Counts and selection (llm-pruner.md §1.8; shared: Tools/pruning/counts.py)
 
-def to_remove(initial, current, ratio):
-    return max(0, current - int(initial * (1 - ratio)))
-
-def query_per_group(nh, nkv, ratio, d=1):
-    """GQA query policy: upstream's count on the q_proj root (n = W0 - int(W0*(1-r)) channels,
-    floor(n/d) heads), spread equally over the KV groups (floor)."""
-    w0 = nh * d
-    return ((w0 - int(w0 * (1 - ratio))) // d) // nkv
-
-def lowest(scores, candidates, count):
-    order = sorted(candidates, key=lambda i: (scores[i], i))
-    gone = set(order[:max(0, min(count, len(candidates)))])
-    return [i for i in candidates if i not in gone]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pruning"))
+from counts import to_remove, query_per_group, lowest  # noqa: E402
 
 def ranked(scores, candidates):
     """candidates in ascending score order, ties to the lower index."""
