@@ -73,6 +73,9 @@ public struct RecordedActivationSource: ActivationSource {
                 let name = "layers.\(next).\(site.rawValue)"
                 guard checkpoint.info(named: name) != nil else { continue }
                 let view = try checkpoint.tensor(named: name)
+                guard view.shape.count == 2 else {
+                    throw CheckpointError(.shapeMismatch, "recorded activations must be [rows, width], not \(view.shape)", path: checkpoint.path, tensor: name)
+                }
                 let values = try view.floats()
                 try values.withUnsafeBufferPointer { try body(site, $0, view.shape[0]) }
             }

@@ -128,18 +128,20 @@ public struct RecoveryRun {
         self.settings = settings
     }
 
-    /// Streams `stream` (on the source model) through every layer, refits the pruned projections
-    /// of `plan` and writes them to one safetensors file per layer in `scratch`.
-    /// - Parameter reuse: statistics already taken on the source model with the same windows (means
-    ///   suffice for `bias`), to skip the pass.
-    public func run(plan: inout PruningPlan, stream: (any ActivationStream)?, scratch: String,
+    /// Streams the calibration windows through the source model (`openStream`, called only when
+    /// a pass is needed) layer by layer, refits the pruned projections of `plan` and writes them to
+    /// one safetensors file per layer in `scratch`.
+    /// - Parameter reuse: statistics already taken on the source model with the same windows; their
+    ///   means suffice for `bias` without sequential statistics, and then no pass runs.
+    public func run(plan: inout PruningPlan, openStream: () throws -> any ActivationStream, scratch: String,
                     reuse: ActivationStatistics? = nil) throws -> RecoveredTensors {
         let s = settings, shape = plan.shape, d = shape.headDim
         var out = RecoveredTensors()
         out.statisticsSource = s.sequential ? "sequential" : "original"
         let method = s.recovery, cov = method.needsCovariance
         try FileSystem.createDirectory(scratch)
-        let canReuse = reuse != nil && !s.sequential && !cov && selectLayer == nil
+        let reused = !s.sequential && !cov && selectLayer == nil ? reuse : nil
+        let stream = reused == nil ? try openStream() : nil
         for l in 0..<shape.layers {
             let inAttention = s.attentionLayers?.contains(l) ?? false, inMLP = s.mlpLayers?.contains(l) ?? false
             let selecting = selectLayer != nil
@@ -149,8 +151,8 @@ public struct RecoveryRun {
             let mlpMayChange = selecting ? inMLP : plan.layers[l].keptChannels.count < shape.intermediateSize
             if attentionMayChange && (method != .none || selecting) { wanted[.attention] = cov }
             if mlpMayChange && (method != .none || selecting) { wanted[.mlp] = cov }
-            if canReuse {
-                for site in wanted.keys { layerStats.layers[l][site] = reuse!.site(l, site) }
+            if let reused {
+                for site in wanted.keys { layerStats.layers[l][site] = reused.site(l, site) }
             } else if let stream {
                 if wanted.isEmpty && !s.sequential {
                     // Nothing to observe here; later layers still need this one's output.

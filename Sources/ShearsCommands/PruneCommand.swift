@@ -283,9 +283,8 @@ public struct PruneCommand: ParsableCommand {
             }
             let progress = Progress(totalItems: shape.layers, label: "prune: recovery (layers)")
             run.progress = { done, _ in progress.update(done) }
-            let canReuse = reusable != nil && !settings.recovery.needsCovariance && !settings.sequential
-            let stream = canReuse ? nil : try Self.makeActivationSource().stream(modelFolder: source.folder, windows: windows(1))
-            recovered = try run.run(plan: &plan, stream: stream, scratch: recoveryScratch, reuse: canReuse ? reusable : nil)
+            recovered = try run.run(plan: &plan, openStream: { try Self.makeActivationSource().stream(modelFolder: source.folder, windows: windows(1)) },
+                                    scratch: recoveryScratch, reuse: reusable)
             progress.finish()
         }
 

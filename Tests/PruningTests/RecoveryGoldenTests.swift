@@ -162,7 +162,7 @@ import Testing
         let scratch = temporaryFolder("recovery-run")
         defer { _ = system("rm -rf '\(scratch)'") }
         let stream = try RecordedActivationSource(path: fixtures + "/recovery/tiny-gqa/activations.safetensors").stream(modelFolder: g.folder, windows: [])
-        let out = try RecoveryRun(source: g.weights, settings: s).run(plan: &plan, stream: stream, scratch: scratch)
+        let out = try RecoveryRun(source: g.weights, settings: s).run(plan: &plan, openStream: { stream }, scratch: scratch)
         #expect(plan == plan0)
         #expect(out.attentionBias && out.mlpBias)
         let golden = try Checkpoint.open(fixtures + "/recovery/tiny-gqa/recovery-anchored-ls-0.1.safetensors")
