@@ -27,7 +27,10 @@ public enum BLAS {
     /// Threads OpenBLAS uses.
     public static var threads: Int { Int(openblas_get_num_threads()) }
     /// Sets the OpenBLAS thread count (effective immediately).
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    public static func setThreads(_ n: Int) {
+        OpenBLASIdleWait.apply()
+        openblas_set_num_threads(Int32(max(1, n)))
+    }
     /// The kernel family OpenBLAS chose ("SkylakeX", "Haswell", "Prescott", ...).
     public static var coreName: String { String(cString: openblas_get_corename()) }
     /// OpenBLAS's build configuration string.
@@ -36,6 +39,7 @@ public enum BLAS {
     /// `y[m,n] = x[m,k] · w[n,k]ᵀ`: an `nn.Linear` with PyTorch's [out, in] weight layout.
     public static func linear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
+        OpenBLASIdleWait.apply()
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
                     1, x, Int32(k), w, Int32(k), 0, y, Int32(n))
     }
@@ -44,6 +48,7 @@ public enum BLAS {
     public static func gemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>) {
         precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
+        OpenBLASIdleWait.apply()
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(k), b, Int32(n), beta, c, Int32(n))
     }
@@ -59,6 +64,7 @@ public enum BLAS {
         precondition(lda >= max(1, transA ? m : k) && ldb >= max(1, transB ? k : n) && ldc >= max(1, n),
                      "sgemm: leading dimensions too small")
         if m == 0 || n == 0 { return }
+        OpenBLASIdleWait.apply()
         let t0 = BLASProfile.enabled ? BLASProfile.now() : 0
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

@@ -9,6 +9,7 @@ public enum DoubleBLAS {
     public static func addGram(_ a: [Double], rows: Int, width w: Int, into c: inout [Double]) {
         precondition(a.count == rows * w && c.count == w * w, "DoubleBLAS.addGram: sizes")
         guard rows > 0, w > 0 else { return }
+        OpenBLASIdleWait.apply()
         a.withUnsafeBufferPointer { pa in
             c.withUnsafeMutableBufferPointer { pc in
                 cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(w), Int32(rows), 1, pa.baseAddress, Int32(w), 1, pc.baseAddress, Int32(w))
@@ -28,6 +29,7 @@ public enum DoubleBLAS {
         precondition(a.count == m * k && b.count == k * n && c.count == m * n, "DoubleBLAS.gemm: sizes")
         guard m > 0, n > 0 else { return }
         if k == 0 { for i in c.indices { c[i] *= beta }; return }
+        OpenBLASIdleWait.apply()
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
@@ -45,6 +47,7 @@ public enum DoubleBLAS {
     public static func choleskySolve(_ a: [Double], n: Int, _ b: inout [Double], nrhs: Int) -> Bool {
         precondition(a.count == n * n && b.count == n * nrhs, "DoubleBLAS.choleskySolve: sizes")
         guard n > 0, nrhs > 0 else { return true }
+        OpenBLASIdleWait.apply()
         // Row-major A is its own transpose (symmetric); row-major B (n × nrhs) is column-major
         // Bᵀ (nrhs × n), so solve with B transposed into column-major n × nrhs.
         var fa = a

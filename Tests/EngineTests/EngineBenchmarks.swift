@@ -111,7 +111,7 @@ struct EngineBenchmarks {
             "forward_s": \(fwd), "forward_backward_s": \(times["plain"]!), "forward_backward_fisher_s": \(times["fisher"]!), \
             "gflops": \(work / times["plain"]! / 1e9), "sgemm_seconds": \(inMatmul.seconds), "sgemm_gflop_executed": \(inMatmul.flops / 1e9), \
             "sgemm_gflops_inside": \(inMatmul.flops / inMatmul.seconds / 1e9), "peak_rss_anon_mib": \(anon["plain"]!), "peak_rss_anon_fisher_mib": \(anon["fisher"]!), \
-            "vm_hwm_mib": \(Self.status("VmHWM"))}
+            "vm_hwm_mib": \(Self.status("VmHWM")), "openblas_idle_wait_restarted": \(OpenBLASIdleWait.restarted)}
             """
         print("BENCH " + json)
     }

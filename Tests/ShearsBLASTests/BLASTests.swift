@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import ShearsBLAS
 
@@ -19,6 +22,31 @@ import Testing
                 for p in 0..<k { ref += Double(a[i * k + p]) * Double(b[p * n + j]); mag += abs(Double(a[i * k + p]) * Double(b[p * n + j])) }
                 #expect(abs(Double(c[i * n + j]) - ref) <= 1e-6 * max(mag, 1), "(\(i),\(j))")
             }
+        }
+    }
+
+    /// The idle-spin setting: the user's variable wins; otherwise the pool is restarted with 2^12
+    /// cycles before the first product, and threaded products stay exact afterwards.
+    @Test func idleWaitIsSetBeforeTheFirstProduct() {
+        #expect(OpenBLASIdleWait.setting(environment: { _ in nil }) == "12")
+        #expect(OpenBLASIdleWait.setting(environment: { $0 == "OPENBLAS_THREAD_TIMEOUT" ? "20" : nil }) == nil)
+        #expect(OpenBLASIdleWait.setting(environment: { $0 == "GOTO_THREAD_TIMEOUT" ? "6" : nil }) == nil)
+        let (m, n, k) = (300, 200, 150)
+        let a = (0..<(m * k)).map { Float(($0 * 37) % 23) - 11 }, b = (0..<(k * n)).map { Float(($0 * 11) % 17) - 8 }
+        let threads = BLAS.threads
+        BLAS.setThreads(2)
+        defer { BLAS.setThreads(threads) }
+        for _ in 0..<3 {
+            let c = BLAS.matmul(a, b, m: m, n: n, k: k)
+            // Small integers: every partial sum is exact in float32.
+            for (i, j) in [(0, 0), (17, 199), (299, 3), (150, 100)] {
+                var ref: Float = 0
+                for p in 0..<k { ref += a[i * k + p] * b[p * n + j] }
+                #expect(c[i * n + j] == ref)
+            }
+        }
+        if OpenBLASIdleWait.restarted {
+            #expect(getenv("OPENBLAS_THREAD_TIMEOUT").map { String(cString: $0) } == "12")
         }
     }
 
