@@ -31,12 +31,10 @@ public final class Matrix: @unchecked Sendable {
         precondition(rows >= 0 && cols >= 0, "Matrix: negative size \(rows)×\(cols)")
         self.rows = rows
         self.cols = cols
-        let n = max(1, rows * cols)
-        var raw: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&raw, 64, n * MemoryLayout<Float>.stride) == 0, let raw else {
-            fatalError("Matrix: cannot allocate \(n * 4) bytes")
-        }
-        storage = raw.bindMemory(to: Float.self, capacity: n)
+        let (n, overflow) = rows.multipliedReportingOverflow(by: cols)
+        precondition(!overflow && n <= Int.max / MemoryLayout<Float>.stride, "Matrix: \(rows)×\(cols) is too large")
+        let count = max(1, n)
+        storage = BufferPool.shared.allocate(bytes: count * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: count)
     }
 
     /// A matrix holding `values` (row-major; `values.count` must be `rows · cols`).
@@ -46,7 +44,7 @@ public final class Matrix: @unchecked Sendable {
         values.withUnsafeBufferPointer { storage.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { free(storage) }
+    deinit { BufferPool.shared.release(UnsafeMutableRawPointer(storage), bytes: max(1, rows * cols) * MemoryLayout<Float>.stride) }
 
     public var count: Int { rows * cols }
 

@@ -162,7 +162,11 @@ public struct PruningManifest {
 
     /// The file's bytes: JSON indented by two spaces, sorted keys, arrays of numbers (indices,
     /// scores) on one line each, and a final newline.
-    public var bytes: [UInt8] { Array((Self.render(json, indent: "") + "\n").utf8) }
+    public var bytes: [UInt8] { Self.bytes(of: json) }
+
+    /// A manifest document's bytes in the same layout (for a manifest edited after it was built,
+    /// as `prune … OUT.gguf` does to describe the GGUF file instead of the staged folder).
+    public static func bytes(of json: JSONValue) -> [UInt8] { Array((render(json, indent: "") + "\n").utf8) }
 
     static func render(_ v: JSONValue, indent: String) -> String {
         let inner = indent + "  "

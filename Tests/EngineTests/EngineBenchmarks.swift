@@ -86,7 +86,9 @@ struct EngineBenchmarks {
         var times: [String: Double] = [:]
         var anon: [String: Double] = [:]
         var inMatmul: (seconds: Double, flops: Double) = (0, 0)
-        for fisher in [false, true] {
+        // BENCH_FISHER=0 skips the pass with Fisher sums (quicker profiling runs).
+        let withFisher = getenv("BENCH_FISHER").map { String(cString: $0) } != "0"
+        for fisher in withFisher ? [false, true] : [false] {
             var best = Double.infinity
             let sampler = PeakSampler(fisher: fisher)
             let repeats = getenv("BENCH_REPEAT").flatMap { Int(String(cString: $0)) } ?? 2
@@ -108,9 +110,9 @@ struct EngineBenchmarks {
         let fwd = Self.now() - fwdT0
         let json = """
             {"threads": \(BLAS.threads), "core": "\(BLAS.coreName)", "sgemm_peak_gflops": \(peak), "matmul_gflop": \(work / 1e9), \
-            "forward_s": \(fwd), "forward_backward_s": \(times["plain"]!), "forward_backward_fisher_s": \(times["fisher"]!), \
+            "forward_s": \(fwd), "forward_backward_s": \(times["plain"]!), "forward_backward_fisher_s": \(times["fisher"].map { "\($0)" } ?? "null"), \
             "gflops": \(work / times["plain"]! / 1e9), "sgemm_seconds": \(inMatmul.seconds), "sgemm_gflop_executed": \(inMatmul.flops / 1e9), \
-            "sgemm_gflops_inside": \(inMatmul.flops / inMatmul.seconds / 1e9), "peak_rss_anon_mib": \(anon["plain"]!), "peak_rss_anon_fisher_mib": \(anon["fisher"]!), \
+            "sgemm_gflops_inside": \(inMatmul.flops / inMatmul.seconds / 1e9), "peak_rss_anon_mib": \(anon["plain"]!), "peak_rss_anon_fisher_mib": \(anon["fisher"].map { "\($0)" } ?? "null"), \
             "vm_hwm_mib": \(Self.status("VmHWM")), "openblas_idle_wait_restarted": \(OpenBLASIdleWait.restarted)}
             """
         print("BENCH " + json)

@@ -30,6 +30,16 @@ import ShearsJSON
         #expect(FileSystem.isFile(dir + "/p.pruning-manifest.json"))
         // Only the file and its manifest remain: the staging folder is gone.
         #expect(try FileSystem.contents(of: dir).sorted() == ["p.gguf", "p.pruning-manifest.json"])
+        // The manifest's result names the GGUF file and its SHA-256 (as `sha256sum` prints it).
+        let manifest = try JSONValue.parse(FileSystem.readFile(dir + "/p.pruning-manifest.json", limit: 1 << 20))
+        let files = manifest["result"]?["files"]?.objectValue
+        #expect(files?.keys == ["p.gguf"])
+        let pipe = popen("sha256sum '\(dir)/p.gguf'", "r")!
+        var line = [CChar](repeating: 0, count: 256)
+        _ = fgets(&line, 256, pipe)
+        pclose(pipe)
+        #expect(files?["p.gguf"]?.stringValue == String(String(cString: line).prefix(64)))
+        #expect(manifest["result"]?["parameters"]?.intValue != nil && manifest["source"]?["files"]?.objectValue?.isEmpty == false)
         // The same tensors as prune into a folder + convert.
         #expect(CommandRunner.run(["prune", Self.source, dir + "/folder"] + Self.pruneArgs).status == 0)
         #expect(CommandRunner.run(["convert", "--quiet", dir + "/folder", dir + "/c.gguf"]).status == 0)

@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Large matrix buffers kept after their ``Matrix`` is freed, for the next matrix of the same size.
+///
+/// The engine works layer after layer with the same shapes: each layer's weights converted to F32,
+/// its gradients, its activations. Without reuse every one of those buffers is fresh memory from
+/// the kernel (glibc serves large requests with `mmap`), so every page is faulted in and cleared
+/// again for each layer: on a 1B-parameter model that is about 14 GB of page faults per
+/// forward+backward pass, and a fifth of its time (Tools/bench-engine --synthetic: 65.7 s without
+/// reuse, 50.8 s with it). Buffers of at least ``minimumBytes`` are kept here, up to ``capacity`` bytes
+/// in total (beyond that they are freed), and handed out again for a request of exactly the same
+/// size. Memory therefore stays bounded: live matrices plus at most the cap, which is 1 GiB or
+/// three times the largest layer's F32 weights, whichever is larger (``LlamaModel`` raises it).
+final class BufferPool: @unchecked Sendable {
+    static let shared = BufferPool()
+
+    /// Smaller buffers go straight to `free` (malloc reuses them well).
+    static let minimumBytes = 1 << 20
+    /// The most the pool keeps by default (in buffers no matrix uses).
+    static let defaultCapacity = 1 << 30
+
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private(set) var keptBytes = 0
+    private var capacityBytes = BufferPool.defaultCapacity
+
+    /// The most the pool keeps, in bytes.
+    var capacity: Int { locked { capacityBytes } }
+
+    /// Raises the cap to `bytes` when it is lower (never lowers it).
+    func reserve(atLeast bytes: Int) {
+        locked { capacityBytes = max(capacityBytes, bytes) }
+    }
+
+    private init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    private func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    /// A 64-byte-aligned buffer of `bytes` bytes (contents unspecified).
+    func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= Self.minimumBytes, let p = locked({ () -> UnsafeMutableRawPointer? in
+            guard let p = free[bytes]?.popLast() else { return nil }
+            keptBytes -= bytes
+            return p
+        }) {
+            return p
+        }
+        var raw: UnsafeMutableRawPointer? = nil
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            // Memory may be held here for other sizes: give it back and try once more.
+            drain()
+            guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("Matrix: cannot allocate \(bytes) bytes") }
+            return raw
+        }
+        return raw
+    }
+
+    /// Takes back a buffer from ``allocate(bytes:)``.
+    func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
+        if bytes >= Self.minimumBytes, locked({ () -> Bool in
+            guard keptBytes + bytes <= capacityBytes else { return false }
+            free[bytes, default: []].append(p)
+            keptBytes += bytes
+            return true
+        }) {
+            return
+        }
+        Glibc.free(p)
+    }
+
+    /// Frees every kept buffer.
+    func drain() {
+        let buffers = locked { () -> [UnsafeMutableRawPointer] in
+            let all = free.values.flatMap { $0 }
+            free = [:]
+            keptBytes = 0
+            return all
+        }
+        for p in buffers { Glibc.free(p) }
+    }
+}
