@@ -13,30 +13,35 @@ import Darwin
 /// forward+backward pass, and a fifth of its time (Tools/bench-engine --synthetic: 65.7 s without
 /// reuse, 50.8 s with it). Buffers of at least ``minimumBytes`` are kept here, up to ``capacity`` bytes
 /// in total (beyond that they are freed), and handed out again for a request of exactly the same
-/// size. Memory therefore stays bounded: live matrices plus at most the cap, which is 1 GiB or
-/// three times the largest layer's F32 weights, whichever is larger (``LlamaModel`` raises it).
+/// size. Memory therefore stays bounded: live matrices plus at most the cap, which is 64 MiB or
+/// four times the largest layer's F32 weights, whichever is larger (``LlamaModel`` raises it), and
+/// the pool is emptied at the end of every forward+backward and loss pass.
 final class BufferPool: @unchecked Sendable {
-    static let shared = BufferPool()
+    /// `SHEARS_BUFFER_POOL=0` turns reuse off (for measuring what it saves).
+    static let shared = BufferPool(capacity: getenv("SHEARS_BUFFER_POOL").map { String(cString: $0) } == "0" ? -1 : defaultCapacity)
 
     /// Smaller buffers go straight to `free` (malloc reuses them well).
     static let minimumBytes = 1 << 20
     /// The most the pool keeps by default (in buffers no matrix uses).
-    static let defaultCapacity = 1 << 30
+    static let defaultCapacity = 64 << 20
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private(set) var keptBytes = 0
-    private var capacityBytes = BufferPool.defaultCapacity
+    /// `SHEARS_BUFFER_POOL=0` turns reuse off (for measuring what it saves).
+    private var capacityBytes: Int
 
     /// The most the pool keeps, in bytes.
     var capacity: Int { locked { capacityBytes } }
 
     /// Raises the cap to `bytes` when it is lower (never lowers it).
     func reserve(atLeast bytes: Int) {
-        locked { capacityBytes = max(capacityBytes, bytes) }
+        locked { if capacityBytes >= 0 { capacityBytes = max(capacityBytes, bytes) } }
     }
 
-    private init() {
+    /// A separate pool (tests); the engine's matrices use ``shared``.
+    init(capacity: Int = BufferPool.defaultCapacity) {
+        capacityBytes = capacity
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }

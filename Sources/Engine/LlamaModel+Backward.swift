@@ -14,6 +14,12 @@ extension LlamaModel {
     ///   vocabulary; whatever the consumer throws.
     @discardableResult
     public func backward(_ batch: TokenBatch, consumer: GradientConsumer) throws -> LossResult {
+        // Buffers kept for reuse between layers are given back once the pass is over.
+        defer { BufferPool.shared.drain() }
+        return try backwardPass(batch, consumer: consumer)
+    }
+
+    private func backwardPass(_ batch: TokenBatch, consumer: GradientConsumer) throws -> LossResult {
         guard batch.seqLen >= 2 else { throw CheckpointError(.invalidArgument, "sequences need at least 2 tokens to predict one") }
         let a = architecture, h = a.hiddenSize, v = a.vocabSize, t = batch.seqLen
         let layout = batch.layout, fisher = consumer.wantsFisher

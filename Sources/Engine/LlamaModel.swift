@@ -35,13 +35,13 @@ public final class LlamaModel: @unchecked Sendable {
         architecture = try LlamaArchitecture(configuration)
         rotary = Rotary(headDim: architecture.headDim, theta: architecture.ropeTheta, scaling: architecture.rotaryScaling)
         try validate()
-        // Room to reuse a layer's F32 weights, their gradients and the activations between layers.
+        // Room to reuse a layer's F32 weights, their gradients and its activations in the next layer.
         let a = architecture
         let largestLayer = a.layers.map { s -> Int in
             let d = LayerSizesAndDim(s, headDim: a.headDim, hidden: a.hiddenSize)
             return a.hiddenSize * (2 * d.qDim + 2 * d.kvDim + 3 * d.intermediate)
         }.max() ?? 0
-        BufferPool.shared.reserve(atLeast: largestLayer.multipliedReportingOverflow(by: 3 * MemoryLayout<Float>.stride).partialValue)
+        BufferPool.shared.reserve(atLeast: largestLayer.multipliedReportingOverflow(by: 4 * MemoryLayout<Float>.stride).partialValue)
     }
 
     /// Checks every tensor the engine will read against the configuration, without converting.
@@ -149,6 +149,11 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// The causal-LM loss (mean NLL over the predicted tokens), forward only.
     public func loss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
+        defer { BufferPool.shared.drain() }
+        return try forwardLoss(batch)
+    }
+
+    private func forwardLoss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
         let (x, _) = try decoderStack(batch, saveInputs: false)
         let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
         let head = try lmHead()
