@@ -33,7 +33,10 @@ public enum OpenBLASIdleWait {
     }
 
     /// Runs the one-time set-up (idempotent; thread-safe through Swift's lazy global initialisation).
-    @inline(__always) static func apply() { _ = once }
+    /// The command line calls it first thing, while it has one thread; library users get it before
+    /// their first product. Its `setenv` is the process's first in a library process (glibc then
+    /// builds a new environment array and leaves the old one to concurrent `getenv` readers).
+    @inline(__always) public static func apply() { _ = once }
 
     private static let once: Bool = {
         guard let value = setting(environment: { getenv($0).map { String(cString: $0) } }) else { return false }

@@ -5,6 +5,7 @@ import ShearsCommands
 enum ShearsMain {
     static func main() {
         OpenBLASBootstrap.reexecIfNeeded()
+        OpenBLASIdleWait.apply()
         Shears.main()
     }
 }
