@@ -28,7 +28,7 @@ final class BufferPool: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private(set) var keptBytes = 0
-    /// `SHEARS_BUFFER_POOL=0` turns reuse off (for measuring what it saves).
+    /// Negative: nothing is kept (`SHEARS_BUFFER_POOL=0`).
     private var capacityBytes: Int
 
     /// The most the pool keeps, in bytes.
