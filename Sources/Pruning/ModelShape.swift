@@ -77,26 +77,13 @@ public struct ModelShape: Sendable, Equatable {
     }
 }
 
-/// The widths of one decoder layer after (or before) pruning.
-public struct LayerWidths: Sendable, Equatable {
-    public var attentionHeads: Int
-    public var keyValueHeads: Int
-    public var intermediateSize: Int
-
-    public init(attentionHeads: Int, keyValueHeads: Int, intermediateSize: Int) {
-        self.attentionHeads = attentionHeads
-        self.keyValueHeads = keyValueHeads
-        self.intermediateSize = intermediateSize
-    }
-}
-
 /// Closed-form parameter counts of a LLaMA decoder with per-layer widths.
 public enum ParameterCount {
     /// Parameters of one decoder layer: q/k/v/o, gate/up/down, two norms, and biases where present
     /// (attention bias counted Qwen2-style on q/k/v only; checkpoints with an o_proj bias have `hidden`
     /// more per layer — ``Surgery/slices(_:plan:)`` gives exact counts for a given checkpoint).
-    public static func layer(_ w: LayerWidths, hidden h: Int, headDim d: Int, attentionBias: Bool = false, mlpBias: Bool = false) -> Int {
-        let q = w.attentionHeads * d, kv = w.keyValueHeads * d, i = w.intermediateSize
+    public static func layer(_ w: LayerSizes, hidden h: Int, headDim d: Int, attentionBias: Bool = false, mlpBias: Bool = false) -> Int {
+        let q = w.numAttentionHeads * d, kv = w.numKeyValueHeads * d, i = w.intermediateSize
         var n = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h
         if attentionBias { n += q + 2 * kv }
         if mlpBias { n += 2 * i + h }
@@ -104,7 +91,7 @@ public enum ParameterCount {
     }
 
     /// Parameters of the whole model: embedding, layers, final norm and (untied) LM head.
-    public static func model(_ shape: ModelShape, hidden: Int? = nil, layers: [LayerWidths]) -> Int {
+    public static func model(_ shape: ModelShape, hidden: Int? = nil, layers: [LayerSizes]) -> Int {
         let h = hidden ?? shape.hiddenSize
         var n = shape.vocabSize * h + h
         if !shape.tiedEmbeddings { n += shape.vocabSize * h }
@@ -115,8 +102,8 @@ public enum ParameterCount {
     }
 
     /// The unpruned model's widths, one per layer.
-    public static func originalWidths(_ shape: ModelShape) -> [LayerWidths] {
-        Array(repeating: LayerWidths(attentionHeads: shape.attentionHeads, keyValueHeads: shape.keyValueHeads,
-                                     intermediateSize: shape.intermediateSize), count: shape.layers)
+    public static func originalWidths(_ shape: ModelShape) -> [LayerSizes] {
+        Array(repeating: LayerSizes(numAttentionHeads: shape.attentionHeads, numKeyValueHeads: shape.keyValueHeads,
+                                    intermediateSize: shape.intermediateSize), count: shape.layers)
     }
 }

@@ -20,12 +20,12 @@ public enum PrunedConfiguration {
         c["head_dim"] = .int(Int64(plan.shape.headDim))
         for k in ["num_attention_heads_per_layer", "num_key_value_heads_per_layer", "intermediate_size_per_layer", "auto_map"] { c[k] = nil }
         if plan.isUniform, let w = widths.first {
-            c["num_attention_heads"] = .int(Int64(w.attentionHeads))
-            c["num_key_value_heads"] = .int(Int64(w.keyValueHeads))
+            c["num_attention_heads"] = .int(Int64(w.numAttentionHeads))
+            c["num_key_value_heads"] = .int(Int64(w.numKeyValueHeads))
             c["intermediate_size"] = .int(Int64(w.intermediateSize))
         } else {
-            c["num_attention_heads_per_layer"] = .array(widths.map { .int(Int64($0.attentionHeads)) })
-            c["num_key_value_heads_per_layer"] = .array(widths.map { .int(Int64($0.keyValueHeads)) })
+            c["num_attention_heads_per_layer"] = .array(widths.map { .int(Int64($0.numAttentionHeads)) })
+            c["num_key_value_heads_per_layer"] = .array(widths.map { .int(Int64($0.numKeyValueHeads)) })
             c["intermediate_size_per_layer"] = .array(widths.map { .int(Int64($0.intermediateSize)) })
             let module = String(modelingFileName.dropLast(3))
             c["auto_map"] = .object(JSONObject([

@@ -139,7 +139,7 @@ public struct PruningManifest {
                 ("files", Self.files(resultFiles)),
                 ("uniform", .bool(plan.isUniform)),
                 ("layers", .array(plan.outputWidths.map { w in
-                    .object(JSONObject([("num_attention_heads", .int(Int64(w.attentionHeads))), ("num_key_value_heads", .int(Int64(w.keyValueHeads))),
+                    .object(JSONObject([("num_attention_heads", .int(Int64(w.numAttentionHeads))), ("num_key_value_heads", .int(Int64(w.numKeyValueHeads))),
                                         ("intermediate_size", .int(Int64(w.intermediateSize)))]))
                 })),
             ]))),

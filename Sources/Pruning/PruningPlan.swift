@@ -1,3 +1,4 @@
+import ModelArchitecture
 /// Upstream's unit counts (llm-pruner.md §1.8), with Shears' `--round-to` and the GQA query policy.
 public enum UnitCounts {
     /// Channels to remove at a target `ratio`: `current − int(initial·(1 − ratio))`, never negative
@@ -59,8 +60,8 @@ public struct PruningPlan: Sendable, Equatable {
             self.keptChannels = keptChannels
         }
 
-        public var widths: LayerWidths {
-            LayerWidths(attentionHeads: keptHeads.count, keyValueHeads: keptKeyValueHeads.count, intermediateSize: keptChannels.count)
+        public var widths: LayerSizes {
+            LayerSizes(numAttentionHeads: keptHeads.count, numKeyValueHeads: keptKeyValueHeads.count, intermediateSize: keptChannels.count)
         }
     }
 
@@ -87,10 +88,10 @@ public struct PruningPlan: Sendable, Equatable {
     }
 
     /// Widths of the output's layers (kept layers only, in order).
-    public var outputWidths: [LayerWidths] { keptLayers.map { layers[$0].widths } }
+    public var outputWidths: [LayerSizes] { keptLayers.map { layers[$0].widths } }
 
     /// Whether every output layer has the same widths.
-    public var isUniform: Bool { Set(outputWidths.map { [$0.attentionHeads, $0.keyValueHeads, $0.intermediateSize] }).count <= 1 }
+    public var isUniform: Bool { Set(outputWidths.map { [$0.numAttentionHeads, $0.numKeyValueHeads, $0.intermediateSize] }).count <= 1 }
 
     /// Parameters of the source and of the result.
     public var sourceParameters: Int { ParameterCount.model(shape, layers: ParameterCount.originalWidths(shape)) }

@@ -428,8 +428,8 @@ public struct PruneCommand: ParsableCommand {
         guard let (l, rest) = ModelShape.layerIndex(of: name) else { return 0 }
         let w = plan.layers[l].widths, d = plan.shape.headDim
         switch rest {
-        case "self_attn.q_proj.bias": return w.attentionHeads * d
-        case "self_attn.k_proj.bias", "self_attn.v_proj.bias": return w.keyValueHeads * d
+        case "self_attn.q_proj.bias": return w.numAttentionHeads * d
+        case "self_attn.k_proj.bias", "self_attn.v_proj.bias": return w.numKeyValueHeads * d
         case "mlp.gate_proj.bias", "mlp.up_proj.bias": return w.intermediateSize
         default: return plan.keptHidden.count
         }
@@ -459,8 +459,8 @@ public struct PruneCommand: ParsableCommand {
             let w = plan.layers[l].widths
             let scored = plan.layers[l].attentionScores.filter { !$0.isNaN }
             var line = Format.pad(String(i), 5, right: true) + "  "
-                + Format.pad("\(shape.attentionHeads)→\(w.attentionHeads)", 7) + "  "
-                + Format.pad("\(shape.keyValueHeads)→\(w.keyValueHeads)", 4) + "  "
+                + Format.pad("\(shape.attentionHeads)→\(w.numAttentionHeads)", 7) + "  "
+                + Format.pad("\(shape.keyValueHeads)→\(w.numKeyValueHeads)", 4) + "  "
                 + "\(shape.intermediateSize)→\(w.intermediateSize)"
             if l != i { line += "  (source layer \(l))" }
             if let lo = scored.min(), let hi = scored.max() { line += "  attention scores \(Self.short(lo))…\(Self.short(hi))" }

@@ -1,4 +1,5 @@
 import Testing
+import ModelArchitecture
 @testable import Pruning
 
 @Suite struct CountTests {
@@ -24,17 +25,17 @@ import Testing
         let p = try plan(Self.llama7B, ratio: 0.25)
         #expect(p.sourceParameters == 6_738_415_616)
         #expect(p.resultParameters == 5_422_977_024)
-        #expect(p.layers[4].widths == LayerWidths(attentionHeads: 24, keyValueHeads: 24, intermediateSize: 8256))
-        #expect(p.layers[3].widths == LayerWidths(attentionHeads: 32, keyValueHeads: 32, intermediateSize: 11008))
+        #expect(p.layers[4].widths == LayerSizes(numAttentionHeads: 24, numKeyValueHeads: 24, intermediateSize: 8256))
+        #expect(p.layers[3].widths == LayerSizes(numAttentionHeads: 32, numKeyValueHeads: 32, intermediateSize: 11008))
         #expect(p.layers[30].keptHeads.count == 32)
     }
 
     @Test func llama7BTable() throws {
         // llm-pruner.md §1.8: 0.20 → 6 heads and 2202 channels; 0.50 → 16 and 5504.
         let p20 = try plan(Self.llama7B, ratio: 0.20)
-        #expect(p20.layers[10].widths.attentionHeads == 26 && p20.layers[10].widths.intermediateSize == 8806)
+        #expect(p20.layers[10].widths.numAttentionHeads == 26 && p20.layers[10].widths.intermediateSize == 8806)
         let p50 = try plan(Self.llama7B, ratio: 0.50)
-        #expect(p50.layers[10].widths.attentionHeads == 16 && p50.layers[10].widths.intermediateSize == 5504)
+        #expect(p50.layers[10].widths.numAttentionHeads == 16 && p50.layers[10].widths.intermediateSize == 5504)
         // --round-to 128 rounds the kept width up: 8806 → 8832.
         let r = try plan(Self.llama7B, ratio: 0.20, roundTo: 128)
         #expect(r.layers[10].widths.intermediateSize == 8832)
@@ -44,7 +45,7 @@ import Testing
         let p = try plan(Self.llama3_8B, ratio: 0.25)
         #expect(p.sourceParameters == 8_030_261_248)
         #expect(p.resultParameters == 6_612_586_496)
-        #expect(p.layers[4].widths == LayerWidths(attentionHeads: 24, keyValueHeads: 6, intermediateSize: 10752))
+        #expect(p.layers[4].widths == LayerSizes(numAttentionHeads: 24, numKeyValueHeads: 6, intermediateSize: 10752))
         // KV group h takes query heads 4h…4h+3.
         for h in 0..<8 where !p.layers[4].keptKeyValueHeads.contains(h) {
             #expect(!p.layers[4].keptHeads.contains(4 * h) && !p.layers[4].keptHeads.contains(4 * h + 3))
@@ -53,7 +54,7 @@ import Testing
 
     @Test func queryPolicyKeepsKVHeads() throws {
         let p = try plan(Self.llama3_8B, ratio: 0.25, gqa: .query)
-        #expect(p.layers[4].widths.keyValueHeads == 8 && p.layers[4].widths.attentionHeads == 24)
+        #expect(p.layers[4].widths.numKeyValueHeads == 8 && p.layers[4].widths.numAttentionHeads == 24)
         // Same number removed in every group.
         for g in 0..<8 { #expect(p.layers[4].keptHeads.filter { $0 / 4 == g }.count == 3) }
     }
@@ -66,16 +67,16 @@ import Testing
         let p = try plan(s, ratio: 0.25)
         #expect(p.sourceParameters == 134_515_008)
         // 192 − int(192·0.75) = 48 < 64: no KV group goes at 0.25; 1536 → 1152 channels.
-        #expect(p.layers[10].widths == LayerWidths(attentionHeads: 9, keyValueHeads: 3, intermediateSize: 1152))
+        #expect(p.layers[10].widths == LayerSizes(numAttentionHeads: 9, numKeyValueHeads: 3, intermediateSize: 1152))
         #expect(p.resultParameters == 134_515_008 - 26 * 3 * 576 * 384)
         // Query policy: upstream's count on q (576 − int(576·0.75) = 144 → 2 heads) spread over 3
         // groups removes none at 0.25; at 0.35, 202 → 3 heads → one per group.
         let q = try plan(s, ratio: 0.25, gqa: .query)
-        #expect(q.layers[10].widths.attentionHeads == 9 && q.layers[10].widths.keyValueHeads == 3)
+        #expect(q.layers[10].widths.numAttentionHeads == 9 && q.layers[10].widths.numKeyValueHeads == 3)
         let q35 = try plan(s, ratio: 0.35, gqa: .query)
-        #expect(q35.layers[10].widths.attentionHeads == 6 && q35.layers[10].widths.keyValueHeads == 3)
+        #expect(q35.layers[10].widths.numAttentionHeads == 6 && q35.layers[10].widths.numKeyValueHeads == 3)
         let high = try plan(s, ratio: 0.34)
-        #expect(high.layers[10].widths.keyValueHeads == 2 && high.layers[10].widths.attentionHeads == 6)
+        #expect(high.layers[10].widths.numKeyValueHeads == 2 && high.layers[10].widths.numAttentionHeads == 6)
     }
 
     @Test func countsNeverRemoveAGroup() {
