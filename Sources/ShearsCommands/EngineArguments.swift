@@ -23,8 +23,17 @@ struct EngineArguments: ParsableArguments {
     }
 
     /// Opens the model at `path` and its tokenizer, with `threads` for the engine when given.
+    /// The engine and `prune` read Hugging Face safetensors models: a GGUF file gets a clear error
+    /// that says how to convert it (rather than the safetensors reader's complaint about its header).
+    static func refuseGGUF(_ path: String) throws(CheckpointError) {
+        if FileSystem.isFile(path), GGUFInspectReport.isGGUF(path) {
+            throw CheckpointError(.invalidArgument, "is a GGUF file; eval, generate and prune run on Hugging Face safetensors models (convert it first: shears convert \(FileSystem.baseName(path)) FOLDER)", path: path)
+        }
+    }
+
     static func load(path: String, threads: Int?) throws -> (LlamaModel, Tokenizer) {
         if let t = threads { Parallel.setThreads(t) }
+        try refuseGGUF(path)
         let m = try LlamaModel(path: path)
         let tokenizer = try Tokenizer(contentsOf: m.checkpoint.folder)
         return (m, tokenizer)

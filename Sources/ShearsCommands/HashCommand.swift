@@ -19,7 +19,7 @@ public struct HashCommand: ParsableCommand {
             Exit status: 0 on success, 2 when an input is malformed or missing.
             """)
 
-    @Argument(help: "A .safetensors file, index, model folder or .ctz file.", completion: .file())
+    @Argument(help: "A .safetensors file, index, model folder, .ctz file, or a LLaMA-family .gguf file (read as its Hugging Face tensors).", completion: .file())
     var path: String
 
     @Option(name: .shortAndLong, help: "Write the hash list (JSON) to this file.")

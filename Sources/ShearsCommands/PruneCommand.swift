@@ -180,6 +180,7 @@ public struct PruneCommand: ParsableCommand {
     private func prune() throws {
         if output.hasSuffix(".gguf") { return try pruneIntoGGUF() }  // issue 10: via a staging folder
         let started = monotonicSeconds()
+        try EngineArguments.refuseGGUF(input)
         let source = try Checkpoint.open(input)
         guard let configPath = source.configPath else {
             throw CheckpointError(.invalidConfig, "no config.json next to the weights; pruning needs the model's sizes", path: source.folder)

@@ -21,7 +21,7 @@ public struct VerifyCommand: ParsableCommand {
             is malformed or missing. --json prints {"ok": bool, "checks": [{"name", "status", "detail"}]}.
             """)
 
-    @Argument(help: "A .safetensors file, index, model folder or .ctz file.", completion: .file())
+    @Argument(help: "A .safetensors file, index, model folder, .ctz file, or a LLaMA-family .gguf file (read as its Hugging Face tensors).", completion: .file())
     var path: String
 
     @Option(help: "A hash list from `shears hash` to check every tensor against.", completion: .file())

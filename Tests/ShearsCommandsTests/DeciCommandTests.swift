@@ -46,6 +46,12 @@ import ShearsJSON
         let c = try GGUFFile(path: dir + "/c.gguf")
         #expect(g.tensors.map(\.name) == c.tensors.map(\.name))
         for t in g.tensors { #expect(try g.floats(named: t.name) == c.floats(named: t.name), "\(t.name)") }
+        // The GGUF itself verifies against its manifest (read as its Hugging Face tensors: renamed,
+        // Q/K un-permuted), and equals the folder pruned with the same options tensor for tensor.
+        let v = CommandRunner.run(["verify", dir + "/p.gguf", "--source", Self.source, "--manifest", dir + "/p.pruning-manifest.json"])
+        #expect(v.status == 0 && v.stdout.contains("PASSED  manifest"), "\(v.stdout)\(v.stderr)")
+        let d = CommandRunner.run(["diff", dir + "/p.gguf", dir + "/folder"])
+        #expect(d.status == 0 && d.stdout.contains("0 different; equal"), "\(d.stdout)\(d.stderr)")
         // An existing OUT needs --force.
         let again = CommandRunner.run(["prune", Self.source, dir + "/p.gguf"] + Self.pruneArgs)
         #expect(again.status == 2 && again.stderr.contains("--force"))

@@ -92,13 +92,19 @@ import ShearsJSON
         #expect(status == 1 && check["detail"]!.stringValue!.contains("not a file of the source folder"))
     }
 
-    @Test func ggufInputIsRefusedClearly() throws {
+    /// A GGUF with no architecture cannot be read as a Hugging Face checkpoint: a clear error, exit 2.
+    /// The engine's commands refuse GGUF input and say how to convert it.
+    @Test func ggufInputWithoutArchitectureIsRefusedClearly() throws {
         let dir = "/tmp/shears-audit-\(UInt32.random(in: 0...UInt32.max))"
         try FileSystem.createDirectory(dir)
         defer { removeFolder(dir) }
         try AtomicFile.write(Array("GGUF".utf8) + [3, 0, 0, 0] + [UInt8](repeating: 0, count: 16), to: dir + "/m.gguf")
         let r = CommandRunner.run(["hash", dir + "/m.gguf"])
-        #expect(r.status == 2 && r.stderr.contains("is a GGUF file"))
+        #expect(r.status == 2 && r.stderr.contains("m.gguf") && r.stderr.contains("general.architecture is missing"))
+        for command in [["eval", dir + "/m.gguf", "--text", dir + "/m.gguf"], ["prune", dir + "/m.gguf", dir + "/out"]] {
+            let e = CommandRunner.run(command)
+            #expect(e.status == 2 && e.stderr.contains("is a GGUF file") && e.stderr.contains("shears convert m.gguf FOLDER"), "\(command[0]): \(e.stderr)")
+        }
     }
 
     @Test func diffWithManifestShowsIdentity() throws {
