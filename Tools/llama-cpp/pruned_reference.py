@@ -50,7 +50,16 @@ def load_folder(folder):
     return tensors
 
 
-def finish(tmp, out):
+def write_folder(tensors, source, out, cfg=None):
+    """Writes `tensors` as one model.safetensors with `source`'s companion files (and `cfg` as
+    config.json when given) into a temporary folder, then moves it to `out`."""
+    tmp = out + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+    copy_companions(source, tmp)
+    if cfg is not None:
+        json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"), indent=2)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.rename(tmp, out)
@@ -78,12 +87,7 @@ def zero(source, manifest_path, out):
             t[p + "mlp.gate_proj.weight"][ch, :] = 0
             t[p + "mlp.up_proj.weight"][ch, :] = 0
             t[p + "mlp.down_proj.weight"][:, ch] = 0
-    tmp = out + ".tmp-zero"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-    copy_companions(source, tmp)
-    finish(tmp, out)
+    write_folder(t, source, out)
 
 
 def expand(source, manifest_path, pruned, out):
@@ -130,13 +134,7 @@ def expand(source, manifest_path, pruned, out):
     for k in ("attention_bias", "mlp_bias"):
         if k in pcfg:
             cfg[k] = pcfg[k]
-    tmp = out + ".tmp-expand"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_file({k: v.contiguous() for k, v in out_t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-    copy_companions(source, tmp)
-    json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"), indent=2)
-    finish(tmp, out)
+    write_folder(out_t, source, out, cfg)
 
 
 def empty(folder, out, no_mlp, no_attention, zero_only):
@@ -165,13 +163,7 @@ def empty(folder, out, no_mlp, no_attention, zero_only):
     if not zero_only:
         for k, v in lists.items():
             cfg[k + "_per_layer"] = v
-    tmp = out + ".tmp-empty"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-    copy_companions(folder, tmp)
-    json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"), indent=2)
-    finish(tmp, out)
+    write_folder(t, folder, out, cfg)
 
 
 def bias(folder, out, seed, scale):
@@ -188,13 +180,7 @@ def bias(folder, out, seed, scale):
             t[p + w + ".bias"] = torch.zeros(t[p + w + ".weight"].shape[0], dtype=dtype)
     cfg["attention_bias"] = True
     cfg["mlp_bias"] = True
-    tmp = out + ".tmp-bias"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    save_file({k: v.contiguous() for k, v in t.items()}, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
-    copy_companions(folder, tmp)
-    json.dump(cfg, open(os.path.join(tmp, "config.json"), "w"), indent=2)
-    finish(tmp, out)
+    write_folder(t, folder, out, cfg)
 
 
 def main():

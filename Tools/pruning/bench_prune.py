@@ -32,18 +32,8 @@ import json, os, resource, sys, time
 
 here = os.path.dirname(os.path.abspath(__file__))
 repo = os.path.dirname(os.path.dirname(here))
-
-
-class SplitMix64:
-    M = (1 << 64) - 1
-    def __init__(self, seed): self.s = seed & self.M
-    def next(self):
-        self.s = (self.s + 0x9E3779B97F4A7C15) & self.M
-        z = self.s
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
-        return z ^ (z >> 31)
-    def uniform(self): return (self.next() >> 11) * 2.0 ** -53
+sys.path.insert(0, here)
+from splitmix import SplitMix64  # noqa: E402
 
 
 def windows(model_dir, out, samples=10, seq_len=64, seed=42):

@@ -47,19 +47,9 @@ def gradients(model, ids):
     model.zero_grad()
     return g, fisher
 
-# ---------------------------------------------------------------------------------------------
-# SplitMix64 (the random estimator and nothing else here)
-
-class SplitMix64:
-    M = (1 << 64) - 1
-    def __init__(self, seed): self.s = seed & self.M
-    def next(self):
-        self.s = (self.s + 0x9E3779B97F4A7C15) & self.M
-        z = self.s
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
-        return z ^ (z >> 31)
-    def uniform(self): return (self.next() >> 11) * 2.0 ** -53
+# SplitMix64 (the random estimator and nothing else here): Tools/pruning/splitmix.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from splitmix import SplitMix64  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Saliences and group scores
