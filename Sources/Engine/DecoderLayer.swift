@@ -1,8 +1,11 @@
 /// One LLaMA decoder layer: pre-norm attention and pre-norm SwiGLU MLP, each with a residual.
 ///
-/// The forward pass keeps nothing: the backward pass gets the layer's saved input and recomputes
-/// the internals (norms, projections, rotary, attention probabilities) before differentiating, so
-/// activation memory is one layer's working set plus one `[tokens, hidden]` input per layer.
+/// By default the forward pass keeps nothing: the backward pass gets the layer's saved input and
+/// recomputes the internals (norms, projections, rotary, attention probabilities) before
+/// differentiating, so activation memory is one layer's working set plus one `[tokens, hidden]`
+/// input per layer. A layer may instead keep its projections' outputs (``Projections``): its
+/// backward pass then recomputes only the norms, the attention and the SwiGLU product from them,
+/// bit for bit the same values, without the projections' matrix products.
 struct DecoderLayer {
     let weights: LayerWeights
     let eps: Float
@@ -23,24 +26,55 @@ struct DecoderLayer {
         let mlp: MLP.Saved
         /// The layer's output; nil when recomputed for the backward pass, which does not need it.
         let out: Matrix?
+
+        /// The outputs of the layer's projections, for a backward pass without recomputing them.
+        var projections: Projections { Projections(q: q, k: k, v: v, x2: x2, g: mlp.g, u: mlp.u) }
+    }
+
+    /// Everything of a forward pass that costs a matrix product to recompute: q, k (after rotary)
+    /// and v, the residual after attention (o's output plus the input), and the MLP's gate and up
+    /// outputs. The rest (norms, attention, SwiGLU product) is recomputed from these.
+    struct Projections {
+        let q: Matrix, k: Matrix, v: Matrix, x2: Matrix, g: Matrix, u: Matrix
+
+        /// Bytes kept for a layer of `sizes` over `rows` token rows (overflow-checked).
+        static func bytes(_ sizes: LayerSizesAndDim, rows: Int) -> Int? {
+            let perRow = sizes.qDim + 2 * sizes.kvDim + sizes.hidden + 2 * sizes.intermediate
+            let (floats, o1) = perRow.multipliedReportingOverflow(by: rows)
+            let (bytes, o2) = floats.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+            return o1 || o2 ? nil : bytes
+        }
     }
 
     /// Forward over `layout.batch` sequences of `layout.seqLen` rows each, positions 0 ..< seqLen.
     /// `keepProbabilities` keeps the attention probabilities (for the backward pass).
-    func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary, output: Bool = true, keepProbabilities: Bool = false) -> Internals {
+    /// `reusing` takes the projections' outputs from an earlier forward pass over the same `x`
+    /// instead of computing them.
+    func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary, output: Bool = true, keepProbabilities: Bool = false,
+                 reusing kept: Projections? = nil) -> Internals {
         let (h1, inv1) = RMSNorm.forward(x, weight: weights.inputNorm, eps: eps)
-        let q = weights.q.forward(h1), k = weights.k.forward(h1), v = weights.v.forward(h1)
         let t = layout.seqLen
-        rotary.apply(q.storage, rows: q.rows, ld: sizes.qDim, heads: sizes.heads, inverse: false) { $0 % t }
-        rotary.apply(k.storage, rows: k.rows, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: false) { $0 % t }
+        let q: Matrix, k: Matrix, v: Matrix
+        if let kept {
+            (q, k, v) = (kept.q, kept.k, kept.v)
+        } else {
+            (q, k, v) = (weights.q.forward(h1), weights.k.forward(h1), weights.v.forward(h1))
+            rotary.apply(q.storage, rows: q.rows, ld: sizes.qDim, heads: sizes.heads, inverse: false) { $0 % t }
+            rotary.apply(k.storage, rows: k.rows, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: false) { $0 % t }
+        }
         let attn = Matrix(uninitializedRows: x.rows, cols: sizes.qDim)
         let p = keepProbabilities ? Matrix(uninitializedRows: layout.batch * sizes.heads * t, cols: t) : nil
         attention.forward(q: q.storage, k: k.storage, v: v.storage, sequences: layout.batch, t: t, out: attn.storage,
                           probabilities: p?.storage)
-        let x2 = weights.o.forward(attn)
-        x2.add(x)
+        let x2: Matrix
+        if let kept {
+            x2 = kept.x2
+        } else {
+            x2 = weights.o.forward(attn)
+            x2.add(x)
+        }
         let (h2, inv2) = RMSNorm.forward(x2, weight: weights.postAttentionNorm, eps: eps)
-        let saved = mlp.activations(h2)
+        let saved = kept.map { mlp.activations(gate: $0.g, up: $0.u) } ?? mlp.activations(h2)
         var out: Matrix? = nil
         if output {
             let m = mlp.down.forward(saved.a)
@@ -50,10 +84,11 @@ struct DecoderLayer {
         return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, p: p, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: out)
     }
 
-    /// Recomputes the layer on `x`, then returns dL/dx for output gradient `dOut`, adding weight
-    /// gradients into `grads`.
-    func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients) -> Matrix {
-        let f = forward(x, layout: layout, rotary: rotary, output: false, keepProbabilities: true)
+    /// Recomputes the layer on `x` (from `kept` projections when given), then returns dL/dx for
+    /// output gradient `dOut`, adding weight gradients into `grads`.
+    func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients,
+                  kept: Projections? = nil) -> Matrix {
+        let f = forward(x, layout: layout, rotary: rotary, output: false, keepProbabilities: true, reusing: kept)
         let n = x.rows, t = layout.seqLen
         // MLP branch: out = x2 + mlp(norm(x2)).
         let dh2 = Matrix(uninitializedRows: n, cols: sizes.hidden)

@@ -9,7 +9,8 @@ extension LlamaModel {
     /// Memory: the embedding and head in F32, one `[tokens, hidden]` input per layer, one layer's
     /// weights, internals and gradients, and one block of sequences' logits (at most 64 MiB, or one
     /// sequence's). With the Fisher sum, a scratch matrix per parameter being reduced (and the
-    /// head's size once).
+    /// head's size once). With ``activationMemory``, the last layers' projection outputs up to that
+    /// many bytes, each freed once its layer's backward pass is done.
     /// - Throws: ``CheckpointError`` for weights that cannot be read or tokens outside the
     ///   vocabulary; whatever the consumer throws.
     @discardableResult
@@ -23,7 +24,7 @@ extension LlamaModel {
         guard batch.seqLen >= 2 else { throw CheckpointError(.invalidArgument, "sequences need at least 2 tokens to predict one") }
         let a = architecture, h = a.hiddenSize, v = a.vocabSize, t = batch.seqLen
         let layout = batch.layout, fisher = consumer.wantsFisher
-        var (x, inputs) = try decoderStack(batch, saveInputs: true)
+        var (x, inputs, kept) = try decoderStack(batch, saveInputs: true, keptFrom: firstKeptLayer(rows: layout.rows))
         let normWeight = try finalNorm()
         let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: a.rmsNormEps)
         let head = try lmHead()
@@ -72,13 +73,16 @@ extension LlamaModel {
         try consumer.consume(ParameterGradient(layer: nil, name: "model.norm.weight", weight: normWeight, gradient: normGrad.gradient, fisher: normGrad.fisher))
         x = dx
 
-        // Decoder layers, last to first, each recomputed from its saved input.
+        // Decoder layers, last to first, each recomputed from its saved input (and its kept
+        // projections, if any).
         let rot = rotaryTables(positions: t)
         for i in stride(from: a.numLayers - 1, through: 0, by: -1) {
             let w = try layerWeights(i)
             let grads = LayerGradients(w, layout: layout, fisher: fisher)
             let input = inputs.removeLast()
-            dx = DecoderLayer(weights: w, eps: a.rmsNormEps).backward(input, dOut: dx, layout: layout, rotary: rot, grads: grads)
+            let projections = kept.removeLast()
+            dx = DecoderLayer(weights: w, eps: a.rmsNormEps).backward(input, dOut: dx, layout: layout, rotary: rot, grads: grads,
+                                                                    kept: projections)
             for ((name, weight), g) in zip(w.parameters, grads.inParameterOrder) {
                 try consumer.consume(ParameterGradient(layer: i, name: name, weight: weight, gradient: g.gradient, fisher: g.fisher))
             }

@@ -13,6 +13,11 @@ public final class LlamaModel: @unchecked Sendable {
     public let architecture: LlamaArchitecture
     /// Keep converted layers in memory between passes (costs the model's size in F32).
     public var keepsLayersConverted = false
+    /// Bytes that ``backward(_:consumer:)`` may spend on keeping layers' projection outputs from
+    /// the forward pass (``DecoderLayer/Projections``), so that those layers are not recomputed.
+    /// The last layers are kept, as many as fit. 0 (the default) keeps only each layer's input and
+    /// recomputes every layer; the gradients are bit for bit the same either way.
+    public var activationMemory = 0
     private var converted: [Int: LayerWeights] = [:]
     private var embeddingCache: Matrix?
     private var rotary: Rotary
@@ -124,22 +129,41 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Runs the decoder stack. With `saveInputs`, returns each layer's input as well.
-    func decoderStack(_ batch: TokenBatch, saveInputs: Bool) throws(CheckpointError) -> (hidden: Matrix, inputs: [Matrix]) {
+    /// Layers from `keptFrom` on keep their projections' outputs, returned in `kept` (nil for the
+    /// others).
+    func decoderStack(_ batch: TokenBatch, saveInputs: Bool, keptFrom: Int = .max) throws(CheckpointError)
+        -> (hidden: Matrix, inputs: [Matrix], kept: [DecoderLayer.Projections?]) {
         try checkTokens(batch.tokens)
         var x = try embed(batch.tokens)
         let rot = rotaryTables(positions: batch.seqLen)
-        var inputs: [Matrix] = []
+        var inputs: [Matrix] = [], kept: [DecoderLayer.Projections?] = []
         for i in 0..<architecture.numLayers {
             if saveInputs { inputs.append(x) }
             let layer = DecoderLayer(weights: try layerWeights(i), eps: architecture.rmsNormEps)
-            x = layer.forward(x, layout: batch.layout, rotary: rot).out!
+            let f = layer.forward(x, layout: batch.layout, rotary: rot)
+            kept.append(i >= keptFrom ? f.projections : nil)
+            x = f.out!
         }
-        return (x, inputs)
+        return (x, inputs, kept)
+    }
+
+    /// The first layer whose projections fit, with every later layer's, in ``activationMemory``
+    /// for `rows` token rows (`numLayers` when none does).
+    func firstKeptLayer(rows: Int) -> Int {
+        let a = architecture
+        var left = activationMemory, first = a.numLayers
+        while first > 0 {
+            let sizes = LayerSizesAndDim(a.layers[first - 1], headDim: a.headDim, hidden: a.hiddenSize)
+            guard let bytes = DecoderLayer.Projections.bytes(sizes, rows: rows), bytes <= left else { break }
+            left -= bytes
+            first -= 1
+        }
+        return first
     }
 
     /// Logits `[batch·seqLen, vocab]` for every position.
     public func logits(_ batch: TokenBatch) throws(CheckpointError) -> Matrix {
-        let (x, _) = try decoderStack(batch, saveInputs: false)
+        let (x, _, _) = try decoderStack(batch, saveInputs: false)
         let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
         let out = Matrix(rows: x.rows, cols: architecture.vocabSize)
         let head = try lmHead()
@@ -154,7 +178,7 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     private func forwardLoss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
-        let (x, _) = try decoderStack(batch, saveInputs: false)
+        let (x, _, _) = try decoderStack(batch, saveInputs: false)
         let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
         let head = try lmHead()
         let t = batch.seqLen

@@ -13,7 +13,11 @@ struct MLP {
 
     /// The gate, up and SwiGLU activations without the down projection (all the backward pass needs).
     func activations(_ x: Matrix) -> Saved {
-        let g = gate.forward(x), u = up.forward(x)
+        activations(gate: gate.forward(x), up: up.forward(x))
+    }
+
+    /// The SwiGLU activations from the gate and up projections' outputs.
+    func activations(gate g: Matrix, up u: Matrix) -> Saved {
         let a = Matrix(uninitializedRows: g.rows, cols: g.cols)
         let pg = UnsafeSendable(g.storage), pu = UnsafeSendable(u.storage), pa = UnsafeSendable(a.storage)
         Parallel.chunks(g.count, costPerItem: 8) { r in

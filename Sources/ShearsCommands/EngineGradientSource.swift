@@ -9,10 +9,13 @@ import Pruning
 struct EngineGradientSource: GradientSource {
     /// Threads for the engine's loops and OpenBLAS.
     var threads: Int? = nil
+    /// Bytes for projections kept from the forward pass (``LlamaModel/activationMemory``).
+    var activationMemory = 0
 
     func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool,
                           consumer: (ParameterView) throws -> Void) throws -> Double {
         let model = try LlamaModel(path: modelFolder)
+        model.activationMemory = activationMemory
         let tokens = try TokenBatch(batch)
         return try withoutActuallyEscaping(consumer) { body in
             let forward = Forward(wantsFisher: fisher, samples: batch.count, body: body)

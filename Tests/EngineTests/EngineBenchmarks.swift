@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Testing
 import CheckpointCore
-import Engine
+@testable import Engine
 import ShearsBLAS
 
 /// Forward+backward speed and memory on SmolLM2 (10 × 128 tokens) next to OpenBLAS's sgemm peak,
@@ -86,11 +86,17 @@ struct EngineBenchmarks {
         var times: [String: Double] = [:]
         var anon: [String: Double] = [:]
         var inMatmul: (seconds: Double, flops: Double) = (0, 0)
-        // BENCH_FISHER=0 skips the pass with Fisher sums (quicker profiling runs).
+        // The default pass (every layer recomputed); one keeping the last layers' projections in
+        // BENCH_ACTIVATION_MEMORY MiB (default 400; LlamaModel.activationMemory); one with Fisher
+        // sums, unless BENCH_FISHER=0 (quicker profiling runs).
+        let keptMiB = getenv("BENCH_ACTIVATION_MEMORY").flatMap { Int(String(cString: $0)) } ?? 400
         let withFisher = getenv("BENCH_FISHER").map { String(cString: $0) } != "0"
-        for fisher in withFisher ? [false, true] : [false] {
+        var passes = [(name: "plain", fisher: false, memory: 0), (name: "kept", fisher: false, memory: keptMiB << 20)]
+        if withFisher { passes.append((name: "fisher", fisher: true, memory: 0)) }
+        for pass in passes {
+            model.activationMemory = pass.memory
             var best = Double.infinity
-            let sampler = PeakSampler(fisher: fisher)
+            let sampler = PeakSampler(fisher: pass.fisher)
             let repeats = getenv("BENCH_REPEAT").flatMap { Int(String(cString: $0)) } ?? 2
             for _ in 0..<repeats {
                 BLASProfile.reset()
@@ -99,12 +105,15 @@ struct EngineBenchmarks {
                 try model.backward(batch, consumer: sampler)
                 let t = Self.now() - t0
                 BLASProfile.enabled = false
-                if t < best, !fisher { inMatmul = (BLASProfile.seconds, BLASProfile.flops) }
+                if t < best, pass.name == "plain" { inMatmul = (BLASProfile.seconds, BLASProfile.flops) }
                 best = min(best, t)
             }
-            times[fisher ? "fisher" : "plain"] = best
-            anon[fisher ? "fisher" : "plain"] = sampler.peakAnon
+            times[pass.name] = best
+            anon[pass.name] = sampler.peakAnon
         }
+        model.activationMemory = keptMiB << 20
+        let keptLayers = model.architecture.numLayers - model.firstKeptLayer(rows: batch.layout.rows)
+        model.activationMemory = 0
         let fwdT0 = Self.now()
         _ = try model.loss(batch)
         let fwd = Self.now() - fwdT0
@@ -113,7 +122,9 @@ struct EngineBenchmarks {
             "forward_s": \(fwd), "forward_backward_s": \(times["plain"]!), "forward_backward_fisher_s": \(times["fisher"].map { "\($0)" } ?? "null"), \
             "gflops": \(work / times["plain"]! / 1e9), "sgemm_seconds": \(inMatmul.seconds), "sgemm_gflop_executed": \(inMatmul.flops / 1e9), \
             "sgemm_gflops_inside": \(inMatmul.flops / inMatmul.seconds / 1e9), "peak_rss_anon_mib": \(anon["plain"]!), "peak_rss_anon_fisher_mib": \(anon["fisher"].map { "\($0)" } ?? "null"), \
-            "vm_hwm_mib": \(Self.status("VmHWM")), "openblas_idle_wait_restarted": \(OpenBLASIdleWait.restarted)}
+            "vm_hwm_mib": \(Self.status("VmHWM")), "openblas_idle_wait_restarted": \(OpenBLASIdleWait.restarted), \
+            "activation_memory_mib": \(keptMiB), "kept_layers": \(keptLayers), "forward_backward_kept_s": \(times["kept"]!), \
+            "peak_rss_anon_kept_mib": \(anon["kept"]!)}
             """
         print("BENCH " + json)
     }

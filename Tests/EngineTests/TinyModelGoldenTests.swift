@@ -1,6 +1,6 @@
 import Testing
 import CheckpointCore
-import Engine
+@testable import Engine
 
 /// Tiny random models against transformers in float64 (Tools/engine/make_goldens.py tiny):
 /// logits and loss to 1e-5 relative, every gradient and Fisher sum to 1e-4 relative
@@ -40,6 +40,38 @@ import Engine
             #expect(e < 1e-4, "\(name): gradient relative error \(e)")
             let f = relativeError(got.fisher!.values, try g.floats("fisher." + name))
             #expect(f < 1e-4, "\(name): Fisher relative error \(f)")
+        }
+    }
+
+    /// Layers whose projections are kept from the forward pass (activationMemory) are not
+    /// recomputed; their gradients and Fisher sums are bit for bit the ones of a full
+    /// recomputation, and so still match transformers.
+    @Test(arguments: cases) func keptProjectionsGiveTheSameGradientsBitForBit(_ name: String) throws {
+        let model = try LlamaModel(path: Fixture.engine(name))
+        let g = try Golden(Fixture.engine(name) + "/golden.safetensors")
+        let b = try batch(g)
+        let recomputed = GradientCollector(fisher: true)
+        let lossRecomputed = try model.backward(b, consumer: recomputed)
+        let layers = model.architecture.numLayers
+        #expect(model.firstKeptLayer(rows: b.layout.rows) == layers)
+        // Room for exactly the last layer, then for every layer.
+        let a = model.architecture
+        let last = LayerSizesAndDim(a.layers[layers - 1], headDim: a.headDim, hidden: a.hiddenSize)
+        for (budget, first) in [(DecoderLayer.Projections.bytes(last, rows: b.layout.rows)!, layers - 1), (Int.max, 0)] {
+            model.activationMemory = budget
+            #expect(model.firstKeptLayer(rows: b.layout.rows) == first)
+            let kept = GradientCollector(fisher: true)
+            let lossKept = try model.backward(b, consumer: kept)
+            #expect(lossKept == lossRecomputed)
+            #expect(kept.order == recomputed.order)
+            for (n, r) in recomputed.gradients {
+                #expect(kept.gradients[n]!.gradient.values == r.gradient.values, "\(n) with \(layers - first) kept layers")
+                #expect(kept.gradients[n]!.fisher!.values == r.fisher!.values, "\(n) with \(layers - first) kept layers")
+            }
+            for n in g.checkpoint.tensorNames where n.hasPrefix("grad.") {
+                let e = relativeError(kept.gradients[String(n.dropFirst(5))]!.gradient.values, try g.floats(n))
+                #expect(e < 1e-4, "\(n): gradient relative error \(e)")
+            }
         }
     }
 

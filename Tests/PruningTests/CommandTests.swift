@@ -133,7 +133,7 @@ import Tokenizers
         let tokens = temporaryFolder("cli-tokens") + ".json"
         let batch = model.goldens["tokens"]!
         try AtomicFile.write(batch.serializedBytes(), to: tokens)
-        PruneCommand.makeGradientSource = { model.gradientSource }
+        PruneCommand.makeGradientSource = { _ in model.gradientSource }
         defer { PruneCommand.makeGradientSource = nil }
         let out = temporaryFolder("cli-taylor-recorded")
         try prune(out, ["--taylor", "param_mix", "--calibration-tokens", tokens, "--samples", "4", "--seq-len", "16"])
@@ -164,7 +164,7 @@ import Tokenizers
         }
         try AtomicFile.write(try FileSystem.readFile(fixtures + "/tokenizers/smollm2/tokenizer.json"), to: folder + "/tokenizer.json")
         let text = fixtures + "/text/austen-evaluation/persuasion-head.txt"
-        PruneCommand.makeGradientSource = { model.gradientSource }
+        PruneCommand.makeGradientSource = { _ in model.gradientSource }
         defer { PruneCommand.makeGradientSource = nil }
         let out = temporaryFolder("cli-text-calibration")
         let c = try PruneCommand.parse([folder, out, "--calibration", text, "--samples", "3", "--seq-len", "32"])
