@@ -21,7 +21,7 @@ public struct PruneCommand: ParsableCommand {
             index and score (formats/manifest.md). The same command writes the same files.
 
             --dry-run prints the plan and writes only the manifest. Exit status: 0 on success, 2 when \
-            an input or option is unusable.
+            an input is unusable, 64 for a usage error (an unreadable option value).
             """)
 
     @Argument(help: "Source model folder (config.json + safetensors), or an index or .safetensors inside one.", completion: .file())

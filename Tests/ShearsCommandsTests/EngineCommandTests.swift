@@ -1,4 +1,7 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 import CheckpointCore
 import ShearsJSON
 
@@ -41,6 +44,27 @@ import ShearsJSON
         let args = ["generate", Self.model, "--prompt", "Anne Elliot", "--max-tokens", "12", "--temperature", "0.8", "--top-p", "0.9", "--seed", "7"]
         let a = CommandRunner.run(args), b = CommandRunner.run(args)
         #expect(a.status == 0 && a.stdout == b.stdout && a.stdout.count > 1)
+    }
+
+    /// `prune --activation-memory` keeps layers' projections instead of recomputing them: the
+    /// pruned model and manifest are byte for byte those of the default pass.
+    @Test func pruneWithKeptActivationsWritesTheSameBytes() throws {
+        var template = Array("/tmp/shears-kept-test-XXXXXX".utf8CString)
+        let dir = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+        defer { _ = system("rm -rf '\(dir)'") }
+        let args = ["--taylor", "param_mix", "--samples", "4", "--seq-len", "32"]
+        for (out, extra) in [("default", [String]()), ("kept", ["--activation-memory", "1GiB"]), ("one", ["--activation-memory", "1MB"])] {
+            let r = CommandRunner.run(["prune", Self.model, dir + "/" + out] + args + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        for out in ["kept", "one"] {
+            for file in ["model.safetensors", "pruning-manifest.json", "config.json"] {
+                #expect(try FileSystem.readFile(dir + "/default/" + file, limit: 1 << 30) == FileSystem.readFile(dir + "/\(out)/" + file, limit: 1 << 30),
+                        "\(out)/\(file)")
+            }
+        }
+        let bad = CommandRunner.run(["prune", Self.model, dir + "/bad", "--activation-memory", "lots"])
+        #expect(bad.status == 64 && bad.stderr.contains("--activation-memory"), "a usage error")
     }
 
     @Test func badInputsExitWithStatus2() {
