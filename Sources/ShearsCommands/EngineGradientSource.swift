@@ -7,8 +7,6 @@ import Pruning
 /// finished its gradient (and, for the Fisher variants, the per-sample squared-gradient sums of
 /// the same pass), so that memory stays at one layer.
 struct EngineGradientSource: GradientSource {
-    /// Threads for the engine's loops and OpenBLAS.
-    var threads: Int? = nil
     /// Bytes for projections kept from the forward pass (``LlamaModel/activationMemory``).
     var activationMemory = 0
 

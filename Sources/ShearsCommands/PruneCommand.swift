@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import Engine
 import Crypto
 import ModelArchitecture
 import Pruning
@@ -114,6 +115,9 @@ public struct PruneCommand: ParsableCommand {
                                valueName: "size"))
     var activationMemory: String = "0"
 
+    @Option(help: "Threads for the engine's passes (OpenBLAS and its own loops; default: OpenBLAS's own choice, normally every core).")
+    var threads: Int?
+
     @Option(help: "Output dtype for floating-point tensors (default: the source's).")
     var dtype: String?
 
@@ -155,6 +159,7 @@ public struct PruneCommand: ParsableCommand {
             guard let t = DType(userName: d), t.isFloatingPoint, t.convertsFromFloat32, t != .c64 else { throw ValidationError("unusable --dtype '\(d)'") }
         }
         guard ByteSize.parse(shardSize) != nil else { throw ValidationError("--shard-size: cannot read '\(shardSize)' as a size") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         guard activationMemoryBytes != nil else {
             throw ValidationError("--activation-memory: cannot read '\(activationMemory)' as a size (examples: 0, 512MB, 2GiB)")
         }
@@ -188,6 +193,7 @@ public struct PruneCommand: ParsableCommand {
     }
 
     public func run() throws {
+        if let t = threads { Parallel.setThreads(t) }
         do { try prune() } catch { throw report(error) }
     }
 

@@ -53,7 +53,7 @@ import ShearsJSON
         let dir = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
         defer { _ = system("rm -rf '\(dir)'") }
         let args = ["--taylor", "param_mix", "--samples", "4", "--seq-len", "32"]
-        for (out, extra) in [("default", [String]()), ("kept", ["--activation-memory", "1GiB"]), ("one", ["--activation-memory", "1MB"])] {
+        for (out, extra) in [("default", [String]()), ("kept", ["--activation-memory", "1GiB", "--threads", "2"]), ("one", ["--activation-memory", "1MB"])] {
             let r = CommandRunner.run(["prune", Self.model, dir + "/" + out] + args + extra)
             #expect(r.status == 0, "\(r.stderr)")
         }
@@ -65,6 +65,8 @@ import ShearsJSON
         }
         let bad = CommandRunner.run(["prune", Self.model, dir + "/bad", "--activation-memory", "lots"])
         #expect(bad.status == 64 && bad.stderr.contains("--activation-memory"), "a usage error")
+        let threads = CommandRunner.run(["prune", Self.model, dir + "/bad", "--threads", "0"])
+        #expect(threads.status == 64 && threads.stderr.contains("--threads must be at least 1"))
     }
 
     @Test func badInputsExitWithStatus2() {
