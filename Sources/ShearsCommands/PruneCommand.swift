@@ -1,7 +1,7 @@
 import ArgumentParser
 import CheckpointCore
-import Engine
 import Crypto
+import Engine
 import ModelArchitecture
 import Pruning
 import ShearsJSON
@@ -132,12 +132,11 @@ public struct PruneCommand: ParsableCommand {
 
     public init() {}
 
-    /// The gradient source for `--importance taylor`: the CPU engine (tests may substitute
-    /// recorded gradients).
     /// `--activation-memory` in bytes (nil when unreadable).
     var activationMemoryBytes: Int? { activationMemory.trimmingSpaces == "0" ? 0 : ByteSize.parse(activationMemory) }
 
-    /// Its argument is `--activation-memory` in bytes.
+    /// The gradient source for `--importance taylor`: the CPU engine (tests may substitute
+    /// recorded gradients). Its argument is `--activation-memory` in bytes.
     public nonisolated(unsafe) static var makeGradientSource: ((_ activationMemory: Int) throws -> any GradientSource)? = {
         EngineGradientSource(activationMemory: $0)
     }
