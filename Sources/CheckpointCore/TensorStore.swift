@@ -19,6 +19,8 @@ public protocol TensorStore: AnyObject, Sendable {
     func withTensorBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
     /// Checks everything that opening does not (for example decoding every chunk); empty when intact.
     func deepValidate() -> [CheckpointError]
+    /// The entry for `name`, or nil (by default a scan of ``tensorInfos``).
+    func tensorInfo(named name: String) -> TensorInfo?
 }
 
 extension TensorStore {
@@ -52,6 +54,7 @@ extension TensorStore {
 }
 
 extension Checkpoint: TensorStore {
+    public func tensorInfo(named name: String) -> TensorInfo? { info(named: name) }
     public var formatName: String { format.rawValue }
     public var metadataMap: Metadata? { metadata }
     public var tensorInfos: [TensorInfo] { entries.map(\.info) }

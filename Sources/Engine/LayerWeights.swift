@@ -28,13 +28,13 @@ public struct LayerWeights: Sendable {
     /// Converts layer `index`'s tensors; biases are used when the checkpoint has them.
     /// - Throws: `tensorNotFound` for a missing weight, `shapeMismatch` when a tensor's shape does
     ///   not agree with the configuration.
-    public static func load(from checkpoint: Checkpoint, index: Int, architecture a: LlamaArchitecture) throws(CheckpointError) -> LayerWeights {
+    public static func load(from checkpoint: any TensorStore, index: Int, architecture a: LlamaArchitecture) throws(CheckpointError) -> LayerWeights {
         let s = LayerSizesAndDim(a.layers[index], headDim: a.headDim, hidden: a.hiddenSize)
         let p = prefix(index)
         let h = a.hiddenSize
         func lin(_ name: String, out: Int, in inF: Int) throws(CheckpointError) -> Linear {
             let w = try WeightLoader.matrix(checkpoint, p + name + ".weight", rows: out, cols: inF)
-            let b: Matrix? = checkpoint.info(named: p + name + ".bias") == nil ? nil
+            let b: Matrix? = checkpoint.tensorInfo(named: p + name + ".bias") == nil ? nil
                 : try WeightLoader.matrix(checkpoint, p + name + ".bias", rows: 1, cols: out)
             return Linear(weight: w, bias: b)
         }
@@ -69,27 +69,30 @@ public struct LayerSizesAndDim: Sendable, Equatable {
 /// Converting mapped tensors of any float dtype to F32 matrices.
 public enum WeightLoader {
     /// Tensor `name` as a `rows × cols` F32 matrix (a vector when rows == 1 and the tensor is 1-D).
-    public static func matrix(_ checkpoint: Checkpoint, _ name: String, rows: Int, cols: Int) throws(CheckpointError) -> Matrix {
-        let view = try checkpoint.tensor(named: name)
-        let expected = rows == 1 ? [[cols], [1, cols]] : [[rows, cols]]
-        guard expected.contains(view.shape) else {
-            throw CheckpointError(.shapeMismatch, "shape \(view.shape) does not match the configuration's \(rows == 1 ? [cols] : [rows, cols])",
-                                  path: view.file.path, tensor: name)
+    public static func matrix(_ checkpoint: any TensorStore, _ name: String, rows: Int, cols: Int) throws(CheckpointError) -> Matrix {
+        guard let info = checkpoint.tensorInfo(named: name) else {
+            throw CheckpointError(.tensorNotFound, "the checkpoint has no tensor '\(name)'", path: checkpoint.path, tensor: name)
         }
-        guard view.dtype.isFloatingPoint, view.dtype.convertsToFloat32 else {
-            throw CheckpointError(.unsupportedConversion, "dtype \(view.dtype.rawValue) cannot be computed with (F32, F16, BF16, F64, F8 are)",
-                                  path: view.file.path, tensor: name)
+        let expected = rows == 1 ? [[cols], [1, cols]] : [[rows, cols]]
+        guard expected.contains(info.shape) else {
+            throw CheckpointError(.shapeMismatch, "shape \(info.shape) does not match the configuration's \(rows == 1 ? [cols] : [rows, cols])",
+                                  path: checkpoint.path, tensor: name)
+        }
+        guard info.dtype.isFloatingPoint, info.dtype.convertsToFloat32 else {
+            throw CheckpointError(.unsupportedConversion, "dtype \(info.dtype.rawValue) cannot be computed with (F32, F16, BF16, F64, F8 are)",
+                                  path: checkpoint.path, tensor: name)
         }
         let m = Matrix(rows: rows, cols: cols)
-        let result: Result<Void, CheckpointError> = view.withUnsafeBytes { raw in
-            m.withUnsafeMutableBufferPointer { dst in
-                Result { () throws(CheckpointError) in try DTypeConversion.decode(raw, as: view.dtype, into: dst) }
+        do {
+            try checkpoint.withTensorBytes(name) { raw in
+                try m.withUnsafeMutableBufferPointer { dst throws(CheckpointError) in try DTypeConversion.decode(raw, as: info.dtype, into: dst) }
             }
-        }
-        if case .failure(var e) = result {
-            e.path = view.file.path
-            e.tensor = name
+        } catch var e as CheckpointError {
+            e.path = e.path ?? checkpoint.path
+            e.tensor = e.tensor ?? name
             throw e
+        } catch {
+            throw CheckpointError(.io, "\(error)", path: checkpoint.path, tensor: name)
         }
         return m
     }

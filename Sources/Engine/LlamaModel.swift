@@ -8,7 +8,9 @@ import ShearsBLAS
 /// and dropped afterwards (unless ``keepsLayersConverted`` is set, for generation, where every
 /// token visits every layer). The embedding and LM head are converted once per pass.
 public final class LlamaModel: @unchecked Sendable {
-    public let checkpoint: Checkpoint
+    /// The weights: a safetensors checkpoint, or any other store that presents Hugging Face names
+    /// and layouts (a GGUF file through the GGUF module's `GGUFTensorStore`).
+    public let checkpoint: any TensorStore
     public let configuration: ModelConfiguration
     public let architecture: LlamaArchitecture
     /// Keep converted layers in memory between passes (costs the model's size in F32).
@@ -34,7 +36,7 @@ public final class LlamaModel: @unchecked Sendable {
         do { try self.init(checkpoint: checkpoint, configuration: config) } catch { throw error.inFile(configPath) }
     }
 
-    public init(checkpoint: Checkpoint, configuration: ModelConfiguration) throws(CheckpointError) {
+    public init(checkpoint: any TensorStore, configuration: ModelConfiguration) throws(CheckpointError) {
         self.checkpoint = checkpoint
         self.configuration = configuration
         architecture = try LlamaArchitecture(configuration)
@@ -52,8 +54,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// Checks every tensor the engine will read against the configuration, without converting.
     private func validate() throws(CheckpointError) {
         let a = architecture, h = a.hiddenSize
+        var infos: [String: TensorInfo] = [:]
+        for info in checkpoint.tensorInfos { infos[info.name] = info }
         func check(_ name: String, _ shapes: [[Int]]) throws(CheckpointError) {
-            guard let info = checkpoint.info(named: name) else {
+            guard let info = infos[name] else {
                 throw CheckpointError(.tensorNotFound, "the checkpoint has no tensor '\(name)', which the configuration requires", path: checkpoint.path, tensor: name)
             }
             guard shapes.contains(info.shape) else {
@@ -75,7 +79,7 @@ public final class LlamaModel: @unchecked Sendable {
                               ("self_attn.o_proj", h, d.qDim), ("mlp.gate_proj", d.intermediate, h), ("mlp.up_proj", d.intermediate, h),
                               ("mlp.down_proj", h, d.intermediate)] {
                 try check(p + n + ".weight", [[o, i]])
-                if checkpoint.info(named: p + n + ".bias") != nil { try check(p + n + ".bias", [[o]]) }
+                if infos[p + n + ".bias"] != nil { try check(p + n + ".bias", [[o]]) }
             }
         }
     }

