@@ -13,8 +13,15 @@ public final class LlamaModel: @unchecked Sendable {
     public let checkpoint: any TensorStore
     public let configuration: ModelConfiguration
     public let architecture: LlamaArchitecture
-    /// Keep converted layers in memory between passes (costs the model's size in F32).
+    /// Keep converted layers in memory between passes (costs the model's size in F32), up to
+    /// ``convertedLayerLimit``.
     public var keepsLayersConverted = false
+    /// With ``keepsLayersConverted``: bytes of F32 layers kept at most (layers are kept in the
+    /// order they are first used while they fit; the others are converted again on every use).
+    /// nil keeps every layer.
+    public var convertedLayerLimit: Int? = nil
+    /// Bytes of F32 layers kept now.
+    public private(set) var convertedLayerBytes = 0
     /// Bytes that ``backward(_:consumer:)`` may spend on keeping layers' projection outputs from
     /// the forward pass (``DecoderLayer/Projections``), so that those layers are not recomputed.
     /// The last layers are kept, as many as fit. 0 (the default) keeps only each layer's input and
@@ -90,8 +97,26 @@ public final class LlamaModel: @unchecked Sendable {
     public func layerWeights(_ i: Int) throws(CheckpointError) -> LayerWeights {
         if let w = converted[i] { return w }
         let w = try LayerWeights.load(from: checkpoint, index: i, architecture: architecture)
-        if keepsLayersConverted { converted[i] = w }
+        if keepsLayersConverted {
+            let bytes = w.parameters.reduce(0) { $0 + $1.1.count * MemoryLayout<Float>.stride }
+            if convertedLayerLimit.map({ convertedLayerBytes + bytes <= $0 }) ?? true {
+                converted[i] = w
+                convertedLayerBytes += bytes
+            }
+        }
         return w
+    }
+
+    /// Bytes of every decoder layer's weights in F32, biases aside (about what
+    /// ``keepsLayersConverted`` keeps without a limit).
+    public var convertedLayersSize: Int {
+        let a = architecture
+        return a.layers.reduce(0) { total, s in
+            let d = LayerSizesAndDim(s, headDim: a.headDim, hidden: a.hiddenSize)
+            let h = a.hiddenSize
+            let weights = h * (2 * d.qDim + 2 * d.kvDim + 3 * d.intermediate) + 2 * h
+            return total + weights * MemoryLayout<Float>.stride
+        }
     }
 
     /// The token embedding `[vocab, hidden]` in F32 (kept while the model lives).

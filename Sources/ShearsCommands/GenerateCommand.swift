@@ -49,6 +49,16 @@ public struct GenerateCommand: ParsableCommand {
         guard topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
     }
 
+    /// MemAvailable from /proc/meminfo in bytes (nil where there is none).
+    static func availableMemory() -> Int? {
+        guard let bytes = try? FileSystem.readFile("/proc/meminfo", limit: 1 << 16) else { return nil }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let kb = line.split(separator: " ").compactMap { Int($0) }.first
+            return kb.flatMap { $0.multipliedReportingOverflow(by: 1024).overflow ? nil : $0 * 1024 }
+        }
+        return nil
+    }
+
     public func run() throws {
         do {
             let (model, tokenizer) = try engine.load()
@@ -56,6 +66,14 @@ public struct GenerateCommand: ParsableCommand {
             guard !ids.isEmpty else { throw CheckpointError(.invalidArgument, "the prompt encodes to no tokens") }
             var stop = Set(model.configuration.eosTokenIds.map { Int32($0) })
             if stop.isEmpty, let e = tokenizer.eosTokenID { stop.insert(e) }
+            // Generation keeps converted F32 layers between tokens: at most half the memory
+            // available now, so that a large (or quantized) model does not exhaust it.
+            if let available = Self.availableMemory() {
+                model.convertedLayerLimit = available / 2
+                if model.convertedLayersSize > available / 2 {
+                    StandardError.print("generate: the layers take \(Format.bytes(model.convertedLayersSize)) in F32; keeping at most \(Format.bytes(available / 2)) (half the available memory) converted, the rest is converted again for every token (slower)")
+                }
+            }
             var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
             var generated: [Int32] = []
             var shown = ""

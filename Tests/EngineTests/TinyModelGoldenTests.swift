@@ -75,6 +75,23 @@ import CheckpointCore
         }
     }
 
+    /// Generation keeps converted layers only up to `convertedLayerLimit` (the `generate` command
+    /// sets half the available memory); the others are converted again for every token, with the
+    /// same tokens as a result.
+    @Test func generationWithinAConvertedLayerLimitGivesTheSameTokens() throws {
+        let path = Fixture.root + "/models/austen-llama"
+        let full = try LlamaModel(path: path), limited = try LlamaModel(path: path)
+        let layer = full.convertedLayersSize / full.architecture.numLayers
+        limited.convertedLayerLimit = layer + layer / 2
+        var greedy1 = Sampler(temperature: 0, topP: 1, seed: 0), greedy2 = Sampler(temperature: 0, topP: 1, seed: 0)
+        let prompt: [Int32] = [5, 17, 300, 42, 1000]
+        let a = try full.generate(prompt: prompt, maxTokens: 12, sampler: &greedy1)
+        let b = try limited.generate(prompt: prompt, maxTokens: 12, sampler: &greedy2)
+        #expect(a == b && a.count == 12)
+        #expect(limited.convertedLayerBytes == layer, "one layer kept")
+        #expect(full.convertedLayerBytes == full.convertedLayersSize, "every layer kept")
+    }
+
     @Test func gradientsArriveLayerByLayer() throws {
         let model = try LlamaModel(path: Fixture.engine("mha-untied-bias"))
         let collector = GradientCollector()
