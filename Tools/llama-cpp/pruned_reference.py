@@ -143,21 +143,20 @@ def empty(folder, out, no_mlp, no_attention, zero_only):
     n = cfg["num_hidden_layers"]
     lists = {k: list(cfg.get(k + "_per_layer") or [cfg[k]] * n)
              for k in ("num_attention_heads", "num_key_value_heads", "intermediate_size")}
+
+    def drop(name):
+        if zero_only:
+            t[name].zero_()
+        else:
+            del t[name]
+
     for l in no_mlp:
         for w in ("gate_proj", "up_proj", "down_proj"):
-            name = f"model.layers.{l}.mlp.{w}.weight"
-            if zero_only:
-                t[name].zero_()
-            else:
-                del t[name]
+            drop(f"model.layers.{l}.mlp.{w}.weight")
         lists["intermediate_size"][l] = 0
     for l in no_attention:
         for w in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            name = f"model.layers.{l}.self_attn.{w}.weight"
-            if zero_only:
-                t[name].zero_()
-            else:
-                del t[name]
+            drop(f"model.layers.{l}.self_attn.{w}.weight")
         lists["num_attention_heads"][l] = 0
         lists["num_key_value_heads"][l] = 0
     if not zero_only:
