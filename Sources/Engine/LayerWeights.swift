@@ -56,6 +56,8 @@ public struct LayerSizesAndDim: Sendable, Equatable {
     public var kvDim: Int { kvHeads * headDim }
     /// Query heads per KV head.
     public var groupSize: Int { heads / kvHeads }
+    /// Elements of the layer's seven projection weights and two norm weights (biases aside).
+    public var weightCount: Int { hidden * (2 * qDim + 2 * kvDim + 3 * intermediate) + 2 * hidden }
 
     public init(_ s: LayerSizes, headDim: Int, hidden: Int) {
         heads = s.numAttentionHeads

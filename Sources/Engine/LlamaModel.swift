@@ -51,10 +51,7 @@ public final class LlamaModel: @unchecked Sendable {
         try validate()
         // Room to reuse a layer's F32 weights, their gradients and its activations in the next layer.
         let a = architecture
-        let largestLayer = a.layers.map { s -> Int in
-            let d = LayerSizesAndDim(s, headDim: a.headDim, hidden: a.hiddenSize)
-            return a.hiddenSize * (2 * d.qDim + 2 * d.kvDim + 3 * d.intermediate)
-        }.max() ?? 0
+        let largestLayer = a.layers.map { LayerSizesAndDim($0, headDim: a.headDim, hidden: a.hiddenSize).weightCount }.max() ?? 0
         BufferPool.shared.reserve(atLeast: largestLayer.multipliedReportingOverflow(by: 4 * MemoryLayout<Float>.stride).partialValue)
     }
 
@@ -111,12 +108,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// ``keepsLayersConverted`` keeps without a limit).
     public var convertedLayersSize: Int {
         let a = architecture
-        return a.layers.reduce(0) { total, s in
-            let d = LayerSizesAndDim(s, headDim: a.headDim, hidden: a.hiddenSize)
-            let h = a.hiddenSize
-            let weights = h * (2 * d.qDim + 2 * d.kvDim + 3 * d.intermediate) + 2 * h
-            return total + weights * MemoryLayout<Float>.stride
-        }
+        return a.layers.reduce(0) { $0 + LayerSizesAndDim($1, headDim: a.headDim, hidden: a.hiddenSize).weightCount * MemoryLayout<Float>.stride }
     }
 
     /// The token embedding `[vocab, hidden]` in F32 (kept while the model lives).

@@ -41,3 +41,9 @@ let fixturesPath: String = {
     for _ in 0..<3 { p = String(p[..<p.lastIndex(of: "/")!]) }
     return p + "/Fixtures"
 }()
+
+/// A new empty folder under /tmp named `prefix-XXXXXX` (mkdtemp).
+func temporaryFolder(_ prefix: String) -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    return String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+}

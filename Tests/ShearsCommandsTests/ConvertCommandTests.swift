@@ -11,8 +11,7 @@ import ShearsJSON
 /// `shears convert` and `shears inspect` on GGUF, driven in-process.
 @Suite struct ConvertCommandGGUFTests {
     static func tempDir() -> String {
-        var template = Array("/tmp/shears-convert-test-XXXXXX".utf8CString)
-        return String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+        temporaryFolder("shears-convert-test")
     }
 
     static func remove(_ path: String) { if path.hasPrefix("/tmp/") { _ = system("rm -rf '\(path)'") } }

@@ -12,8 +12,7 @@ import ShearsJSON
     static let source = fixturesPath + "/safetensors/tiny-llama"
 
     static func tempDir() -> String {
-        var template = Array("/tmp/shears-deci-test-XXXXXX".utf8CString)
-        return String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+        temporaryFolder("shears-deci-test")
     }
 
     /// Uneven widths: attention and MLP pruned in layer 1 only.

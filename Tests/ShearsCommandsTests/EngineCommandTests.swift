@@ -49,8 +49,7 @@ import ShearsJSON
     /// `prune --activation-memory` keeps layers' projections instead of recomputing them: the
     /// pruned model and manifest are byte for byte those of the default pass.
     @Test func pruneWithKeptActivationsWritesTheSameBytes() throws {
-        var template = Array("/tmp/shears-kept-test-XXXXXX".utf8CString)
-        let dir = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+        let dir = temporaryFolder("shears-kept-test")
         defer { _ = system("rm -rf '\(dir)'") }
         let args = ["--taylor", "param_mix", "--samples", "4", "--seq-len", "32"]
         for (out, extra) in [("default", [String]()), ("kept", ["--activation-memory", "1GiB", "--threads", "2"]), ("one", ["--activation-memory", "1MB"])] {
@@ -74,8 +73,7 @@ import ShearsJSON
     /// bundled model (a BF16 GGUF written by `convert`) and a pruned one with uneven widths (deci,
     /// written by `prune … OUT.gguf`).
     @Test func evalAndGenerateReadGGUFInPlace() throws {
-        var template = Array("/tmp/shears-gguf-engine-XXXXXX".utf8CString)
-        let dir = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+        let dir = temporaryFolder("shears-gguf-engine")
         defer { _ = system("rm -rf '\(dir)'") }
         let text = ["--text", fixturesPath + "/text/austen-evaluation/persuasion.txt", "--max-windows", "4", "--json"]
         #expect(CommandRunner.run(["convert", "--quiet", Self.model, dir + "/m.gguf"]).status == 0)
