@@ -85,6 +85,8 @@ let package = Package(
             "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "ShearsCommandsTests", dependencies: ["ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF"]),
+        .testTarget(name: "ShearsCommandsTests", dependencies: [
+            "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
     ]
 )

@@ -1,0 +1,64 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+import CheckpointCore
+import Crypto
+
+/// The bytes the main jobs write on the bundled model, recorded before the model description and
+/// the pruning pipeline were restructured (issue 16): the restructuring must not change a byte.
+/// A deliberate change of output must update these hashes in the same commit and say why.
+@Suite struct OutputPinTests {
+    static let model = fixturesPath + "/models/austen-llama"
+
+    func sha256(_ path: String) throws -> String {
+        let m = try MappedFile(path: path)
+        let digits = Array("0123456789abcdef")
+        return m.withUnsafeBytes { String(SHA256.hash(data: $0).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }) }
+    }
+
+    func check(_ arguments: [String], _ expected: [String: String], in dir: String) throws {
+        let r = CommandRunner.run(arguments)
+        #expect(r.status == 0, "\(arguments): \(r.stderr)")
+        for (file, hash) in expected.sorted(by: { $0.key < $1.key }) {
+            #expect(try sha256(dir + "/" + file) == hash, "\(arguments.prefix(3)) → \(file)")
+        }
+    }
+
+    @Test func pruneWritesThePinnedBytes() throws {
+        let dir = temporaryFolder("shears-pin")
+        defer { _ = system("rm -rf '\(dir)'") }
+        try check(["prune", Self.model, dir + "/p"], [
+            "p/config.json": "359bb4ab0b62d271b0a3d5c14159d422dfbb59154f035047338fc81cfe87aef8",
+            "p/model.safetensors": "a2259d8019efd2450e054327910bbd9c42d7d4611f6b9b84eb745f9b2c1bdc78",
+            "p/modeling_shears_llama.py": "8b20b228e8540835763410f29dac3a9c519d1e5cbaec2d38285ba07eb364e77b",
+            "p/pruning-manifest.json": "42f1c38569e3262e3cdd1f1b6669ebad35514164a05c7c0140072abc2e1c8950",
+            "p/tokenizer.json": "782f9e8c3909b30cbd284ffae1fd1093b69a0110acb1a7914b456e1e5d426ea0",
+        ], in: dir)
+        try check(["prune", Self.model, dir + "/g.gguf"], [
+            "g.gguf": "f5c8153299290008adb09a6ebc53dc45b14302046874c234a51a47fcbf9263c4",
+            "g.pruning-manifest.json": "180c8a3668545a22db2c6af0cc8aecbb60f0eebd0bed7dbb6272a2238551ea89",
+        ], in: dir)
+    }
+
+    @Test func recoveredPruneWritesThePinnedBytes() throws {
+        let dir = temporaryFolder("shears-pin")
+        defer { _ = system("rm -rf '\(dir)'") }
+        try check(["prune", Self.model, dir + "/w", "--importance", "wifv", "--recover", "anchored-ls"], [
+            "w/config.json": "c43bb0dcc19aa2241ec006b09fa27bba97ce07b3fc45063d1cc0ba2854454cbe",
+            "w/model.safetensors": "0ef21fb73446ed86e3fdd4c67e45772c34afd14d924902e956b5f80c49121482",
+            "w/pruning-manifest.json": "5e617960fc7b1f48d33f3de48ae8e07385e0b1d2faac24d8205c0572f7eee454",
+        ], in: dir)
+    }
+
+    @Test func convertWritesThePinnedBytes() throws {
+        let dir = temporaryFolder("shears-pin")
+        defer { _ = system("rm -rf '\(dir)'") }
+        try check(["convert", Self.model, dir + "/c.gguf"], ["c.gguf": "4f25a8c43cbaaa60995a8eba4cba763c951f8164bd9cf5bff5e2bca2e56697d7"], in: dir)
+        try check(["convert", Self.model, dir + "/c.ctz"], ["c.ctz": "5895605b6124f3a87e8945ca3dd97031e0023c405f11265e57a28793c7006389"], in: dir)
+        try check(["convert", Self.model, dir + "/cf", "--dtype", "f32"], [
+            "cf/config.json": "cd3aa96bc7644fc31deb30905db074bb8d05da3922459cc8efb075e795d617eb",
+            "cf/model.safetensors": "6bacc6474e3a2e1125d36851d0964ea060578a62bfe8a8a29b283e774a3971cb",
+        ], in: dir)
+    }
+}
