@@ -1,34 +1,6 @@
 import CheckpointCore
 import ShearsJSON
 
-/// The sizes of one decoder layer: what structured pruning changes.
-public struct LayerSizes: Sendable, Equatable, CustomStringConvertible {
-    /// Query heads.
-    public var numAttentionHeads: Int
-    /// Key/value heads (grouped-query attention); divides `numAttentionHeads`.
-    public var numKeyValueHeads: Int
-    /// SwiGLU channels (rows of gate_proj/up_proj, columns of down_proj).
-    public var intermediateSize: Int
-
-    public init(numAttentionHeads: Int, numKeyValueHeads: Int, intermediateSize: Int) {
-        self.numAttentionHeads = numAttentionHeads
-        self.numKeyValueHeads = numKeyValueHeads
-        self.intermediateSize = intermediateSize
-    }
-
-    public var description: String { "heads \(numAttentionHeads), kv heads \(numKeyValueHeads), intermediate \(intermediateSize)" }
-}
-
-/// How rotary frequencies are scaled (`rope_scaling` / `rope_parameters`).
-public enum RotaryScaling: Sendable, Equatable {
-    /// Plain RoPE: inv_freq[i] = theta^(-2i/d).
-    case none
-    /// `linear`: every frequency divided by `factor` (positions interpolated).
-    case linear(factor: Double)
-    /// `llama3`: long wavelengths divided by `factor`, short ones kept, a smooth blend between.
-    case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
-}
-
 extension ModelConfiguration {
     /// The key under which a pruned model's per-layer sizes are stored (see formats/pruned-config.md):
     /// an object mapping a layer index ("0", "1", ...) to the attributes that differ from the

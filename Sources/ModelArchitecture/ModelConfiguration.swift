@@ -32,7 +32,10 @@ public struct ModelConfiguration: Sendable, Equatable {
     /// The whole parsed file.
     public var raw: JSONObject
 
-    static let untiedByDefault: Set<String> = ["llama", "mistral", "qwen2", "mixtral", "qwen3"]
+    /// transformers' config classes whose `tie_word_embeddings` defaults to false (every other
+    /// `PretrainedConfig` defaults to true). A table of transformers' defaults, for any model type
+    /// `inspect` shows, not a list of what Shears runs (that is ``ModelFamilies``).
+    static let transformersUntiedByDefault: Set<String> = ["llama", "mistral", "qwen2", "mixtral", "qwen3"]
 
     /// Parses `config.json` text.
     /// - Throws: `invalidConfig` naming the field that has the wrong type or an impossible value.
@@ -80,9 +83,9 @@ public struct ModelConfiguration: Sendable, Equatable {
         rmsNormEps = try double("rms_norm_eps", in: o)
         if let d = try string("torch_dtype") { torchDtype = d } else { torchDtype = try string("dtype") }
         hiddenAct = try string("hidden_act")
-        attentionBias = try bool("attention_bias") ?? (modelType == "qwen2")
+        attentionBias = try bool("attention_bias") ?? (modelType == "qwen2")   // Qwen2Config has biases and no key
         mlpBias = try bool("mlp_bias") ?? false
-        tieWordEmbeddings = try bool("tie_word_embeddings") ?? !ModelConfiguration.untiedByDefault.contains(modelType ?? "")
+        tieWordEmbeddings = try bool("tie_word_embeddings") ?? !ModelConfiguration.transformersUntiedByDefault.contains(modelType ?? "")
         bosTokenId = try int("bos_token_id")
         if let e = o["eos_token_id"], !e.isNull {
             if let i = e.intValue { eosTokenIds = [i] }

@@ -1,0 +1,24 @@
+import CheckpointCore
+import ShearsJSON
+
+/// Mistral (`MistralForCausalLM`): LLaMA's tensors and layout. Sliding-window attention is
+/// refused where it would shorten attention (`sliding_window` set).
+public struct MistralFamily: ModelFamily {
+    public init() {}
+    public var modelType: String { "mistral" }
+    public var architectureClass: String { "MistralForCausalLM" }
+    public var tensors: TensorNaming { LlamaFamily.tensorNames }
+    /// llama.cpp's converter writes Mistral as `llama`; files that say `mistral` read as Mistral.
+    public var gguf: GGUFNaming {
+        var g = LlamaFamily.ggufNames
+        g.alsoReads = ["mistral"]
+        return g
+    }
+    public var blocks: EngineBlocks { .llama }
+
+    public func describe(_ c: ModelConfiguration) throws(CheckpointError) -> ModelDescription {
+        try LlamaFamily.describeDecoder(c, family: self)
+    }
+
+    public func stockConfig(_ v: StockConfigValues) -> JSONObject { LlamaFamily.decoderConfig(v, family: self, mlpBiasKey: false) }
+}

@@ -1,0 +1,25 @@
+import CheckpointCore
+import ShearsJSON
+
+/// Qwen2 (`Qwen2ForCausalLM`): LLaMA's tensors with q/k/v biases (on by default), and NeoX-style
+/// rotary that llama.cpp stores unpermuted.
+public struct Qwen2Family: ModelFamily {
+    public init() {}
+    public var modelType: String { "qwen2" }
+    public var architectureClass: String { "Qwen2ForCausalLM" }
+    public var tensors: TensorNaming { LlamaFamily.tensorNames }
+    public var gguf: GGUFNaming {
+        var g = LlamaFamily.ggufNames
+        g.architecture = "qwen2"
+        g.alsoReads = []
+        g.permutesQueryKey = false
+        return g
+    }
+    public var blocks: EngineBlocks { .llama }
+
+    public func describe(_ c: ModelConfiguration) throws(CheckpointError) -> ModelDescription {
+        try LlamaFamily.describeDecoder(c, family: self)
+    }
+
+    public func stockConfig(_ v: StockConfigValues) -> JSONObject { LlamaFamily.decoderConfig(v, family: self, mlpBiasKey: false) }
+}

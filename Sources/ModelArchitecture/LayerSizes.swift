@@ -1,0 +1,48 @@
+/// The sizes of one decoder layer: what structured pruning changes. The head dim and the hidden
+/// size are the model's (``ModelDescription``).
+public struct LayerSizes: Sendable, Equatable, CustomStringConvertible {
+    /// Query heads (0: the layer has no attention, as a deci block may).
+    public var numAttentionHeads: Int
+    /// Key/value heads (grouped-query attention); divides `numAttentionHeads`.
+    public var numKeyValueHeads: Int
+    /// MLP channels (rows of the gate and up projections, columns of the down projection; 0: no MLP).
+    public var intermediateSize: Int
+
+    public init(numAttentionHeads: Int, numKeyValueHeads: Int, intermediateSize: Int) {
+        self.numAttentionHeads = numAttentionHeads
+        self.numKeyValueHeads = numKeyValueHeads
+        self.intermediateSize = intermediateSize
+    }
+
+    public var description: String { "heads \(numAttentionHeads), kv heads \(numKeyValueHeads), intermediate \(intermediateSize)" }
+
+    /// Query heads per KV head.
+    public var groupSize: Int { numKeyValueHeads == 0 ? 0 : numAttentionHeads / numKeyValueHeads }
+    public var hasAttention: Bool { numAttentionHeads > 0 }
+    public var hasMLP: Bool { intermediateSize > 0 }
+
+    /// Query channels (query heads × head dim) and key/value channels.
+    public func queryWidth(headDim: Int) -> Int { numAttentionHeads * headDim }
+    public func keyValueWidth(headDim: Int) -> Int { numKeyValueHeads * headDim }
+
+    /// The number of entries of `dimension` in this layer.
+    public func width(of dimension: Dimension, in model: ModelDescription) -> Int {
+        switch dimension {
+        case .hidden: model.hiddenSize
+        case .vocabulary: model.vocabSize
+        case .queryChannels: queryWidth(headDim: model.headDim)
+        case .keyValueChannels: keyValueWidth(headDim: model.headDim)
+        case .mlpChannels: intermediateSize
+        }
+    }
+}
+
+/// How rotary frequencies are scaled (`rope_scaling` / `rope_parameters`).
+public enum RotaryScaling: Sendable, Equatable {
+    /// Plain RoPE: inv_freq[i] = theta^(-2i/d).
+    case none
+    /// `linear`: every frequency divided by `factor` (positions interpolated).
+    case linear(factor: Double)
+    /// `llama3`: long wavelengths divided by `factor`, short ones kept, a smooth blend between.
+    case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
+}

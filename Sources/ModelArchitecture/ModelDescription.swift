@@ -1,0 +1,171 @@
+import CheckpointCore
+import ShearsJSON
+
+/// A decoder model, resolved and checked: the one description Engine, Pruning, GGUF and the
+/// commands share. Its family (``ModelFamily``) says how tensors are named and laid out; this
+/// says how large everything is, layer by layer.
+public struct ModelDescription: Sendable {
+    public let family: any ModelFamily
+    public var hiddenSize: Int
+    public var headDim: Int
+    public var vocabSize: Int
+    /// Every decoder layer's sizes (they differ in a pruned model).
+    public var layers: [LayerSizes]
+    public var rmsNormEps: Double
+    public var ropeTheta: Double
+    public var rotaryScaling: RotaryScaling
+    public var tieWordEmbeddings: Bool
+    /// Whether the attention projections may carry biases (transformers' `attention_bias`).
+    public var attentionBias: Bool
+    /// Whether the MLP projections may carry biases (`mlp_bias`).
+    public var mlpBias: Bool
+    /// The configuration this was resolved from (written back, amended, into outputs).
+    public var configuration: ModelConfiguration
+
+    public init(family: any ModelFamily, hiddenSize: Int, headDim: Int, vocabSize: Int, layers: [LayerSizes],
+                rmsNormEps: Double, ropeTheta: Double, rotaryScaling: RotaryScaling, tieWordEmbeddings: Bool,
+                attentionBias: Bool, mlpBias: Bool, configuration: ModelConfiguration) {
+        self.family = family
+        self.hiddenSize = hiddenSize
+        self.headDim = headDim
+        self.vocabSize = vocabSize
+        self.layers = layers
+        self.rmsNormEps = rmsNormEps
+        self.ropeTheta = ropeTheta
+        self.rotaryScaling = rotaryScaling
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.attentionBias = attentionBias
+        self.mlpBias = mlpBias
+        self.configuration = configuration
+    }
+
+    /// Resolves a parsed `config.json` through its family (``ModelFamilies``).
+    /// - Throws: `invalidConfig` for an unsupported model type or a key the family cannot use.
+    public init(_ configuration: ModelConfiguration) throws(CheckpointError) {
+        self = try ModelFamilies.family(of: configuration).describe(configuration)
+    }
+
+    /// Reads and resolves a `config.json` file.
+    public init(configPath: String) throws(CheckpointError) {
+        let c = try ModelConfiguration(path: configPath)
+        do { try self.init(c) } catch { throw error.inFile(configPath) }
+    }
+
+    public var layerCount: Int { layers.count }
+
+    /// Whether every layer has the same sizes.
+    public var isUniform: Bool { layers.allSatisfy { $0 == layers.first } }
+
+    /// The first layer's sizes: every layer's in a uniform model (an unpruned source).
+    public var attentionHeads: Int { layers.first?.numAttentionHeads ?? 0 }
+    public var keyValueHeads: Int { layers.first?.numKeyValueHeads ?? 0 }
+    public var intermediateSize: Int { layers.first?.intermediateSize ?? 0 }
+    /// Query heads per KV head (first layer).
+    public var queriesPerKeyValue: Int { layers.first?.groupSize ?? 0 }
+    /// Whether the model uses grouped-query attention (fewer KV heads than query heads).
+    public var isGroupedQuery: Bool { keyValueHeads < attentionHeads }
+
+    /// The family's tensor names.
+    public var tensors: TensorNaming { family.tensors }
+
+    /// The full name of a tensor.
+    public func name(_ role: TensorRole, _ kind: ParameterKind = .weight, layer: Int? = nil) -> String {
+        family.tensors.name(TensorReference(role, kind, layer: layer))
+    }
+
+    /// The shape a tensor must have, with `layers` (default: this model's) as the per-layer sizes.
+    public func shape(of ref: TensorReference, hidden: Int? = nil, sizes: LayerSizes? = nil) -> [Int] {
+        var m = self
+        if let hidden { m.hiddenSize = hidden }
+        let d = family.tensors.declaration(ref.role)
+        let s = sizes ?? ref.layer.map { layers[$0] } ?? LayerSizes(numAttentionHeads: 0, numKeyValueHeads: 0, intermediateSize: 0)
+        let rows = d.rows.reduce(0) { $0 + s.width(of: $1, in: m) }
+        if ref.kind == .bias { return [rows] }
+        return d.isVector ? [s.width(of: d.columns, in: m)] : [rows, s.width(of: d.columns, in: m)]
+    }
+
+    /// Every weight the model must have, in checking order: embedding, final norm, LM head (when
+    /// untied), then each layer's norms and projections.
+    public var requiredTensors: [TensorReference] {
+        var out = [TensorReference(.embedding), TensorReference(.finalNorm)]
+        if !tieWordEmbeddings { out.append(TensorReference(.lmHead)) }
+        for l in 0..<layerCount {
+            let s = layers[l]
+            out += TensorRole.layerNorms.map { TensorReference($0, layer: l) }
+            for role in TensorRole.projections {
+                if !s.hasAttention && TensorRole.attentionProjections.contains(role) { continue }
+                if !s.hasMLP && TensorRole.mlpProjections.contains(role) { continue }
+                out.append(TensorReference(role, layer: l))
+            }
+        }
+        return out
+    }
+
+    /// Checks that `store` holds every required tensor with the shape this description implies,
+    /// and that any bias it has fits its weight.
+    /// - Parameter computable: also require float dtypes the engine converts to F32.
+    /// - Throws: `tensorNotFound` or `shapeMismatch` naming the tensor and the rule.
+    public func validate(_ store: any TensorStore, computable: Bool = false) throws(CheckpointError) {
+        var infos: [String: TensorInfo] = [:]
+        for info in store.tensorInfos { infos[info.name] = info }
+        func check(_ ref: TensorReference, required: Bool) throws(CheckpointError) {
+            let name = family.tensors.name(ref), shape = shape(of: ref)
+            guard let info = infos[name] else {
+                guard required else { return }
+                throw CheckpointError(.tensorNotFound, "the checkpoint has no tensor '\(name)', which the configuration requires", path: store.path, tensor: name)
+            }
+            let vectorForms = shape.count == 1 ? [shape, [1] + shape] : [shape]
+            guard vectorForms.contains(info.shape) else {
+                throw CheckpointError(.shapeMismatch, "shape \(info.shape) does not match the configuration's \(shape)", path: store.path, tensor: name)
+            }
+            if computable {
+                guard info.dtype.isFloatingPoint, info.dtype.convertsToFloat32 else {
+                    throw CheckpointError(.unsupportedConversion, "dtype \(info.dtype.rawValue) cannot be computed with", path: store.path, tensor: name)
+                }
+            }
+        }
+        for ref in requiredTensors {
+            try check(ref, required: true)
+            if ref.layer != nil && family.tensors.declaration(ref.role).mayHaveBias {
+                try check(TensorReference(ref.role, .bias, layer: ref.layer), required: false)
+            }
+        }
+    }
+
+    /// Parameters of one decoder layer: projections, two norms, and biases where the model has
+    /// them (attention bias counted on q/k/v only, as Qwen2 has it; exact counts for a given
+    /// checkpoint come from its tensors).
+    public func parameterCount(ofLayer s: LayerSizes, hidden h: Int? = nil) -> Int {
+        let h = h ?? hiddenSize
+        let q = s.queryWidth(headDim: headDim), kv = s.keyValueWidth(headDim: headDim), i = s.intermediateSize
+        var n = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h
+        if attentionBias { n += q + 2 * kv }
+        if mlpBias { n += 2 * i + h }
+        return n
+    }
+
+    /// Parameters of the whole model with `layers` (default: this model's) and `hidden` channels:
+    /// embedding, layers, final norm and (untied) LM head.
+    public func parameterCount(hidden: Int? = nil, layers: [LayerSizes]? = nil) -> Int {
+        let h = hidden ?? hiddenSize
+        var n = vocabSize * h + h
+        if !tieWordEmbeddings { n += vocabSize * h }
+        for w in layers ?? self.layers { n += parameterCount(ofLayer: w, hidden: h) }
+        return n
+    }
+
+    /// Elements of a layer's projection weights and two norm weights (biases aside).
+    public func weightCount(ofLayer s: LayerSizes) -> Int {
+        let q = s.queryWidth(headDim: headDim), kv = s.keyValueWidth(headDim: headDim)
+        return hiddenSize * (2 * q + 2 * kv + 3 * s.intermediateSize) + 2 * hiddenSize
+    }
+}
+
+extension ModelDescription: Equatable {
+    public static func == (a: ModelDescription, b: ModelDescription) -> Bool {
+        a.family.modelType == b.family.modelType && a.hiddenSize == b.hiddenSize && a.headDim == b.headDim
+            && a.vocabSize == b.vocabSize && a.layers == b.layers && a.rmsNormEps == b.rmsNormEps && a.ropeTheta == b.ropeTheta
+            && a.rotaryScaling == b.rotaryScaling && a.tieWordEmbeddings == b.tieWordEmbeddings
+            && a.attentionBias == b.attentionBias && a.mlpBias == b.mlpBias && a.configuration == b.configuration
+    }
+}

@@ -1,0 +1,198 @@
+import CheckpointCore
+import ShearsJSON
+
+/// Everything the rest of Shears needs to know about one model family, declared in one file per
+/// family (`Families/`), listed once in ``ModelFamilies``: how `config.json` maps to a
+/// ``ModelDescription``, every tensor's Hugging Face name and layout, the coupled structures
+/// pruning removes (derived from the layouts' ``Dimension``s), the GGUF names, and the engine
+/// blocks its layers use.
+public protocol ModelFamily: Sendable {
+    /// `model_type` in `config.json`.
+    var modelType: String { get }
+    /// The transformers class written in `architectures` (`LlamaForCausalLM`).
+    var architectureClass: String { get }
+    /// Hugging Face tensor names and layouts.
+    var tensors: TensorNaming { get }
+    /// llama.cpp's names for the family.
+    var gguf: GGUFNaming { get }
+    /// The engine blocks a layer of this family runs.
+    var blocks: EngineBlocks { get }
+    /// Resolves a parsed `config.json` of this family.
+    /// - Throws: `invalidConfig` naming the key that is missing, impossible or not supported.
+    func describe(_ configuration: ModelConfiguration) throws(CheckpointError) -> ModelDescription
+    /// A stock `config.json` (transformers' keys for the family, in its order) for a model of
+    /// uniform widths, as the GGUF reader writes it.
+    func stockConfig(_ values: StockConfigValues) -> JSONObject
+}
+
+/// A family's Hugging Face tensor names: the whole-model tensors and the per-layer ones (after
+/// `layerPrefix` + layer index + ".").
+public struct TensorNaming: Sendable, Equatable {
+    public var layerPrefix: String
+    public var global: [TensorDeclaration]
+    public var layer: [TensorDeclaration]
+
+    public init(layerPrefix: String, global: [TensorDeclaration], layer: [TensorDeclaration]) {
+        self.layerPrefix = layerPrefix
+        self.global = global
+        self.layer = layer
+    }
+
+    /// The declaration of `role`.
+    public func declaration(_ role: TensorRole) -> TensorDeclaration {
+        guard let d = (role.isPerLayer ? layer : global).first(where: { $0.role == role }) else {
+            preconditionFailure("the family declares no \(role) tensor")
+        }
+        return d
+    }
+
+    /// The full name of a tensor.
+    public func name(_ ref: TensorReference) -> String {
+        let d = declaration(ref.role)
+        let base = ref.layer.map { layerPrefix + String($0) + "." + d.name } ?? d.name
+        return base + "." + ref.kind.rawValue
+    }
+
+    public func name(_ role: TensorRole, _ kind: ParameterKind = .weight, layer: Int? = nil) -> String {
+        name(TensorReference(role, kind, layer: layer))
+    }
+
+    /// Splits `<layerPrefix>{i}.rest` into (i, rest); nil for tensors outside the decoder layers.
+    public func layerIndex(of name: String) -> (layer: Int, rest: Substring)? {
+        guard name.hasPrefix(layerPrefix) else { return nil }
+        let tail = name.dropFirst(layerPrefix.count)
+        guard let dot = tail.firstIndex(of: "."), let i = Int(tail[..<dot]), i >= 0, String(i) == tail[..<dot] else { return nil }
+        return (i, tail[tail.index(after: dot)...])
+    }
+
+    /// `name` moved to decoder layer `index` (the same name for whole-model tensors).
+    public func renumbered(_ name: String, to index: Int) -> String {
+        guard let (_, rest) = layerIndex(of: name) else { return name }
+        return layerPrefix + String(index) + "." + rest
+    }
+
+    /// The role, kind and layer of a tensor name, or nil when the family has no such tensor.
+    public func reference(of name: String) -> TensorReference? {
+        func match(_ rest: Substring, _ decls: [TensorDeclaration], layer: Int?) -> TensorReference? {
+            for d in decls where rest.hasPrefix(d.name) && rest.dropFirst(d.name.count).first == "." {
+                switch rest.dropFirst(d.name.count + 1) {
+                case "weight": return TensorReference(d.role, .weight, layer: layer)
+                case "bias" where d.mayHaveBias: return TensorReference(d.role, .bias, layer: layer)
+                default: continue
+                }
+            }
+            return nil
+        }
+        if let (l, rest) = layerIndex(of: name) { return match(rest, layer, layer: l) }
+        return match(Substring(name), global, layer: nil)
+    }
+}
+
+/// A family's names in llama.cpp's GGUF files.
+public struct GGUFNaming: Sendable, Equatable {
+    /// `general.architecture` for uniform widths.
+    public var architecture: String
+    /// Other `general.architecture` values read as this family (e.g. files written by older converters).
+    public var alsoReads: [String]
+    /// Whether llama.cpp stores the query and key rows permuted for its interleaved rotary.
+    public var permutesQueryKey: Bool
+    /// Tensor base names (`token_embd`, per layer `attn_q`; `blk.{i}.` is prepended per layer).
+    public var names: [TensorRole: String]
+
+    public init(architecture: String, alsoReads: [String] = [], permutesQueryKey: Bool, names: [TensorRole: String]) {
+        self.architecture = architecture
+        self.alsoReads = alsoReads
+        self.permutesQueryKey = permutesQueryKey
+        self.names = names
+    }
+
+    public static let layerPrefix = "blk."
+
+    /// The GGUF name of a tensor.
+    public func name(_ ref: TensorReference) -> String? {
+        guard let base = names[ref.role] else { return nil }
+        return (ref.layer.map { Self.layerPrefix + String($0) + "." } ?? "") + base + "." + ref.kind.rawValue
+    }
+
+    /// The role, kind and block of a GGUF tensor name.
+    public func reference(of name: String) -> TensorReference? {
+        var layer: Int? = nil
+        var rest = Substring(name)
+        if name.hasPrefix(Self.layerPrefix) {
+            let tail = name.dropFirst(Self.layerPrefix.count)
+            guard let dot = tail.firstIndex(of: "."), let n = Int(tail[..<dot]), n >= 0 else { return nil }
+            layer = n
+            rest = tail[tail.index(after: dot)...]
+        }
+        for (role, base) in names where role.isPerLayer == (layer != nil) && rest.hasPrefix(base) && rest.dropFirst(base.count).first == "." {
+            switch rest.dropFirst(base.count + 1) {
+            case "weight": return TensorReference(role, .weight, layer: layer)
+            case "bias": return TensorReference(role, .bias, layer: layer)
+            default: continue
+            }
+        }
+        return nil
+    }
+}
+
+/// The engine blocks a decoder layer is built from.
+public struct EngineBlocks: Sendable, Equatable {
+    public enum Attention: Sendable, Equatable {
+        /// Grouped-query self-attention with rotary embeddings (rotate-half), optional q/k/v/o biases.
+        case groupedQueryRotary
+    }
+    public enum MLP: Sendable, Equatable {
+        /// down(silu(gate(x)) · up(x)).
+        case gatedSiLU
+    }
+    public enum Norm: Sendable, Equatable {
+        /// RMSNorm x / rms(x) · w, pre-attention and pre-MLP.
+        case rmsPreNorm
+    }
+    public var attention: Attention
+    public var mlp: MLP
+    public var norm: Norm
+
+    public init(attention: Attention, mlp: MLP, norm: Norm) {
+        self.attention = attention
+        self.mlp = mlp
+        self.norm = norm
+    }
+
+    /// The LLaMA decoder layer.
+    public static let llama = EngineBlocks(attention: .groupedQueryRotary, mlp: .gatedSiLU, norm: .rmsPreNorm)
+}
+
+/// The values a stock `config.json` states, whatever the family's keys for them.
+public struct StockConfigValues: Sendable, Equatable {
+    public var hiddenSize: Int
+    public var layers: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var intermediateSize: Int
+    public var vocabSize: Int
+    public var contextLength: Int
+    public var rmsNormEps: Double
+    public var ropeTheta: Double
+    /// Rope scaling as Hugging Face writes it (`{"rope_type": "linear", "factor": 2.0}`), if any.
+    public var ropeScaling: JSONObject?
+    public var tiedEmbeddings: Bool
+    public var attentionBias: Bool
+    public var mlpBias: Bool
+    public var bosTokenId: Int?
+    public var eosTokenId: Int?
+    public var padTokenId: Int?
+    /// PyTorch's dtype name (`float32`, `bfloat16`).
+    public var dtype: String
+
+    public init(hiddenSize: Int, layers: Int, heads: Int, kvHeads: Int, headDim: Int, intermediateSize: Int, vocabSize: Int,
+                contextLength: Int, rmsNormEps: Double, ropeTheta: Double, ropeScaling: JSONObject?, tiedEmbeddings: Bool,
+                attentionBias: Bool, mlpBias: Bool, bosTokenId: Int?, eosTokenId: Int?, padTokenId: Int?, dtype: String) {
+        self.hiddenSize = hiddenSize; self.layers = layers; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        self.intermediateSize = intermediateSize; self.vocabSize = vocabSize; self.contextLength = contextLength
+        self.rmsNormEps = rmsNormEps; self.ropeTheta = ropeTheta; self.ropeScaling = ropeScaling; self.tiedEmbeddings = tiedEmbeddings
+        self.attentionBias = attentionBias; self.mlpBias = mlpBias; self.bosTokenId = bosTokenId; self.eosTokenId = eosTokenId
+        self.padTokenId = padTokenId; self.dtype = dtype
+    }
+}

@@ -1,0 +1,89 @@
+/// What a tensor is in a decoder model, whatever a family calls it. Engine, Pruning, GGUF and the
+/// commands speak of tensors by role; only the family files (``ModelFamily``) spell their names.
+public enum TensorRole: String, Sendable, Hashable, CaseIterable {
+    // Whole-model tensors.
+    case embedding, finalNorm, lmHead
+    // Per decoder layer.
+    case inputNorm, postAttentionNorm
+    case query, key, value, output
+    case gate, up, down
+
+    /// Whether the tensor belongs to a decoder layer (its name carries the layer index).
+    public var isPerLayer: Bool {
+        switch self {
+        case .embedding, .finalNorm, .lmHead: false
+        default: true
+        }
+    }
+
+    /// The seven projections of a decoder layer, in the order the engine and the goldens use.
+    public static let projections: [TensorRole] = [.query, .key, .value, .output, .gate, .up, .down]
+    /// The attention projections and the MLP projections.
+    public static let attentionProjections: [TensorRole] = [.query, .key, .value, .output]
+    public static let mlpProjections: [TensorRole] = [.gate, .up, .down]
+    /// A decoder layer's norms.
+    public static let layerNorms: [TensorRole] = [.inputNorm, .postAttentionNorm]
+}
+
+/// A linear layer's parameters (norms and embeddings have weights only).
+public enum ParameterKind: String, Sendable, Hashable {
+    case weight, bias
+}
+
+/// A width of the model that a tensor's axis runs along; pruning removes entries of the prunable ones.
+public enum Dimension: Sendable, Hashable {
+    /// The residual stream (hidden channels: `--strategy channel`).
+    case hidden
+    /// The vocabulary (never pruned).
+    case vocabulary
+    /// Query heads × head dim (a head's channels are contiguous).
+    case queryChannels
+    /// Key/value heads × head dim.
+    case keyValueChannels
+    /// MLP channels.
+    case mlpChannels
+}
+
+/// One tensor of a model: role, kind and (for decoder-layer tensors) the layer.
+public struct TensorReference: Sendable, Hashable {
+    public var role: TensorRole
+    public var kind: ParameterKind
+    /// The decoder layer, nil for whole-model tensors.
+    public var layer: Int?
+
+    public init(_ role: TensorRole, _ kind: ParameterKind = .weight, layer: Int? = nil) {
+        self.role = role
+        self.kind = kind
+        self.layer = layer
+    }
+}
+
+/// How a family lays out one role's tensor: its name (a suffix after the layer prefix for
+/// per-layer tensors) and the dimension of each axis. A matrix has rows and columns; a vector
+/// (norm weight) has columns only. A bias runs along its weight's rows. `rows` is a list so that a
+/// fused tensor (rows of several projections stacked) can be declared.
+public struct TensorDeclaration: Sendable, Equatable {
+    public var role: TensorRole
+    /// The Hugging Face name without `.weight` / `.bias` (and, per layer, without the layer prefix).
+    public var name: String
+    /// Row segments, stacked in this order; empty for a vector.
+    public var rows: [Dimension]
+    public var columns: Dimension
+    /// Whether the tensor may have a bias.
+    public var mayHaveBias: Bool
+
+    public init(_ role: TensorRole, _ name: String, rows: [Dimension], columns: Dimension, mayHaveBias: Bool = false) {
+        self.role = role
+        self.name = name
+        self.rows = rows
+        self.columns = columns
+        self.mayHaveBias = mayHaveBias
+    }
+
+    /// A vector (norm weight) along `dimension`.
+    public static func vector(_ role: TensorRole, _ name: String, along dimension: Dimension) -> TensorDeclaration {
+        TensorDeclaration(role, name, rows: [], columns: dimension)
+    }
+
+    public var isVector: Bool { rows.isEmpty }
+}
