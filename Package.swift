@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Pruning", targets: ["Pruning"]),
         .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "ShearsPipeline", targets: ["ShearsPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,10 +58,16 @@ let package = Package(
         .target(name: "Engine", dependencies: ["CheckpointCore", "ModelArchitecture", "ShearsBLAS"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
         .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
+        // The jobs as library calls over any model Shears opens: pruning (PruneJob), model sources,
+        // the engine-backed gradient and activation sources, staged outputs.
+        .target(name: "ShearsPipeline", dependencies: [
+            "CheckpointCore", "ModelArchitecture", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
             "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
-            .product(name: "Crypto", package: "swift-crypto"),
+            "ShearsPipeline", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [

@@ -149,14 +149,10 @@ public final class Checkpoint: Sendable {
 
     /// Number of tensors.
     public var tensorCount: Int { entries.count }
-    /// Total number of elements over all tensors.
-    public var parameterCount: Int { entries.reduce(0) { $0 + $1.info.elementCount } }
     /// Total bytes of tensor data.
     public var tensorBytes: Int { entries.reduce(0) { $0 + $1.info.byteCount } }
     /// Total size of the data files.
     public var fileBytes: Int { files.reduce(0) { $0 + $1.fileSize } }
-    /// Tensor names in entry order.
-    public var tensorNames: [String] { entries.map(\.info.name) }
 
     /// The `__metadata__` of the first file (shards written together carry the same map).
     public var metadata: Metadata? { files.first?.metadata }

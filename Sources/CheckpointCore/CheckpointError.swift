@@ -47,6 +47,9 @@ public struct CheckpointError: Error, Sendable, CustomStringConvertible, Equatab
         case invalidFormat
         case shapeMismatch
         case invalidArgument
+        /// Settings that cannot apply: a value out of range, options that do not combine, or an
+        /// option the model does not allow (a usage error: the command line must change).
+        case invalidUsage
         // system
         case io
     }

@@ -69,3 +69,32 @@ extension Checkpoint: TensorStore {
     /// Safetensors files are fully validated when opened.
     public func deepValidate() -> [CheckpointError] { [] }
 }
+
+extension TensorStore {
+    /// Tensor names in storage order.
+    public var tensorNames: [String] { tensorInfos.map(\.name) }
+
+    /// Elements of every tensor.
+    public var parameterCount: Int { tensorInfos.reduce(0) { $0 + $1.elementCount } }
+
+    /// The tensor's logical bytes, copied.
+    public func bytes(_ name: String) throws(CheckpointError) -> [UInt8] {
+        try checked(name) { try withTensorBytes(name) { Array($0) } }
+    }
+
+    /// The tensor's elements as `Float`, with any failure as a ``CheckpointError`` naming it.
+    public func tensorFloats(_ name: String) throws(CheckpointError) -> [Float] {
+        try checked(name) { try floats(name) }
+    }
+
+    /// Runs `body`, turning any error into a ``CheckpointError`` that names this store and `tensor`.
+    public func checked<R>(_ tensor: String, _ body: () throws -> R) throws(CheckpointError) -> R {
+        do { return try body() } catch var e as CheckpointError {
+            e.path = e.path ?? path
+            e.tensor = e.tensor ?? tensor
+            throw e
+        } catch {
+            throw CheckpointError(.io, "\(error)", path: path, tensor: tensor)
+        }
+    }
+}

@@ -169,3 +169,21 @@ extension ModelDescription: Equatable {
             && a.attentionBias == b.attentionBias && a.mlpBias == b.mlpBias && a.configuration == b.configuration
     }
 }
+
+extension ModelDescription {
+    /// A model of `family` whose layers all have the same sizes, described through the family's
+    /// own `config.json` keys (for synthetic models, plans and tests).
+    /// - Throws: `invalidConfig` when the family refuses the sizes.
+    public static func uniform(family: any ModelFamily = LlamaFamily(), layers: Int, hiddenSize: Int, attentionHeads: Int,
+                               keyValueHeads: Int, headDim: Int, intermediateSize: Int, vocabSize: Int,
+                               tiedEmbeddings: Bool = false, attentionBias: Bool = false, mlpBias: Bool = false) throws(CheckpointError) -> ModelDescription {
+        let config = JSONObject([
+            ("model_type", .string(family.modelType)), ("num_hidden_layers", .int(Int64(layers))),
+            ("hidden_size", .int(Int64(hiddenSize))), ("num_attention_heads", .int(Int64(attentionHeads))),
+            ("num_key_value_heads", .int(Int64(keyValueHeads))), ("head_dim", .int(Int64(headDim))),
+            ("intermediate_size", .int(Int64(intermediateSize))), ("vocab_size", .int(Int64(vocabSize))),
+            ("tie_word_embeddings", .bool(tiedEmbeddings)), ("attention_bias", .bool(attentionBias)), ("mlp_bias", .bool(mlpBias)),
+        ])
+        return try family.describe(ModelConfiguration(json: .object(config)))
+    }
+}

@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 
 /// `wanda-sp` and `wifv` (formats/recovery.md §3): unit scores from forward-only activation
 /// statistics and the weights of `o_proj` / `down_proj` (q/k/v and gate/up for hidden channels).
@@ -10,7 +11,7 @@ public struct ActivationImportance: ImportanceEstimator {
     public let kind: ImportanceKind
     let source: any ActivationSource
     let windows: (Int) throws -> [[Int32]]
-    let materialize: (PruningPlan) throws -> String
+    let materialize: (PruningPlan) throws -> MaterializedModel
     public var progress: ((Int, Int) -> Void)?
     /// The statistics the last step used, and whether they were taken on the unpruned source.
     public private(set) var statistics: ActivationStatistics?
@@ -18,10 +19,10 @@ public struct ActivationImportance: ImportanceEstimator {
 
     /// - Parameters:
     ///   - windows: the statistics windows of step `s` (from 1).
-    ///   - materialize: writes the model `plan` describes and returns its folder (the source for
-    ///     the identity plan).
+    ///   - materialize: writes the model `plan` describes and returns it (the source for the
+    ///     identity plan).
     public init(kind: ImportanceKind, source: any ActivationSource, windows: @escaping (Int) throws -> [[Int32]],
-                materialize: @escaping (PruningPlan) throws -> String, progress: ((Int, Int) -> Void)? = nil) {
+                materialize: @escaping (PruningPlan) throws -> MaterializedModel, progress: ((Int, Int) -> Void)? = nil) {
         precondition(kind.needsActivations, "an activation estimator")
         self.kind = kind
         self.source = source
@@ -36,28 +37,29 @@ public struct ActivationImportance: ImportanceEstimator {
     }
 
     public mutating func scores(plan: PruningPlan, settings s: PruningSettings, step: Int) throws -> UnitScores {
-        let folder = try materialize(plan)
-        let stream = try source.stream(modelFolder: folder, windows: try windows(step))
+        let model = try materialize(plan)
+        let stream = try source.stream(model: model.path, windows: try windows(step))
         let sites = Self.sites(for: s)
         let stats = try ActivationStatistics.collect(stream, sites: { _ in Dictionary(uniqueKeysWithValues: sites.map { ($0, false) }) },
                                                      progress: progress)
         statistics = stats
         statisticsAreOnSource = plan == PruningPlan(unpruned: plan.shape)
-        let weights = try Checkpoint.open(folder)
-        return try Self.unitScores(kind: kind, statistics: stats, weights: weights, plan: plan, settings: s)
+        return try Self.unitScores(kind: kind, statistics: stats, weights: model.store, plan: plan, settings: s)
     }
 
     /// Unit scores from `statistics` taken on the model `plan` describes, whose tensors are in `weights`.
-    public static func unitScores(kind: ImportanceKind, statistics stats: ActivationStatistics, weights: Checkpoint,
+    public static func unitScores(kind: ImportanceKind, statistics stats: ActivationStatistics, weights: any TensorStore,
                                   plan: PruningPlan, settings s: PruningSettings) throws -> UnitScores {
         let shape = plan.shape, d = shape.headDim
-        var out = UnitScores(layers: shape.layers)
+        var out = UnitScores(layers: shape.layerCount)
         // Output layer index of source layer l in the materialized model (layers are only removed by
         // --strategy layer, which scores once, on the source).
         func matrix(_ name: String) throws(CheckpointError) -> (values: [Float], rows: Int, cols: Int) {
-            let v = try weights.tensor(named: name)
-            let (r, c) = try matrixShape(v.info)
-            return (try v.floats(), r, c)
+            guard let info = weights.tensorInfo(named: name) else {
+                throw CheckpointError(.tensorNotFound, "the model has no tensor of this name", path: weights.path, tensor: name)
+            }
+            let (r, c) = try matrixShape(info)
+            return (try weights.tensorFloats(name), r, c)
         }
         func site(_ l: Int, _ site: ActivationSite) throws(CheckpointError) -> SiteStatistics {
             guard let st = stats.site(l, site) else { throw CheckpointError(.invalidArgument, "no \(site.rawValue) statistics for layer \(l)") }
@@ -87,10 +89,10 @@ public struct ActivationImportance: ImportanceEstimator {
         }
         switch s.strategy {
         case .block:
-            for l in 0..<shape.layers {
+            for l in 0..<shape.layerCount {
                 let layer = plan.layers[l]
                 if s.attentionLayers!.contains(l) {
-                    let name = ModelShape.attention(l, "o")
+                    let name = shape.name(.output, layer: l)
                     let c = try channelScores(try matrix(name), try site(l, .attention), name: name)
                     var heads = [Double](repeating: .nan, count: shape.attentionHeads)
                     for (k, q) in layer.keptHeads.enumerated() { heads[q] = headScore(c[(k * d)..<((k + 1) * d)]) }
@@ -108,7 +110,7 @@ public struct ActivationImportance: ImportanceEstimator {
                     }
                 }
                 if s.mlpLayers!.contains(l) {
-                    let name = ModelShape.mlp(l, "down")
+                    let name = shape.name(.down, layer: l)
                     let c = try channelScores(try matrix(name), try site(l, .mlp), name: name)
                     var v = [Double](repeating: .nan, count: shape.intermediateSize)
                     for (k, ch) in layer.keptChannels.enumerated() { v[ch] = c[k] }
@@ -117,9 +119,9 @@ public struct ActivationImportance: ImportanceEstimator {
             }
         case .channel:
             var total = [Double](repeating: 0, count: plan.keptHidden.count)
-            for l in 0..<shape.layers {
-                for (siteName, projections) in [(ActivationSite.attentionIn, ["q", "k", "v"].map { ModelShape.attention(l, $0) }),
-                                                (ActivationSite.mlpIn, ["gate", "up"].map { ModelShape.mlp(l, $0) })] {
+            for l in 0..<shape.layerCount {
+                for (siteName, projections) in [(ActivationSite.attentionIn, [TensorRole.query, .key, .value].map { shape.name($0, layer: l) }),
+                                                (ActivationSite.mlpIn, [TensorRole.gate, .up].map { shape.name($0, layer: l) })] {
                     let st = try site(l, siteName)
                     for name in projections {
                         let c = try channelScores(try matrix(name), st, name: name)
@@ -131,8 +133,8 @@ public struct ActivationImportance: ImportanceEstimator {
             for (k, ch) in plan.keptHidden.enumerated() { v[ch] = total[k] }
             out.hidden = v
         case .layer:
-            out.layers = try (0..<shape.layers).map { (l) throws(CheckpointError) -> Double in
-                let o = ModelShape.attention(l, "o"), down = ModelShape.mlp(l, "down")
+            out.layers = try (0..<shape.layerCount).map { (l) throws(CheckpointError) -> Double in
+                let o = shape.name(.output, layer: l), down = shape.name(.down, layer: l)
                 let a = try channelScores(try matrix(o), try site(l, .attention), name: o)
                 let m = try channelScores(try matrix(down), try site(l, .mlp), name: down)
                 return a.reduce(0, +) + m.reduce(0, +)

@@ -27,7 +27,7 @@ public struct ProjectionReplacement: Sendable {
 /// Opens activation streams on a model folder (the engine in the command-line tool; recorded
 /// activations in tests).
 public protocol ActivationSource {
-    func stream(modelFolder: String, windows: [[Int32]]) throws -> any ActivationStream
+    func stream(model: String, windows: [[Int32]]) throws -> any ActivationStream
 }
 
 extension ActivationStatistics {
@@ -55,7 +55,7 @@ public struct RecordedActivationSource: ActivationSource {
     public let path: String
     public init(path: String) { self.path = path }
 
-    public func stream(modelFolder: String, windows: [[Int32]]) throws -> any ActivationStream {
+    public func stream(model: String, windows: [[Int32]]) throws -> any ActivationStream {
         let c = try Checkpoint.open(path)
         var layers = 0
         while c.info(named: "layers.\(layers).attention") != nil { layers += 1 }

@@ -1,9 +1,11 @@
 import CheckpointCore
+import ModelArchitecture
 
 /// Where Taylor importance gets its gradients: the seam between pruning and a backward pass.
 ///
 /// An implementation runs one forward/backward pass of the causal-LM loss (labels = inputs, mean
-/// over every predicted token of the batch) on the model in `modelFolder`, and hands every
+/// over every predicted token of the batch) on the model at `model` (any path Shears opens as a
+/// model: a folder, a `.ctz` or a GGUF file), and hands every
 /// parameter to `consumer` as soon as its gradient is complete, so that whole-model gradients
 /// never exist at once. With `fisher`, it also hands over Σ_s (∂L_s/∂W)², L_s being sample s's own
 /// mean loss (``ParameterView/fisherSum``, with ``ParameterView/samples`` = the batch size).
@@ -15,9 +17,9 @@ import CheckpointCore
 ///
 /// ```swift
 /// struct EngineGradientSource: GradientSource {
-///     func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool,
+///     func computeGradients(model: String, batch: [[Int32]], fisher: Bool,
 ///                           consumer: (ParameterView) throws -> Void) throws -> Double {
-///         let model = try LlamaModel(path: modelFolder)
+///         let model = try LlamaModel(path: model)
 ///         return try withoutActuallyEscaping(consumer) { body in
 ///             final class Forward: GradientConsumer {
 ///                 let wantsFisher: Bool, samples: Int, body: (ParameterView) throws -> Void
@@ -41,14 +43,14 @@ import CheckpointCore
 public protocol GradientSource {
     /// - Returns: the batch's mean loss.
     @discardableResult
-    func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool,
+    func computeGradients(model: String, batch: [[Int32]], fisher: Bool,
                           consumer: (ParameterView) throws -> Void) throws -> Double
 }
 
 /// A gradient source that has none: `--importance taylor` in a build without the engine.
 public struct UnavailableGradientSource: GradientSource {
     public init() {}
-    public func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool,
+    public func computeGradients(model: String, batch: [[Int32]], fisher: Bool,
                                  consumer: (ParameterView) throws -> Void) throws -> Double {
         throw CheckpointError(.invalidArgument, "taylor needs the engine; not available in this build")
     }
@@ -57,7 +59,7 @@ public struct UnavailableGradientSource: GradientSource {
 /// Gradients recorded in safetensors files (the PyTorch goldens): `gradients` holds each
 /// parameter's gradient under its own name and, for the Fisher variants, `fisher` holds the
 /// per-sample squared-gradient sums; `samples` is the batch size they were computed on. The model
-/// weights come from `modelFolder`; the batch is ignored (it was fixed when the files were made).
+/// weights come from the folder `model`; the batch is ignored (it was fixed when the files were made).
 public struct RecordedGradientSource: GradientSource {
     public let gradients: String
     public let fisher: String?
@@ -69,9 +71,10 @@ public struct RecordedGradientSource: GradientSource {
         self.samples = samples
     }
 
-    public func computeGradients(modelFolder: String, batch: [[Int32]], fisher wantsFisher: Bool,
+    public func computeGradients(model: String, batch: [[Int32]], fisher wantsFisher: Bool,
                                  consumer: (ParameterView) throws -> Void) throws -> Double {
-        let model = try Checkpoint.open(modelFolder)
+        let description = try ModelDescription(configPath: FileSystem.join(model, "config.json"))
+        let model = try Checkpoint.open(model)
         let grads = try Checkpoint.open(gradients)
         let fisherFile = try wantsFisher ? fisher.map { (p) throws(CheckpointError) in try Checkpoint.open(p) } : nil
         if wantsFisher && fisherFile == nil { throw CheckpointError(.invalidArgument, "no Fisher sums were recorded", path: gradients) }
@@ -89,7 +92,7 @@ public struct RecordedGradientSource: GradientSource {
             try w.withUnsafeBufferPointer { wb in
                 try g.withUnsafeBufferPointer { gb in
                     try (f ?? []).withUnsafeBufferPointer { fb in
-                        let p = try ParameterView(layer: ModelShape.layerIndex(of: name)?.layer, name: name, rows: rows, cols: cols,
+                        let p = try ParameterView(layer: description.tensors.layerIndex(of: name)?.layer, name: name, rows: rows, cols: cols,
                                                   weight: wb, gradient: gb, fisherSum: f == nil ? nil : fb, samples: samples)
                         try consumer(p)
                     }
@@ -97,5 +100,16 @@ public struct RecordedGradientSource: GradientSource {
             }
         }
         return .nan
+    }
+}
+
+/// A model as the estimators read it: the path a ``GradientSource`` or ``ActivationSource`` opens,
+/// and its tensors (the source itself for the unpruned plan, else a written intermediate folder).
+public struct MaterializedModel {
+    public let path: String
+    public let store: any TensorStore
+    public init(path: String, store: any TensorStore) {
+        self.path = path
+        self.store = store
     }
 }

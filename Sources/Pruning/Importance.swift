@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 
 /// Unit scores of one round, in the source's numbering. Units that were not ranked (outside the
 /// layer ranges, or removed by an earlier step) hold NaN.
@@ -47,31 +48,27 @@ public enum MemberRole: Sendable, Equatable {
         }
     }
 
-    /// The role of parameter `name` under `settings`, or nil when it does not enter any score.
-    public static func of(_ name: String, settings s: PruningSettings, shape: ModelShape) -> MemberRole? {
+    /// The role of parameter `name` under `settings`, or nil when it does not enter any score: the
+    /// axes of the family's layout (``TensorDeclaration``) that run along the pruned dimension.
+    public static func of(_ name: String, settings s: PruningSettings, shape: ModelDescription) -> MemberRole? {
+        guard let ref = shape.tensors.reference(of: name), ref.kind == .weight else { return nil }
+        let d = shape.tensors.declaration(ref.role)
         switch s.strategy {
         case .layer:
-            guard s.removeLayers != nil, let (l, rest) = ModelShape.layerIndex(of: name), rest.hasSuffix("weight") else { return nil }
+            guard s.removeLayers != nil, let l = ref.layer else { return nil }
             return .total(layer: l)
         case .channel:
-            if name == ModelShape.embedding || name == ModelShape.lmHead { return .hiddenChannels(axis: .columns) }
-            if name == ModelShape.finalNorm { return .hiddenChannels(axis: .columns) }
-            guard let (_, rest) = ModelShape.layerIndex(of: name), rest.hasSuffix(".weight") else { return nil }
-            if rest.hasSuffix("layernorm.weight") { return .hiddenChannels(axis: .columns) }
-            for p in ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"] where rest.hasSuffix(p + ".weight") { return .hiddenChannels(axis: .columns) }
-            for p in ["o_proj", "down_proj"] where rest.hasSuffix(p + ".weight") { return .hiddenChannels(axis: .rows) }
-            return nil
+            if d.isVector || d.columns == .hidden { return .hiddenChannels(axis: .columns) }
+            return d.rows.contains(.hidden) ? .hiddenChannels(axis: .rows) : nil
         case .block:
-            guard let (l, rest) = ModelShape.layerIndex(of: name) else { return nil }
+            guard let l = ref.layer else { return nil }
             let attn = s.attentionLayers?.contains(l) ?? false, mlp = s.mlpLayers?.contains(l) ?? false
-            let kvGroup = s.gqa == .kvGroup
-            switch rest {
-            case "self_attn.q_proj.weight" where attn: return .queryChannels(layer: l, axis: .rows)
-            case "self_attn.o_proj.weight" where attn: return .queryChannels(layer: l, axis: .columns)
-            case "self_attn.k_proj.weight" where attn && kvGroup, "self_attn.v_proj.weight" where attn && kvGroup:
-                return .keyValueChannels(layer: l, axis: .rows)
-            case "mlp.gate_proj.weight" where mlp, "mlp.up_proj.weight" where mlp: return .mlpChannels(layer: l, axis: .rows)
-            case "mlp.down_proj.weight" where mlp: return .mlpChannels(layer: l, axis: .columns)
+            switch (d.rows, d.columns) {
+            case ([.queryChannels], _) where attn: return .queryChannels(layer: l, axis: .rows)
+            case (_, .queryChannels) where attn: return .queryChannels(layer: l, axis: .columns)
+            case ([.keyValueChannels], _) where attn && s.gqa == .kvGroup: return .keyValueChannels(layer: l, axis: .rows)
+            case ([.mlpChannels], _) where mlp: return .mlpChannels(layer: l, axis: .rows)
+            case (_, .mlpChannels) where mlp: return .mlpChannels(layer: l, axis: .columns)
             default: return nil
             }
         }
@@ -110,17 +107,17 @@ extension SalienceTable {
     /// q/o channel `(h·n_rep + r)·d + t` counts for KV channel `h·d + t`).
     public func unitScores(plan: PruningPlan, settings s: PruningSettings) throws(CheckpointError) -> UnitScores {
         let shape = plan.shape, d = shape.headDim, red = s.effectiveReduction
-        var out = UnitScores(layers: shape.layers)
+        var out = UnitScores(layers: shape.layerCount)
         switch s.strategy {
         case .block:
-            for l in 0..<shape.layers {
+            for l in 0..<shape.layerCount {
                 if s.attentionLayers!.contains(l) {
-                    let q = try vector(ModelShape.attention(l, "q")), o = try vector(ModelShape.attention(l, "o"))
+                    let q = try vector(shape.name(.query, layer: l)), o = try vector(shape.name(.output, layer: l))
                     var scores: [Double]
                     if s.gqa == .query {
                         scores = sumConsecutive(red.combine([q, o]), size: d)
                     } else {
-                        let k = try vector(ModelShape.attention(l, "k")), v = try vector(ModelShape.attention(l, "v"))
+                        let k = try vector(shape.name(.key, layer: l)), v = try vector(shape.name(.value, layer: l))
                         let nRep = shape.queriesPerKeyValue
                         if nRep == 1 {
                             scores = sumConsecutive(red.combine([q, k, v, o]), size: d)
@@ -138,7 +135,7 @@ extension SalienceTable {
                     out.attention[l] = scores
                 }
                 if s.mlpLayers!.contains(l) {
-                    var scores = red.combine([try vector(ModelShape.mlp(l, "gate")), try vector(ModelShape.mlp(l, "up")), try vector(ModelShape.mlp(l, "down"))])
+                    var scores = red.combine([try vector(shape.name(.gate, layer: l)), try vector(shape.name(.up, layer: l)), try vector(shape.name(.down, layer: l))])
                     let kept = Set(plan.layers[l].keptChannels)
                     for i in scores.indices where !kept.contains(i) { scores[i] = .nan }
                     out.mlp[l] = scores
@@ -150,30 +147,29 @@ extension SalienceTable {
             for i in scores.indices where !kept.contains(i) { scores[i] = .nan }
             out.hidden = scores
         case .layer:
-            out.layers = try (0..<shape.layers).map { (l) throws(CheckpointError) in
-                try red.combine(layerMembers(l).map { (n) throws(CheckpointError) in try vector(n) })[0]
+            out.layers = try (0..<shape.layerCount).map { (l) throws(CheckpointError) in
+                try red.combine(layerMembers(l, shape).map { (n) throws(CheckpointError) in try vector(n) })[0]
             }
         }
         return out
     }
 
     /// The hidden-channel group's members, root (layer 0's input norm) first.
-    func channelMembers(_ shape: ModelShape) -> [String] {
-        var names = [ModelShape.norm(0, "input_layernorm"), ModelShape.embedding]
-        for l in 0..<shape.layers {
-            if l > 0 { names.append(ModelShape.norm(l, "input_layernorm")) }
-            names += ["q", "k", "v", "o"].map { ModelShape.attention(l, $0) }
-            names.append(ModelShape.norm(l, "post_attention_layernorm"))
-            names += ["gate", "up", "down"].map { ModelShape.mlp(l, $0) }
+    func channelMembers(_ shape: ModelDescription) -> [String] {
+        var names = [shape.name(.inputNorm, layer: 0), shape.name(.embedding)]
+        for l in 0..<shape.layerCount {
+            if l > 0 { names.append(shape.name(.inputNorm, layer: l)) }
+            names += TensorRole.attentionProjections.map { shape.name($0, layer: l) }
+            names.append(shape.name(.postAttentionNorm, layer: l))
+            names += TensorRole.mlpProjections.map { shape.name($0, layer: l) }
         }
-        names.append(ModelShape.finalNorm)
-        if !shape.tiedEmbeddings { names.append(ModelShape.lmHead) }
+        names.append(shape.name(.finalNorm))
+        if !shape.tieWordEmbeddings { names.append(shape.name(.lmHead)) }
         return names
     }
 
-    /// A layer's members for layer ranking, q_proj first.
-    func layerMembers(_ l: Int) -> [String] {
-        ["q", "k", "v", "o"].map { ModelShape.attention(l, $0) } + ["gate", "up", "down"].map { ModelShape.mlp(l, $0) }
-            + [ModelShape.norm(l, "input_layernorm"), ModelShape.norm(l, "post_attention_layernorm")]
+    /// A layer's members for layer ranking, the query projection first.
+    func layerMembers(_ l: Int, _ shape: ModelDescription) -> [String] {
+        TensorRole.projections.map { shape.name($0, layer: l) } + TensorRole.layerNorms.map { shape.name($0, layer: l) }
     }
 }

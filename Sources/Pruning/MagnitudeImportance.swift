@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 
 /// `l1` / `l2`: Σ|W|^p per row or column (l2 is the *squared* norm), upstream's `MagnitudeImportance`.
 ///
@@ -6,12 +7,12 @@ import CheckpointCore
 /// vectors are computed once, from the source weights, one tensor at a time.
 public struct MagnitudeImportance: ImportanceEstimator {
     public let power: Int
-    let checkpoint: Checkpoint
+    let checkpoint: any TensorStore
     var table: SalienceTable? = nil
     /// Called after each tensor is reduced, with (done, total).
     public var progress: ((Int, Int) -> Void)?
 
-    public init(power: Int, checkpoint: Checkpoint, progress: ((Int, Int) -> Void)? = nil) {
+    public init(power: Int, checkpoint: any TensorStore, progress: ((Int, Int) -> Void)? = nil) {
         precondition(power == 1 || power == 2, "l1 or l2")
         self.power = power
         self.checkpoint = checkpoint
@@ -24,19 +25,18 @@ public struct MagnitudeImportance: ImportanceEstimator {
     }
 
     /// Reduces every scored parameter of `checkpoint` (its full, unpruned shape).
-    static func table(_ checkpoint: Checkpoint, salience: ElementSalience, settings: PruningSettings, shape: ModelShape,
+    static func table(_ checkpoint: any TensorStore, salience: ElementSalience, settings: PruningSettings, shape: ModelDescription,
                       progress: ((Int, Int) -> Void)?) throws(CheckpointError) -> SalienceTable {
         let identity = PruningPlan(unpruned: shape)
         var table = SalienceTable()
         let names = checkpoint.tensorNames.filter { MemberRole.of($0, settings: settings, shape: shape) != nil }
         for (i, name) in names.enumerated() {
             let role = MemberRole.of(name, settings: settings, shape: shape)!
-            let view = try checkpoint.tensor(named: name)
-            let (rows, cols) = try matrixShape(view.info)
-            let w = try view.floats()
+            let (rows, cols) = try matrixShape(checkpoint.tensorInfo(named: name)!)
+            let w = try checkpoint.tensorFloats(name)
             let r: Result<Void, CheckpointError> = w.withUnsafeBufferPointer { buf in
                 Result { () throws(CheckpointError) in
-                    let p = try ParameterView(layer: ModelShape.layerIndex(of: name)?.layer, name: name, rows: rows, cols: cols, weight: buf)
+                    let p = try ParameterView(layer: shape.tensors.layerIndex(of: name)?.layer, name: name, rows: rows, cols: cols, weight: buf)
                     try table.add(p, role: role, salience: salience, plan: identity)
                 }
             }
@@ -83,10 +83,10 @@ public struct RandomImportance: ImportanceEstimator {
 
     public mutating func scores(plan: PruningPlan, settings s: PruningSettings, step: Int) throws -> UnitScores {
         let shape = plan.shape, d = shape.headDim
-        var out = UnitScores(layers: shape.layers)
+        var out = UnitScores(layers: shape.layerCount)
         switch s.strategy {
         case .block:
-            for l in 0..<shape.layers {
+            for l in 0..<shape.layerCount {
                 if s.attentionLayers!.contains(l) {
                     let query = s.gqa == .query
                     var v = [Double](repeating: .nan, count: query ? shape.attentionHeads : shape.keyValueHeads)
@@ -108,7 +108,7 @@ public struct RandomImportance: ImportanceEstimator {
             for c in plan.keptHidden { v[c] = generator.uniform() }
             out.hidden = v
         case .layer:
-            out.layers = (0..<shape.layers).map { _ in generator.uniform() }
+            out.layers = (0..<shape.layerCount).map { _ in generator.uniform() }
         }
         return out
     }

@@ -34,7 +34,7 @@ public enum PrunedConfiguration {
             ]))
         }
         // Layer types and similar per-layer lists follow the kept layers.
-        if case .array(let a)? = c["layer_types"], a.count == plan.shape.layers {
+        if case .array(let a)? = c["layer_types"], a.count == plan.shape.layerCount {
             c["layer_types"] = .array(plan.keptLayers.map { a[$0] })
         }
         if let dtype {

@@ -16,8 +16,13 @@ public enum PrunedFolder {
 
     /// - Returns: every path written, in writing order (tensors, config, modeling file, companions).
     @discardableResult
-    public static func write(_ source: Checkpoint, configuration: ModelConfiguration, plan: PruningPlan, to folder: String,
+    /// - Parameters:
+    ///   - companions: the folder whose tokenizer and generation files are copied (the source's);
+    ///   - extraFiles: files to write as given when the source has no folder (a GGUF source's
+    ///     tokenizer built from its metadata), by name.
+    public static func write(_ source: any TensorStore, configuration: ModelConfiguration, plan: PruningPlan, to folder: String,
                              dtype: DType? = nil, maxShardSize: Int? = nil, recovered: RecoveredTensors? = nil,
+                             companionFolder: String?, extraFiles: [(String, [UInt8])] = [],
                              progress: ((Int, Int) -> Void)? = nil) throws(CheckpointError) -> [String] {
         try FileSystem.createDirectory(folder)
         // Stale shards of an earlier run would make the folder a different checkpoint.
@@ -37,8 +42,13 @@ public enum PrunedFolder {
             try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: modeling)
             written.append(modeling)
         }
-        for name in companions {
-            let src = FileSystem.join(source.folder, name)
+        for (name, bytes) in extraFiles {
+            let dst = FileSystem.join(folder, name)
+            try AtomicFile.write(bytes, to: dst)
+            written.append(dst)
+        }
+        for name in companionFolder == nil ? [] : companions where !extraFiles.contains(where: { $0.0 == name }) {
+            let src = FileSystem.join(companionFolder!, name)
             guard FileSystem.isFile(src) else { continue }
             let dst = FileSystem.join(folder, name)
             try AtomicFile.write(try FileSystem.readFile(src), to: dst)

@@ -88,7 +88,7 @@ public struct PruningManifest {
             ("dry_run", .bool(dryRun)),
         ]
         settingsObject += extraSettings
-        let layers: [JSONValue] = (0..<shape.layers).map { i in
+        let layers: [JSONValue] = (0..<shape.layerCount).map { i in
             let l = plan.layers[i]
             return .object(JSONObject([
                 ("layer", .int(Int64(i))),

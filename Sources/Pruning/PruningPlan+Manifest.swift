@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 import ShearsJSON
 
 extension PruningPlan {
@@ -6,7 +7,7 @@ extension PruningPlan {
     /// kept heads, KV heads and MLP channels per layer, kept hidden channels and removed layers.
     /// - Throws: `invalidArgument` when the manifest does not fit the shape (a layer count, an
     ///   index out of range or out of order).
-    public init(manifest: JSONValue, shape: ModelShape) throws(CheckpointError) {
+    public init(manifest: JSONValue, shape: ModelDescription) throws(CheckpointError) {
         self.init(unpruned: shape)
         func fail(_ m: String) -> CheckpointError { CheckpointError(.invalidArgument, "manifest: " + m) }
         guard manifest["format"]?.stringValue == "shears-pruning-manifest" else { throw fail("not a shears pruning manifest") }
@@ -21,8 +22,8 @@ extension PruningPlan {
             }
             return out
         }
-        guard let layers = manifest["layers"]?.arrayValue, layers.count == shape.layers else {
-            throw fail("lists \(manifest["layers"]?.arrayValue?.count ?? 0) layers, the source has \(shape.layers)")
+        guard let layers = manifest["layers"]?.arrayValue, layers.count == shape.layerCount else {
+            throw fail("lists \(manifest["layers"]?.arrayValue?.count ?? 0) layers, the source has \(shape.layerCount)")
         }
         for (i, l) in layers.enumerated() {
             guard l["layer"]?.intValue == i else { throw fail("layer entry \(i) is out of order") }
@@ -34,8 +35,8 @@ extension PruningPlan {
             keptHidden = try indices(h["kept_channels"], below: shape.hiddenSize, "hidden kept_channels")
         }
         if let r = manifest["removed_layers"], !r.isNull {
-            let removed = Set(try indices(r, below: shape.layers, "removed_layers"))
-            keptLayers = (0..<shape.layers).filter { !removed.contains($0) }
+            let removed = Set(try indices(r, below: shape.layerCount, "removed_layers"))
+            keptLayers = (0..<shape.layerCount).filter { !removed.contains($0) }
         }
     }
 }

@@ -65,7 +65,7 @@ public struct PruningPlan: Sendable, Equatable {
         }
     }
 
-    public let shape: ModelShape
+    public let shape: ModelDescription
     public var layers: [Layer]
     /// Kept hidden channels (all unless `--strategy channel`).
     public var keptHidden: [Int]
@@ -77,14 +77,14 @@ public struct PruningPlan: Sendable, Equatable {
     public var layerScores: [Double] = []
 
     /// The identity plan: nothing removed.
-    public init(unpruned shape: ModelShape) {
+    public init(unpruned shape: ModelDescription) {
         self.shape = shape
-        layers = (0..<shape.layers).map { _ in
+        layers = (0..<shape.layerCount).map { _ in
             Layer(keptHeads: Array(0..<shape.attentionHeads), keptKeyValueHeads: Array(0..<shape.keyValueHeads),
                   keptChannels: Array(0..<shape.intermediateSize))
         }
         keptHidden = Array(0..<shape.hiddenSize)
-        keptLayers = Array(0..<shape.layers)
+        keptLayers = Array(0..<shape.layerCount)
     }
 
     /// Widths of the output's layers (kept layers only, in order).
@@ -94,15 +94,15 @@ public struct PruningPlan: Sendable, Equatable {
     public var isUniform: Bool { Set(outputWidths.map { [$0.numAttentionHeads, $0.numKeyValueHeads, $0.intermediateSize] }).count <= 1 }
 
     /// Parameters of the source and of the result.
-    public var sourceParameters: Int { ParameterCount.model(shape, layers: ParameterCount.originalWidths(shape)) }
-    public var resultParameters: Int { ParameterCount.model(shape, hidden: keptHidden.count, layers: outputWidths) }
+    public var sourceParameters: Int { shape.parameterCount() }
+    public var resultParameters: Int { shape.parameterCount(hidden: keptHidden.count, layers: outputWidths) }
 
     /// Query heads removed from layer `i`, ascending.
     public func removedHeads(_ i: Int) -> [Int] { complement(layers[i].keptHeads, shape.attentionHeads) }
     public func removedKeyValueHeads(_ i: Int) -> [Int] { complement(layers[i].keptKeyValueHeads, shape.keyValueHeads) }
     public func removedChannels(_ i: Int) -> [Int] { complement(layers[i].keptChannels, shape.intermediateSize) }
     public var removedHidden: [Int] { complement(keptHidden, shape.hiddenSize) }
-    public var removedLayers: [Int] { complement(keptLayers, shape.layers) }
+    public var removedLayers: [Int] { complement(keptLayers, shape.layerCount) }
 
     func complement(_ kept: [Int], _ n: Int) -> [Int] {
         var mask = [Bool](repeating: false, count: n)

@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 
 /// What is pruned.
 public enum PruningStrategy: String, Sendable, CaseIterable {
@@ -164,69 +165,69 @@ public struct PruningSettings: Sendable, Equatable {
 
     /// Checks the settings against a model and fills in the default layer ranges.
     /// - Throws: `invalidArgument` naming the option that cannot apply.
-    public func resolved(for shape: ModelShape) throws(CheckpointError) -> PruningSettings {
+    public func resolved(for shape: ModelDescription) throws(CheckpointError) -> PruningSettings {
         var s = self
         if strategy != .layer {
-            guard ratio > 0, ratio < 1 else { throw CheckpointError(.invalidArgument, "the pruning ratio must be between 0 and 1 (exclusive), not \(ratio)") }
+            guard ratio > 0, ratio < 1 else { throw CheckpointError(.invalidUsage, "the pruning ratio must be between 0 and 1 (exclusive), not \(ratio)") }
         }
-        guard iterativeSteps >= 1 else { throw CheckpointError(.invalidArgument, "--iterative-steps must be at least 1") }
-        if let r = roundTo, r < 1 { throw CheckpointError(.invalidArgument, "--round-to must be positive") }
-        let all = LayerRange(0, shape.layers)
+        guard iterativeSteps >= 1 else { throw CheckpointError(.invalidUsage, "--iterative-steps must be at least 1") }
+        if let r = roundTo, r < 1 { throw CheckpointError(.invalidUsage, "--round-to must be positive") }
+        let all = LayerRange(0, shape.layerCount)
         if uniform {
             if attentionLayers != nil || mlpLayers != nil {
-                throw CheckpointError(.invalidArgument, "--uniform prunes every layer; it cannot be combined with --attention-layers or --mlp-layers")
+                throw CheckpointError(.invalidUsage, "--uniform prunes every layer; it cannot be combined with --attention-layers or --mlp-layers")
             }
             s.attentionLayers = all
             s.mlpLayers = all
-            if scope != .local { throw CheckpointError(.invalidArgument, "--uniform ranks each layer locally; it cannot be combined with --global or --global-raw") }
+            if scope != .local { throw CheckpointError(.invalidUsage, "--uniform ranks each layer locally; it cannot be combined with --global or --global-raw") }
         } else {
-            s.attentionLayers = attentionLayers ?? .defaultRange(layers: shape.layers)
-            s.mlpLayers = mlpLayers ?? .defaultRange(layers: shape.layers)
+            s.attentionLayers = attentionLayers ?? .defaultRange(layers: shape.layerCount)
+            s.mlpLayers = mlpLayers ?? .defaultRange(layers: shape.layerCount)
         }
-        for (name, r) in [("--attention-layers", s.attentionLayers!), ("--mlp-layers", s.mlpLayers!)] where r.end > shape.layers {
-            throw CheckpointError(.invalidArgument, "\(name) \(r) reaches past the model's \(shape.layers) layers")
+        for (name, r) in [("--attention-layers", s.attentionLayers!), ("--mlp-layers", s.mlpLayers!)] where r.end > shape.layerCount {
+            throw CheckpointError(.invalidUsage, "\(name) \(r) reaches past the model's \(shape.layerCount) layers")
         }
         if strategy == .layer {
             switch (keepLayers, removeLayers) {
-            case (nil, nil): throw CheckpointError(.invalidArgument, "--strategy layer needs --keep-layers N or --remove-layers N")
-            case (.some, .some): throw CheckpointError(.invalidArgument, "give either --keep-layers or --remove-layers, not both")
+            case (nil, nil): throw CheckpointError(.invalidUsage, "--strategy layer needs --keep-layers N or --remove-layers N")
+            case (.some, .some): throw CheckpointError(.invalidUsage, "give either --keep-layers or --remove-layers, not both")
             case (let k?, nil):
-                guard k >= 1, k <= shape.layers else { throw CheckpointError(.invalidArgument, "--keep-layers must be between 1 and \(shape.layers)") }
+                guard k >= 1, k <= shape.layerCount else { throw CheckpointError(.invalidUsage, "--keep-layers must be between 1 and \(shape.layerCount)") }
             case (nil, let r?):
-                guard r >= 0, r < shape.layers else { throw CheckpointError(.invalidArgument, "--remove-layers must be between 0 and \(shape.layers - 1)") }
+                guard r >= 0, r < shape.layerCount else { throw CheckpointError(.invalidUsage, "--remove-layers must be between 0 and \(shape.layerCount - 1)") }
             }
-            if iterativeSteps != 1 { throw CheckpointError(.invalidArgument, "--iterative-steps applies to block and channel pruning only") }
+            if iterativeSteps != 1 { throw CheckpointError(.invalidUsage, "--iterative-steps applies to block and channel pruning only") }
         }
         if strategy != .layer && (keepLayers != nil || removeLayers != nil) {
-            throw CheckpointError(.invalidArgument, "--keep-layers and --remove-layers apply to --strategy layer only")
+            throw CheckpointError(.invalidUsage, "--keep-layers and --remove-layers apply to --strategy layer only")
         }
         if strategy == .channel && scope != .local {
-            throw CheckpointError(.invalidArgument, "channel pruning has a single group; --global does not apply")
+            throw CheckpointError(.invalidUsage, "channel pruning has a single group; --global does not apply")
         }
         if allocation == .adaptive {
-            guard strategy == .block else { throw CheckpointError(.invalidArgument, "--allocation adaptive applies to --strategy block") }
-            guard scope == .local else { throw CheckpointError(.invalidArgument, "--allocation adaptive is its own global ranking; it cannot be combined with --global or --global-raw") }
-            guard !uniform else { throw CheckpointError(.invalidArgument, "--allocation adaptive gives each layer its own widths; it cannot be combined with --uniform") }
+            guard strategy == .block else { throw CheckpointError(.invalidUsage, "--allocation adaptive applies to --strategy block") }
+            guard scope == .local else { throw CheckpointError(.invalidUsage, "--allocation adaptive is its own global ranking; it cannot be combined with --global or --global-raw") }
+            guard !uniform else { throw CheckpointError(.invalidUsage, "--allocation adaptive gives each layer its own widths; it cannot be combined with --uniform") }
         }
         if recovery != .none && strategy != .block {
-            throw CheckpointError(.invalidArgument, "--recover applies to --strategy block (o_proj and down_proj inputs); \(strategy.rawValue) pruning has nothing to refit")
+            throw CheckpointError(.invalidUsage, "--recover applies to --strategy block (the inputs of the output and down projections); \(strategy.rawValue) pruning has nothing to refit")
         }
         if let d = damping {
-            guard d >= 0, d.isFinite else { throw CheckpointError(.invalidArgument, "--damping must be zero or positive") }
-            guard recovery.needsCovariance else { throw CheckpointError(.invalidArgument, "--damping applies to --recover ls and anchored-ls") }
+            guard d >= 0, d.isFinite else { throw CheckpointError(.invalidUsage, "--damping must be zero or positive") }
+            guard recovery.needsCovariance else { throw CheckpointError(.invalidUsage, "--damping applies to --recover ls and anchored-ls") }
         }
         if sequential {
-            guard needsStatistics else { throw CheckpointError(.invalidArgument, "--sequential applies to activation statistics: use it with --recover or --importance wanda-sp/wifv") }
-            guard strategy == .block else { throw CheckpointError(.invalidArgument, "--sequential applies to --strategy block") }
+            guard needsStatistics else { throw CheckpointError(.invalidUsage, "--sequential applies to activation statistics: use it with --recover or --importance wanda-sp/wifv") }
+            guard strategy == .block else { throw CheckpointError(.invalidUsage, "--sequential applies to --strategy block") }
             if importance.needsActivations && (allocation == .adaptive || scope != .local) {
-                throw CheckpointError(.invalidArgument, "--sequential decides each layer from its own statistics; it cannot be combined with --allocation adaptive or a global ranking")
+                throw CheckpointError(.invalidUsage, "--sequential decides each layer from its own statistics; it cannot be combined with --allocation adaptive or a global ranking")
             }
             if importance.needsActivations && iterativeSteps != 1 {
-                throw CheckpointError(.invalidArgument, "--sequential with an activation estimator prunes in one pass; --iterative-steps does not apply")
+                throw CheckpointError(.invalidUsage, "--sequential with an activation estimator prunes in one pass; --iterative-steps does not apply")
             }
         }
         guard statisticsSamples >= 1, statisticsSeqLen >= 2 else {
-            throw CheckpointError(.invalidArgument, "--statistics-samples must be at least 1 and --statistics-seq-len at least 2")
+            throw CheckpointError(.invalidUsage, "--statistics-samples must be at least 1 and --statistics-seq-len at least 2")
         }
         if gqa == .query && !shape.isGroupedQuery && strategy == .block {
             s.gqa = .kvGroup  // MHA: a head is its own group; the policies coincide.

@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 import ShearsBLAS
 
 #if canImport(Glibc)
@@ -98,17 +99,17 @@ public struct RecoveredTensors {
     public init() {}
 
     /// Completes ``added`` with the zero biases a config with `attention_bias` / `mlp_bias` needs.
-    mutating func addCompatibilityBiases(_ source: Checkpoint, plan: PruningPlan) {
+    mutating func addCompatibilityBiases(_ source: any TensorStore, plan: PruningPlan) {
         var added = Set(self.added)
         for l in plan.keptLayers {
             var names: [String] = []
-            if attentionBias { names += ["q", "k", "v", "o"].map { ModelShape.attention(l, $0, "bias") } }
-            if mlpBias { names += ["gate", "up", "down"].map { ModelShape.mlp(l, $0, "bias") } }
-            for n in names where source.info(named: n) == nil { added.insert(n) }
+            if attentionBias { names += TensorRole.attentionProjections.map { plan.shape.name($0, .bias, layer: l) } }
+            if mlpBias { names += TensorRole.mlpProjections.map { plan.shape.name($0, .bias, layer: l) } }
+            for n in names where source.tensorInfo(named: n) == nil { added.insert(n) }
         }
-        self.added = source.entries.flatMap { e -> [String] in
-            guard e.info.name.hasSuffix(".weight") else { return [] }
-            let b = String(e.info.name.dropLast(".weight".count)) + ".bias"
+        self.added = source.tensorNames.flatMap { name -> [String] in
+            guard name.hasSuffix(".weight") else { return [] }
+            let b = String(name.dropLast(".weight".count)) + ".bias"
             return added.contains(b) ? [b] : []
         }
     }
@@ -116,14 +117,14 @@ public struct RecoveredTensors {
 
 /// Runs the statistics pass and the refits, one decoder layer at a time (formats/recovery.md §2, §5).
 public struct RecoveryRun {
-    public let source: Checkpoint
+    public let source: any TensorStore
     public let settings: PruningSettings
     /// Per-layer selection from the layer's own statistics (`--sequential` with an activation
     /// estimator): given the layer and its statistics, updates the plan.
     public var selectLayer: ((Int, ActivationStatistics, inout PruningPlan) throws -> Void)?
     public var progress: ((Int, Int) -> Void)?
 
-    public init(source: Checkpoint, settings: PruningSettings) {
+    public init(source: any TensorStore, settings: PruningSettings) {
         self.source = source
         self.settings = settings
     }
@@ -142,10 +143,10 @@ public struct RecoveryRun {
         try FileSystem.createDirectory(scratch)
         let reused = !s.sequential && !cov && selectLayer == nil ? reuse : nil
         let stream = reused == nil ? try openStream() : nil
-        for l in 0..<shape.layers {
+        for l in 0..<shape.layerCount {
             let inAttention = s.attentionLayers?.contains(l) ?? false, inMLP = s.mlpLayers?.contains(l) ?? false
             let selecting = selectLayer != nil
-            var layerStats = ActivationStatistics(layers: shape.layers)
+            var layerStats = ActivationStatistics(layers: shape.layerCount)
             var wanted: [ActivationSite: Bool] = [:]
             let attentionMayChange = selecting ? inAttention : plan.layers[l].keptHeads.count < shape.attentionHeads
             let mlpMayChange = selecting ? inMLP : plan.layers[l].keptChannels.count < shape.intermediateSize
@@ -156,7 +157,7 @@ public struct RecoveryRun {
             } else if let stream {
                 if wanted.isEmpty && !s.sequential {
                     // Nothing to observe here; later layers still need this one's output.
-                    if (l + 1..<shape.layers).contains(where: { plan.layers[$0].keptHeads.count < shape.attentionHeads || plan.layers[$0].keptChannels.count < shape.intermediateSize || selecting }) {
+                    if (l + 1..<shape.layerCount).contains(where: { plan.layers[$0].keptHeads.count < shape.attentionHeads || plan.layers[$0].keptChannels.count < shape.intermediateSize || selecting }) {
                         try stream.observe(advance: true) { _, _, _ in }
                     }
                 } else {
@@ -173,14 +174,14 @@ public struct RecoveryRun {
             let layer = plan.layers[l]
             var replacements: [String: ProjectionReplacement] = [:]
             var specs: [TensorSpec] = [], data: [String: [Float]] = [:]
-            for (site, proj, kept, width) in [(ActivationSite.attention, ModelShape.attention(l, "o"), layer.keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, shape.attentionHeads * d),
-                                              (ActivationSite.mlp, ModelShape.mlp(l, "down"), layer.keptChannels, shape.intermediateSize)] {
+            for (site, proj, kept, width) in [(ActivationSite.attention, shape.name(.output, layer: l), layer.keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, shape.attentionHeads * d),
+                                              (ActivationSite.mlp, shape.name(.down, layer: l), layer.keptChannels, shape.intermediateSize)] {
                 guard kept.count < width else { continue }
                 let biasName = String(proj.dropLast("weight".count)) + "bias"
-                let wv = try source.tensor(named: proj)
-                let w = try wv.floats().map(Double.init)
-                let h = wv.shape[0]
-                let b0 = try source.info(named: biasName).map { _ throws(CheckpointError) in try source.tensor(named: biasName).floats().map(Double.init) }
+                let wInfo = source.tensorInfo(named: proj)!
+                let w = try source.tensorFloats(proj).map(Double.init)
+                let h = wInfo.shape[0]
+                let b0 = try source.tensorInfo(named: biasName).map { _ throws(CheckpointError) in try source.tensorFloats(biasName).map(Double.init) }
                 var refit: Recovery.Refit
                 if method == .none {
                     refit = try Recovery.refit(.none, weight: w, rows: h, cols: width, bias: b0, kept: kept,
@@ -190,7 +191,7 @@ public struct RecoveryRun {
                         throw CheckpointError(.invalidArgument, "no \(site.rawValue) statistics for layer \(l)", tensor: proj)
                     }
                     refit = try Recovery.refit(method, weight: w, rows: h, cols: width, bias: b0, kept: kept, statistics: st,
-                                               damping: s.effectiveDamping, what: "layer \(l) \(site == .attention ? "o_proj" : "down_proj")")
+                                               damping: s.effectiveDamping, what: "layer \(l) \(site == .attention ? "output" : "down") projection")
                     if method != .bias {
                         specs.append(TensorSpec(name: proj, dtype: .f32, shape: [h, kept.count]))
                         data[proj] = refit.weight.map(Float.init)
@@ -204,7 +205,7 @@ public struct RecoveryRun {
                 }
                 if s.sequential {
                     // The next layer sees what the written folder computes: values rounded to the stored dtype.
-                    let dtype = wv.dtype
+                    let dtype = wInfo.dtype
                     let weight = try Self.rounded(refit.weight.map(Float.init), to: dtype)
                     var full = [Float](repeating: 0, count: h * width)
                     for i in 0..<h { for (j, c) in kept.enumerated() { full[i * width + c] = weight[i * kept.count + j] } }
@@ -222,7 +223,7 @@ public struct RecoveryRun {
             if s.sequential, let stream {
                 try stream.advance(outputProjection: replacements[ActivationSite.attention.rawValue], downProjection: replacements[ActivationSite.mlp.rawValue])
             }
-            progress?(l + 1, shape.layers)
+            progress?(l + 1, shape.layerCount)
         }
         if out.attentionBias || out.mlpBias { out.addCompatibilityBiases(source, plan: plan) }
         return out

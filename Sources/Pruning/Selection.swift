@@ -11,7 +11,7 @@ public enum Selection {
         let ratio = s.ratio * Double(step) / Double(s.iterativeSteps)
         switch s.strategy {
         case .layer:
-            let n = shape.layers
+            let n = shape.layerCount
             if let k = s.keepLayers {
                 plan.keptLayers = Array(0..<k)
             } else if let r = s.removeLayers {
@@ -23,10 +23,10 @@ public enum Selection {
             plan.keptHidden = lowest(scores.hidden, among: plan.keptHidden, count: n).kept
             plan.hiddenScores = merge(plan.hiddenScores, scores.hidden)
         case .block:
-            var attentionCounts = [Int](repeating: 0, count: shape.layers)
-            var mlpCounts = [Int](repeating: 0, count: shape.layers)
+            var attentionCounts = [Int](repeating: 0, count: shape.layerCount)
+            var mlpCounts = [Int](repeating: 0, count: shape.layerCount)
             let query = s.gqa == .query
-            for l in 0..<shape.layers {
+            for l in 0..<shape.layerCount {
                 let layer = plan.layers[l]
                 if s.attentionLayers!.contains(l) {
                     if query {
@@ -48,7 +48,7 @@ public enum Selection {
             } else if s.allocation == .adaptive {
                 (attentionCounts, mlpCounts) = adaptiveCounts(scores, plan: plan, settings: s, ratio: ratio)
             }
-            for l in 0..<shape.layers {
+            for l in 0..<shape.layerCount {
                 if !scores.attention[l].isEmpty {
                     plan.layers[l].attentionScores = merge(plan.layers[l].attentionScores, scores.attention[l])
                     if query {
@@ -98,7 +98,7 @@ public enum Selection {
     /// each layer's head count is rounded down to a multiple of the KV heads.
     static func globalCounts(_ scores: UnitScores, plan: PruningPlan, settings s: PruningSettings, ratio: Double) -> ([Int], [Int]) {
         let shape = plan.shape
-        var attention = [Int](repeating: 0, count: shape.layers), mlp = attention
+        var attention = [Int](repeating: 0, count: shape.layerCount), mlp = attention
         func mean(_ lists: [[Double]]) -> Double {
             let v = lists.flatMap { $0 }.filter { !$0.isNaN }
             return v.isEmpty ? 1 : v.reduce(0, +) / Double(v.count)
@@ -106,7 +106,7 @@ public enum Selection {
         let aScale = s.scope == .global ? mean(scores.attention) : 1, mScale = s.scope == .global ? mean(scores.mlp) : 1
         var all: [(score: Double, layer: Int, isAttention: Bool)] = []
         var initial = 0
-        for l in 0..<shape.layers {
+        for l in 0..<shape.layerCount {
             if !scores.attention[l].isEmpty {
                 for x in scores.attention[l] where !x.isNaN { all.append((x / (aScale == 0 ? 1 : aScale), l, true)) }
                 initial += scores.attention[l].count
@@ -122,7 +122,7 @@ public enum Selection {
         for u in all where u.score <= threshold {
             if u.isAttention { attention[u.layer] += 1 } else { mlp[u.layer] += 1 }
         }
-        for l in 0..<shape.layers {
+        for l in 0..<shape.layerCount {
             let layer = plan.layers[l]
             if s.gqa == .query {
                 let perGroup = layer.keptHeads.count / shape.keyValueHeads
@@ -151,11 +151,11 @@ public enum Selection {
         let query = s.gqa == .query && shape.isGroupedQuery
         let mlpCost = 3 * h
         let attentionCost = query ? g * 2 * h * d : (nRep == 1 ? 4 * h * d : (2 * nRep + 2) * h * d)
-        var attention = [Int](repeating: 0, count: shape.layers), mlp = attention
+        var attention = [Int](repeating: 0, count: shape.layerCount), mlp = attention
 
         // The target: what uniform counts would remove from the initial widths, minus what is gone.
         var target = 0
-        for l in 0..<shape.layers {
+        for l in 0..<shape.layerCount {
             let layer = plan.layers[l]
             if !scores.attention[l].isEmpty {
                 if query {
@@ -181,8 +181,8 @@ public enum Selection {
         }
         struct Candidate { var z: Double; var layer: Int; var isAttention: Bool; var rank: Int }
         var candidates: [Candidate] = []
-        var units = [Int](repeating: 0, count: shape.layers), channels = units
-        for l in 0..<shape.layers {
+        var units = [Int](repeating: 0, count: shape.layerCount), channels = units
+        for l in 0..<shape.layerCount {
             let layer = plan.layers[l]
             if !scores.attention[l].isEmpty {
                 let a = scores.attention[l]
@@ -234,7 +234,7 @@ public enum Selection {
             }
             removed += cost
         }
-        for l in 0..<shape.layers {
+        for l in 0..<shape.layerCount {
             if query { attention[l] *= g }
             if let r = s.roundTo, r > 1, mlp[l] > 0 {
                 let current = channels[l]

@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 
 /// Applies a ``PruningPlan`` to a checkpoint: every source tensor is streamed through an
 /// index-select (kept rows/columns in ascending source order) into a writer, one tensor at a
@@ -23,46 +24,60 @@ public enum Surgery {
         }
     }
 
-    /// The slice of tensor `name` (of `shape`) under `plan`, or nil when the tensor is dropped.
+    /// The slice of tensor `name` (of `shape`) under `plan`, or nil when the tensor is dropped: each
+    /// axis keeps the entries `plan` keeps of the dimension the family's layout gives it.
     public static func slice(_ name: String, shape: [Int], plan: PruningPlan) -> TensorSlice? {
-        let d = plan.shape.headDim
+        let model = plan.shape, d = model.headDim
         var t = TensorSlice(sourceName: name, outputName: name, rows: nil, columns: nil, sourceShape: shape)
-        let hidden: [Int]? = plan.keptHidden.count == plan.shape.hiddenSize ? nil : plan.keptHidden
+        let layerIndex = model.tensors.layerIndex(of: name)?.layer
+        if let l = layerIndex {
+            guard let newIndex = plan.keptLayers.firstIndex(of: l) else { return nil }
+            t.outputName = model.tensors.renumbered(name, to: newIndex)
+        }
+        guard let ref = model.tensors.reference(of: name) else { return t }
         func channels(_ heads: [Int], _ total: Int) -> [Int]? {
             heads.count == total ? nil : heads.flatMap { ($0 * d)..<(($0 + 1) * d) }
         }
-        let vector = shape.count == 1
-        func setOut(_ v: [Int]?) { if vector { t.columns = v } else { t.rows = v } }   // output features
-        func setIn(_ v: [Int]?) { t.columns = v }                                          // input features
-        if name == ModelShape.embedding || name == ModelShape.lmHead {
-            setIn(hidden)
-            return t
+        /// The kept entries of one dimension (nil: all).
+        func kept(_ dimension: Dimension) -> [Int]? {
+            switch dimension {
+            case .vocabulary: return nil
+            case .hidden: return plan.keptHidden.count == model.hiddenSize ? nil : plan.keptHidden
+            case .queryChannels: return channels(plan.layers[ref.layer!].keptHeads, model.attentionHeads)
+            case .keyValueChannels: return channels(plan.layers[ref.layer!].keptKeyValueHeads, model.keyValueHeads)
+            case .mlpChannels:
+                let c = plan.layers[ref.layer!].keptChannels
+                return c.count == model.intermediateSize ? nil : c
+            }
         }
-        if name == ModelShape.finalNorm { setIn(hidden); return t }
-        guard let (l, rest) = ModelShape.layerIndex(of: name) else { return t }
-        guard let newIndex = plan.keptLayers.firstIndex(of: l) else { return nil }
-        t.outputName = "model.layers.\(newIndex)." + rest
-        let layer = plan.layers[l], s = plan.shape
-        let q = channels(layer.keptHeads, s.attentionHeads), kv = channels(layer.keptKeyValueHeads, s.keyValueHeads)
-        let mlp: [Int]? = layer.keptChannels.count == s.intermediateSize ? nil : layer.keptChannels
-        let isWeight = rest.hasSuffix(".weight")
-        switch rest.split(separator: ".").dropLast().joined(separator: ".") {
-        case "input_layernorm", "post_attention_layernorm": setIn(hidden)
-        case "self_attn.q_proj": setOut(q); if isWeight { setIn(hidden) }
-        case "self_attn.k_proj", "self_attn.v_proj": setOut(kv); if isWeight { setIn(hidden) }
-        case "self_attn.o_proj":
-            if isWeight { t.rows = hidden; t.columns = q } else { t.columns = hidden }
-        case "mlp.gate_proj", "mlp.up_proj": setOut(mlp); if isWeight { setIn(hidden) }
-        case "mlp.down_proj":
-            if isWeight { t.rows = hidden; t.columns = mlp } else { t.columns = hidden }
-        default: break
+        /// Kept rows of stacked segments (a fused tensor), offsets added; nil when all are kept.
+        func keptRows(_ segments: [Dimension]) -> [Int]? {
+            if segments.count == 1 { return kept(segments[0]) }
+            var out: [Int] = [], offset = 0, all = true
+            let sizes = model.layers.first.map { s in segments.map { s.width(of: $0, in: model) } } ?? []
+            for (seg, n) in zip(segments, sizes) {
+                let k = kept(seg)
+                all = all && k == nil
+                out += (k ?? Array(0..<n)).map { $0 + offset }
+                offset += n
+            }
+            return all ? nil : out
+        }
+        let decl = model.tensors.declaration(ref.role)
+        if decl.isVector {
+            t.columns = kept(decl.columns)
+        } else if ref.kind == .bias || shape.count == 1 {
+            t.columns = keptRows(decl.rows)
+        } else {
+            t.rows = keptRows(decl.rows)
+            t.columns = kept(decl.columns)
         }
         return t
     }
 
     /// All output tensors, in the source's order.
-    public static func slices(_ checkpoint: Checkpoint, plan: PruningPlan) -> [TensorSlice] {
-        checkpoint.entries.compactMap { slice($0.info.name, shape: $0.info.shape, plan: plan) }
+    public static func slices(_ checkpoint: any TensorStore, plan: PruningPlan) -> [TensorSlice] {
+        checkpoint.tensorInfos.compactMap { slice($0.name, shape: $0.shape, plan: plan) }
     }
 
     /// Copies the kept rows and columns of a row-major tensor's bytes.
@@ -123,7 +138,7 @@ public enum Surgery {
     /// `recovered`, refit tensors replace their slices and added biases follow their weights.
     /// - Returns: the paths written.
     @discardableResult
-    public static func write(_ checkpoint: Checkpoint, plan: PruningPlan, to folder: String, dtype: DType? = nil,
+    public static func write(_ checkpoint: any TensorStore, plan: PruningPlan, to folder: String, dtype: DType? = nil,
                              maxShardSize: Int? = nil, recovered: RecoveredTensors? = nil,
                              progress: ((Int, Int) -> Void)? = nil) throws(CheckpointError) -> [String] {
         let slices = slices(checkpoint, plan: plan)
@@ -131,7 +146,7 @@ public enum Surgery {
         var specs: [TensorSpec] = []
         let added = Set(recovered?.added ?? [])
         for s in slices {
-            let info = checkpoint.info(named: s.sourceName)!
+            let info = checkpoint.tensorInfo(named: s.sourceName)!
             var type = info.dtype
             if let dtype, type.isFloatingPoint, type.convertsToFloat32 { type = dtype }
             var shape = s.outputShape
@@ -143,7 +158,7 @@ public enum Surgery {
                 if added.contains(bias) { specs.append(TensorSpec(name: bias, dtype: type, shape: [shape[0]])) }
             }
         }
-        var metadata = checkpoint.metadata ?? Metadata()
+        var metadata = checkpoint.metadataMap ?? Metadata()
         if metadata["format"] == nil { metadata["format"] = "pt" }
         var done = 0
         return try ShardedWriter.write(folder: folder, tensors: specs, maxShardSize: maxShardSize, metadata: metadata) { (spec) throws(CheckpointError) -> TensorBytes in
@@ -153,14 +168,17 @@ public enum Surgery {
             guard let s = byOutput[spec.name] else {
                 return .floats([Float](repeating: 0, count: spec.shape.reduce(1, *)))   // an added all-zero bias
             }
-            let view = try checkpoint.tensor(named: s.sourceName)
-            if s.rows == nil && s.columns == nil && view.dtype == spec.dtype { return .view(view) }
-            let bytes = try view.withUnsafeBytes { (raw) throws(CheckpointError) in try sliceBytes(raw, s, dtype: view.dtype) }
-            if view.dtype == spec.dtype { return .bytes(bytes) }
+            let dtype = checkpoint.tensorInfo(named: s.sourceName)!.dtype
+            let whole = s.rows == nil && s.columns == nil
+            if whole && dtype == spec.dtype, let mapped = checkpoint as? Checkpoint { return .view(try mapped.tensor(named: s.sourceName)) }
+            let bytes = try checkpoint.checked(s.sourceName) {
+                try checkpoint.withTensorBytes(s.sourceName) { raw in whole ? Array(raw) : try sliceBytes(raw, s, dtype: dtype) }
+            }
+            if dtype == spec.dtype { return .bytes(bytes) }
             var floats = [Float](repeating: 0, count: spec.shape.reduce(1, *))
             let r: Result<Void, CheckpointError> = bytes.withUnsafeBytes { src in
                 floats.withUnsafeMutableBufferPointer { dst in
-                    Result { () throws(CheckpointError) in try DTypeConversion.decode(src, as: view.dtype, into: dst) }
+                    Result { () throws(CheckpointError) in try DTypeConversion.decode(src, as: dtype, into: dst) }
                 }
             }
             if case .failure(let e) = r { throw e.withTensor(s.sourceName) }

@@ -12,12 +12,12 @@ public struct TaylorImportance: ImportanceEstimator {
     /// The calibration batch of step `s` (from 1).
     let batch: (Int) throws -> [[Int32]]
     /// The folder of the model as `plan` leaves it (the source folder for an unpruned plan).
-    let materialize: (PruningPlan) throws -> String
+    let materialize: (PruningPlan) throws -> MaterializedModel
     /// The mean loss of each step's batch.
     public private(set) var losses: [Double] = []
 
     public init(variant: TaylorVariant, source: GradientSource, batch: @escaping (Int) throws -> [[Int32]],
-                materialize: @escaping (PruningPlan) throws -> String) {
+                materialize: @escaping (PruningPlan) throws -> MaterializedModel) {
         self.variant = variant
         self.source = source
         self.batch = batch
@@ -25,11 +25,11 @@ public struct TaylorImportance: ImportanceEstimator {
     }
 
     public mutating func scores(plan: PruningPlan, settings: PruningSettings, step: Int) throws -> UnitScores {
-        let folder = try materialize(plan)
+        let folder = try materialize(plan).path
         var table = SalienceTable()
         let salience = ElementSalience.taylor(variant)
         let shape = plan.shape
-        let loss = try source.computeGradients(modelFolder: folder, batch: try batch(step), fisher: variant.needsFisher) { p in
+        let loss = try source.computeGradients(model: folder, batch: try batch(step), fisher: variant.needsFisher) { p in
             guard let role = MemberRole.of(p.name, settings: settings, shape: shape) else { return }
             try table.add(p, role: role, salience: salience, plan: plan)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import ShearsPipeline
 import CompactFormat
 import GGUF
 import Pruning

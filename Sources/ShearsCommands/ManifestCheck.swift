@@ -2,6 +2,7 @@ import CheckpointCore
 import ModelArchitecture
 import Pruning
 import ShearsJSON
+import ShearsPipeline
 
 /// `verify --source SRC --manifest M`: the pruned checkpoint is exactly the source with the
 /// manifest's structures removed, bit for bit in the stored dtype, and nothing else touched.
@@ -20,11 +21,9 @@ enum ManifestCheck {
         do { manifest = try JSONValue.parse(FileSystem.readFile(manifestPath, limit: 1 << 30)) } catch let e as JSONError {
             throw CheckpointError(.invalidArgument, "manifest is not valid JSON: \(e.message)", path: manifestPath)
         }
-        let source = try Checkpoint.open(sourcePath)
-        guard let configPath = source.configPath else {
-            throw CheckpointError(.invalidConfig, "the source has no config.json", path: sourcePath)
-        }
-        let shape = try ModelShape(configuration: ModelConfiguration(path: configPath))
+        let model = try ModelSource.open(sourcePath)
+        let source = model.store, shape = model.description
+        let sourceFolder = source.modelFolder ?? FileSystem.directoryName(sourcePath)
         let plan: PruningPlan
         do { plan = try PruningPlan(manifest: manifest, shape: shape) } catch { throw error.inFile(manifestPath) }
         var problems: [String] = []
@@ -36,7 +35,7 @@ enum ManifestCheck {
                 guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
                     problems.append("the manifest names source file \"\(name)\", which is not a file of the source folder"); filesMatch = false; continue
                 }
-                let path = FileSystem.join(source.folder, name)
+                let path = FileSystem.join(sourceFolder, name)
                 guard FileSystem.isFile(path) else { problems.append("source file \(name) named by the manifest is missing"); filesMatch = false; continue }
                 let m = try MappedFile(path: path)
                 let actual = m.withUnsafeBytes { TensorHashes.hex(SHA256Digest.of($0)) }
@@ -68,9 +67,9 @@ enum ManifestCheck {
                 recoveredCount += 1
             }
         }
-        for e in source.entries {
-            guard let slice = Surgery.slice(e.info.name, shape: e.info.shape, plan: plan) else { continue }
-            var dt = e.info.dtype
+        for info in source.tensorInfos {
+            guard let slice = Surgery.slice(info.name, shape: info.shape, plan: plan) else { continue }
+            var dt = info.dtype
             if let d = dtypeSetting, dt.isFloatingPoint, dt.convertsToFloat32 { dt = d }
             if slice.outputName.hasSuffix(".weight") {
                 let bias = String(slice.outputName.dropLast("weight".count)) + "bias"
@@ -82,21 +81,21 @@ enum ManifestCheck {
             }
             expected.insert(UTF8Key(slice.outputName))
             guard let out = pruned.tensorInfo(named: slice.outputName) else {
-                problems.append("\(slice.outputName) (from \(e.info.name)) is missing"); continue
+                problems.append("\(slice.outputName) (from \(info.name)) is missing"); continue
             }
-            var dtype = e.info.dtype
+            var dtype = info.dtype
             if let d = dtypeSetting, dtype.isFloatingPoint, dtype.convertsToFloat32 { dtype = d }
             guard out.shape == slice.outputShape, out.dtype == dtype else {
                 problems.append("\(slice.outputName) is \(out.dtype.rawValue) \(out.shape), the manifest implies \(dtype.rawValue) \(slice.outputShape)"); continue
             }
-            var want = try source.tensor(named: e.info.name).withUnsafeBytes { (raw) throws(CheckpointError) in try Surgery.sliceBytes(raw, slice, dtype: e.info.dtype) }
-            if dtype != e.info.dtype {
+            var want = try source.checked(info.name) { try source.withTensorBytes(info.name) { raw in try Surgery.sliceBytes(raw, slice, dtype: info.dtype) } }
+            if dtype != info.dtype {
                 var converted = [UInt8](repeating: 0, count: out.byteCount)
-                try want.withUnsafeBytes { s in try converted.withUnsafeMutableBytes { try DTypeConversion.convert(s, from: e.info.dtype, to: dtype, into: $0) } }
+                try want.withUnsafeBytes { s in try converted.withUnsafeMutableBytes { try DTypeConversion.convert(s, from: info.dtype, to: dtype, into: $0) } }
                 want = converted
             }
             let same = try pruned.withTensorBytes(slice.outputName) { $0.elementsEqual(want) }
-            if !same { problems.append("\(slice.outputName) is not the source's \(e.info.name) with the manifest's rows and columns removed") }
+            if !same { problems.append("\(slice.outputName) is not the source's \(info.name) with the manifest's rows and columns removed") }
             checked += 1
         }
         for info in pruned.tensorInfos where !expected.contains(UTF8Key(info.name)) {

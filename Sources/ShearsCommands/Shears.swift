@@ -1,4 +1,5 @@
 import ArgumentParser
+import CheckpointCore
 
 /// The `shears` command: its configuration and subcommands. The executable's `main` selects the
 /// OpenBLAS kernels, then runs this.
@@ -30,11 +31,14 @@ public struct Shears: ParsableCommand {
 public enum ShearsExit {
     /// An input is malformed or missing.
     public static let badInput = ExitCode(2)
+    /// Options that cannot apply (sysexits' EX_USAGE), as ArgumentParser's own usage errors.
+    public static let usage = ExitCode(64)
 }
 
 /// Prints a library error to stderr the way every command does, and returns the exit code to throw.
 func report(_ error: Error) -> ExitCode {
     if let e = error as? ExitCode { return e }
     StandardError.print("shears: error: \(error)")
+    if let e = error as? CheckpointError, e.code == .invalidUsage { return ShearsExit.usage }
     return ShearsExit.badInput
 }

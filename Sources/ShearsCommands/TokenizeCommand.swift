@@ -1,5 +1,7 @@
 import ArgumentParser
+import CheckpointCore
 import ShearsJSON
+import ShearsPipeline
 import Tokenizers
 
 #if canImport(Glibc)
@@ -27,7 +29,7 @@ public struct TokenizeCommand: ParsableCommand {
             Exit status: 0 on success, 2 when an input is malformed or missing.
             """)
 
-    @Argument(help: "A tokenizer.json file, or a model folder containing tokenizer.json.", completion: .file())
+    @Argument(help: "A tokenizer.json file, a model folder containing tokenizer.json, a .ctz model (tokenizer.json beside it) or a GGUF file (its tokenizer metadata).", completion: .file())
     var modelOrTokenizer: String
 
     @Option(name: .long, help: "Read the text (or, with --decode, the ids) from FILE instead of standard input.",
@@ -64,7 +66,11 @@ public struct TokenizeCommand: ParsableCommand {
         let tokenizer: Tokenizer
         let input: [UInt8]
         do {
-            tokenizer = try Tokenizer(contentsOf: modelOrTokenizer)
+            if FileSystem.isFile(modelOrTokenizer) && !modelOrTokenizer.hasSuffix(".json") {
+                tokenizer = try ModelSource.open(modelOrTokenizer).tokenizer()   // a .ctz or GGUF model
+            } else {
+                tokenizer = try Tokenizer(contentsOf: modelOrTokenizer)
+            }
             input = try text.map { try readFile($0) } ?? readStandardInput()
         } catch {
             StandardError.print("shears tokenize: error: \(error)")

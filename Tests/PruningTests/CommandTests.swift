@@ -133,10 +133,10 @@ import Tokenizers
         let tokens = temporaryFolder("cli-tokens") + ".json"
         let batch = model.goldens["tokens"]!
         try AtomicFile.write(batch.serializedBytes(), to: tokens)
-        PruneCommand.makeGradientSource = { _ in model.gradientSource }
-        defer { PruneCommand.makeGradientSource = nil }
         let out = temporaryFolder("cli-taylor-recorded")
-        try prune(out, ["--taylor", "param_mix", "--calibration-tokens", tokens, "--samples", "4", "--seq-len", "16"])
+        var job = try PruneCommand.parse([Self.model, out, "--taylor", "param_mix", "--calibration-tokens", tokens, "--samples", "4", "--seq-len", "16"]).job
+        job.gradients = model.gradientSource
+        try job.run()
         let m = try json(out + "/pruning-manifest.json")
         let golden = try #require(model.goldens["selections"]!.arrayValue!.first { s in
             s["importance"] == .string("param_mix") && s["reduction"] == .string("sum") && s["gqa"] == .string("kv-group")
@@ -164,11 +164,10 @@ import Tokenizers
         }
         try AtomicFile.write(try FileSystem.readFile(fixtures + "/tokenizers/smollm2/tokenizer.json"), to: folder + "/tokenizer.json")
         let text = fixtures + "/text/austen-evaluation/persuasion-head.txt"
-        PruneCommand.makeGradientSource = { _ in model.gradientSource }
-        defer { PruneCommand.makeGradientSource = nil }
         let out = temporaryFolder("cli-text-calibration")
-        let c = try PruneCommand.parse([folder, out, "--calibration", text, "--samples", "3", "--seq-len", "32"])
-        try c.run()
+        var job = try PruneCommand.parse([folder, out, "--calibration", text, "--samples", "3", "--seq-len", "32"]).job
+        job.gradients = model.gradientSource
+        try job.run()
         let m = try json(out + "/pruning-manifest.json")
         let tokens = try Tokenizer(contentsOf: folder + "/tokenizer.json").encode(bytes: try FileSystem.readFile(text))
         let digest = SHA256.hash(data: try FileSystem.readFile(text)).map { String($0 >> 4, radix: 16) + String($0 & 15, radix: 16) }.joined()

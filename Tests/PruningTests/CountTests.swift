@@ -3,12 +3,12 @@ import ModelArchitecture
 @testable import Pruning
 
 @Suite struct CountTests {
-    static let llama7B = ModelShape(layers: 32, hiddenSize: 4096, attentionHeads: 32, keyValueHeads: 32, headDim: 128,
+    static let llama7B = try! ModelDescription.uniform(layers: 32, hiddenSize: 4096, attentionHeads: 32, keyValueHeads: 32, headDim: 128,
                                     intermediateSize: 11008, vocabSize: 32000)
-    static let llama3_8B = ModelShape(layers: 32, hiddenSize: 4096, attentionHeads: 32, keyValueHeads: 8, headDim: 128,
+    static let llama3_8B = try! ModelDescription.uniform(layers: 32, hiddenSize: 4096, attentionHeads: 32, keyValueHeads: 8, headDim: 128,
                                       intermediateSize: 14336, vocabSize: 128256)
 
-    func plan(_ shape: ModelShape, ratio: Double, gqa: GQAPolicy = .kvGroup, roundTo: Int? = nil) throws -> PruningPlan {
+    func plan(_ shape: ModelDescription, ratio: Double, gqa: GQAPolicy = .kvGroup, roundTo: Int? = nil) throws -> PruningPlan {
         var s = PruningSettings()
         s.importance = .random
         s.ratio = ratio
@@ -61,7 +61,7 @@ import ModelArchitecture
 
     @Test func smolLM2Counts() throws {
         // SmolLM2-135M: 30 layers, 576 hidden, 9 heads of 64, 3 KV heads, 1536 MLP, vocab 49152, tied.
-        let s = ModelShape(layers: 30, hiddenSize: 576, attentionHeads: 9, keyValueHeads: 3, headDim: 64, intermediateSize: 1536,
+        let s = try! ModelDescription.uniform(layers: 30, hiddenSize: 576, attentionHeads: 9, keyValueHeads: 3, headDim: 64, intermediateSize: 1536,
                            vocabSize: 49152, tiedEmbeddings: true)
         #expect(LayerRange.defaultRange(layers: 30) == LayerRange(4, 28))
         let p = try plan(s, ratio: 0.25)

@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 import Crypto
 import ShearsJSON
 import Testing
@@ -21,7 +22,7 @@ import Testing
             let key = [entry["importance"]!.stringValue!, entry["reduction"]!.stringValue!, entry["gqa"]!.stringValue!,
                        s.attentionLayers!.description, s.mlpLayers!.description].joined(separator: "/")
             scoreCache[key] = scores
-            for l in 0..<model.shape.layers {
+            for l in 0..<model.shape.layerCount {
                 let ga = entry["attention"]!["\(l)"], gm = entry["mlp"]!["\(l)"]
                 #expect(scores.attention[l].isEmpty == (ga == nil), "\(key) layer \(l)")
                 #expect(scores.mlp[l].isEmpty == (gm == nil), "\(key) layer \(l)")
@@ -44,7 +45,7 @@ import Testing
                        s.attentionLayers!.description, s.mlpLayers!.description].joined(separator: "/")
             let scores = try #require(scoreCache[key])
             let plan = try Selection.apply(scores, to: PruningPlan(unpruned: model.shape), settings: s, step: 1)
-            for l in 0..<model.shape.layers {
+            for l in 0..<model.shape.layerCount {
                 let g = sel["layers"]!["\(l)"]!
                 let what = "\(key) \(s.scope.rawValue) \(s.ratio) round \(String(describing: s.roundTo)) layer \(l)"
                 #expect(plan.layers[l].keptHeads == ints(g["heads"]), "\(what) heads")
@@ -94,7 +95,7 @@ import Testing
                     && s["scope"] == c["scope"] && s["ratio"] == c["ratio"] && s["round_to"] == .null
             })
             var plan = PruningPlan(unpruned: model.shape)
-            for l in 0..<model.shape.layers {
+            for l in 0..<model.shape.layerCount {
                 let g = golden["layers"]!["\(l)"]!
                 plan.layers[l].keptHeads = ints(g["heads"])
                 plan.layers[l].keptKeyValueHeads = ints(g["kv_heads"])
@@ -122,9 +123,9 @@ import Testing
         var s = settings(importance: "param_first", reduction: nil)
         s = try s.resolved(for: model.shape)
         let folder = model.folder
-        var e = TaylorImportance(variant: .paramFirst, source: noFisher, batch: { _ in [] }, materialize: { _ in folder })
+        var e = TaylorImportance(variant: .paramFirst, source: noFisher, batch: { _ in [] }, materialize: { _ in MaterializedModel(path: folder, store: try Checkpoint.open(folder)) })
         _ = try e.scores(plan: PruningPlan(unpruned: model.shape), settings: s, step: 1)
-        var m = TaylorImportance(variant: .paramMix, source: noFisher, batch: { _ in [] }, materialize: { _ in folder })
+        var m = TaylorImportance(variant: .paramMix, source: noFisher, batch: { _ in [] }, materialize: { _ in MaterializedModel(path: folder, store: try Checkpoint.open(folder)) })
         #expect(throws: CheckpointError.self) { _ = try m.scores(plan: PruningPlan(unpruned: model.shape), settings: s, step: 1) }
     }
 }

@@ -10,9 +10,9 @@ final class SteppedRecordings: GradientSource {
     let steps: [RecordedGradientSource]
     private(set) var calls = 0
     init(_ steps: [RecordedGradientSource]) { self.steps = steps }
-    func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool, consumer: (ParameterView) throws -> Void) throws -> Double {
+    func computeGradients(model modelFolder: String, batch: [[Int32]], fisher: Bool, consumer: (ParameterView) throws -> Void) throws -> Double {
         defer { calls += 1 }
-        return try steps[calls].computeGradients(modelFolder: modelFolder, batch: batch, fisher: fisher, consumer: consumer)
+        return try steps[calls].computeGradients(model: modelFolder, batch: batch, fisher: fisher, consumer: consumer)
     }
 }
 
@@ -53,9 +53,9 @@ struct RecordingEstimator<E: ImportanceEstimator>: ImportanceEstimator {
             let scratch = temporaryFolder("iter-golden-\(name)-\(n)")
             let checkpoint = model.checkpoint, folder = model.folder, shape = model.shape
             let taylor = TaylorImportance(variant: s.taylor, source: SteppedRecordings(sources), batch: { _ in [] }, materialize: { plan in
-                if plan == PruningPlan(unpruned: shape) { return folder }
-                try PrunedFolder.write(checkpoint, configuration: config, plan: plan, to: scratch)
-                return scratch
+                if plan == PruningPlan(unpruned: shape) { return MaterializedModel(path: folder, store: checkpoint) }
+                try PrunedFolder.write(checkpoint, configuration: config, plan: plan, to: scratch, companionFolder: folder)
+                return MaterializedModel(path: scratch, store: try Checkpoint.open(scratch))
             })
             var recording = RecordingEstimator(inner: taylor)
             var plans: [PruningPlan] = []
@@ -63,7 +63,7 @@ struct RecordingEstimator<E: ImportanceEstimator>: ImportanceEstimator {
             #expect(plans.count == steps.count)
             for (i, st) in steps.enumerated() {
                 let what = "\(name) \(c["importance"]!) \(c["gqa"]!) step \(i + 1)"
-                for l in 0..<model.shape.layers {
+                for l in 0..<model.shape.layerCount {
                     if let ga = st["attention"]!["\(l)"] {
                         let got = recording.rounds[i].attention[l], want = ga.arrayValue!
                         #expect(got.count == want.count, "\(what) layer \(l)")

@@ -7,7 +7,7 @@ import Testing
 /// folder it is given: Taylor param_first then equals l2 with sum reduction, which checks that
 /// gradients of a partially pruned model map back to the source's numbering.
 struct WeightAsGradient: GradientSource {
-    func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool, consumer: (ParameterView) throws -> Void) throws -> Double {
+    func computeGradients(model modelFolder: String, batch: [[Int32]], fisher: Bool, consumer: (ParameterView) throws -> Void) throws -> Double {
         let c = try Checkpoint.open(modelFolder)
         for name in c.tensorNames {
             let info = c.info(named: name)!
@@ -16,7 +16,7 @@ struct WeightAsGradient: GradientSource {
             let f = w.map { $0 * $0 }
             try w.withUnsafeBufferPointer { wb in
                 try f.withUnsafeBufferPointer { fb in
-                    try consumer(try ParameterView(layer: ModelShape.layerIndex(of: name)?.layer, name: name, rows: rows, cols: cols,
+                    try consumer(try ParameterView(layer: LlamaFamily.tensorNames.layerIndex(of: name)?.layer, name: name, rows: rows, cols: cols,
                                                    weight: wb, gradient: wb, fisherSum: fisher ? fb : nil, samples: 1))
                 }
             }
@@ -46,9 +46,9 @@ struct WeightAsGradient: GradientSource {
         let checkpoint = model.checkpoint, folder = model.folder, shape = model.shape
         var taylor = TaylorImportance(variant: .paramFirst, source: WeightAsGradient(), batch: { _ in [] }, materialize: { plan in
             steps += 1
-            if plan == PruningPlan(unpruned: shape) { return folder }
-            try PrunedFolder.write(checkpoint, configuration: config, plan: plan, to: scratch)
-            return scratch
+            if plan == PruningPlan(unpruned: shape) { return MaterializedModel(path: folder, store: checkpoint) }
+            try PrunedFolder.write(checkpoint, configuration: config, plan: plan, to: scratch, companionFolder: folder)
+            return MaterializedModel(path: scratch, store: try Checkpoint.open(scratch))
         })
         let got = try Pruner.plan(shape: model.shape, settings: s, estimator: &taylor)
         #expect(steps == 3)

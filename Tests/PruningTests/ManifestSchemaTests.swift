@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 import ShearsCommands
 import ShearsJSON
 import Testing
@@ -68,7 +69,7 @@ import Testing
         Validator(root: schema).check(manifest, schema, "$", &errors)
         #expect(errors.isEmpty, "\(errors)")
         // A calibration record also validates.
-        var m = PruningManifest(plan: PruningPlan(unpruned: ModelShape(layers: 1, hiddenSize: 8, attentionHeads: 2, keyValueHeads: 1, headDim: 4,
+        var m = PruningManifest(plan: PruningPlan(unpruned: try! ModelDescription.uniform(layers: 1, hiddenSize: 8, attentionHeads: 2, keyValueHeads: 1, headDim: 4,
                                                                        intermediateSize: 8, vocabSize: 4)),
                                 settings: PruningSettings(), sourceFiles: [:], sourceConfig: .object(JSONObject()), resultFiles: [:],
                                 calibration: CalibrationRecord(file: "a.txt", sha256: String(repeating: "0", count: 64), samples: 10, seqLen: 64, seed: 42, tokenCount: 1000))

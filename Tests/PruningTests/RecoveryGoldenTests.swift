@@ -17,7 +17,7 @@ import Testing
         let name: String
         let folder: String
         let weights: Checkpoint
-        let shape: ModelShape
+        let shape: ModelDescription
         let goldens: JSONValue
         let reference: Checkpoint
         let statistics: ActivationStatistics
@@ -26,10 +26,10 @@ import Testing
             self.name = name
             folder = fixtures + "/pruning/" + name
             weights = try Checkpoint.open(folder)
-            shape = try ModelShape(configuration: try ModelConfiguration(path: folder + "/config.json"))
+            shape = try ModelDescription(configPath: folder + "/config.json")
             goldens = try JSONValue.parse(try FileSystem.readFile(fixtures + "/recovery/\(name)/goldens.json"))
             reference = try Checkpoint.open(fixtures + "/recovery/\(name)/statistics.safetensors")
-            let stream = try RecordedActivationSource(path: fixtures + "/recovery/\(name)/activations.safetensors").stream(modelFolder: folder, windows: [])
+            let stream = try RecordedActivationSource(path: fixtures + "/recovery/\(name)/activations.safetensors").stream(model: folder, windows: [])
             statistics = try ActivationStatistics.collect(stream) { _ in [.attention: true, .mlp: true, .attentionIn: false, .mlpIn: false] }
         }
 
@@ -78,7 +78,7 @@ import Testing
         let g = try Golden(name)
         #expect(g.statistics.rows == g.goldens["rows"]!.intValue!)
         var compared = 0
-        for l in 0..<g.shape.layers {
+        for l in 0..<g.shape.layerCount {
             for site in ActivationSite.allCases {
                 let st = try #require(g.statistics.site(l, site))
                 let p = "layers.\(l).\(site.rawValue)"
@@ -91,7 +91,7 @@ import Testing
                 }
             }
         }
-        #expect(compared == 2 * g.shape.layers)
+        #expect(compared == 2 * g.shape.layerCount)
     }
 
     @Test(arguments: models)
@@ -105,7 +105,7 @@ import Testing
             let scores = try ActivationImportance.unitScores(kind: s.importance, statistics: g.statistics, weights: g.weights,
                                                              plan: PruningPlan(unpruned: g.shape), settings: s)
             let gs = c["scores"]!
-            for l in 0..<g.shape.layers where s.strategy == .block {
+            for l in 0..<g.shape.layerCount where s.strategy == .block {
                 let ga = doubles(gs["attention"]!.arrayValue![l]), gm = doubles(gs["mlp"]!.arrayValue![l])
                 #expect(Self.agree(scores.attention[l], ga), "\(key) attention layer \(l): \(scores.attention[l]) vs \(ga)")
                 #expect(Self.agree(scores.mlp[l], gm), "\(key) mlp layer \(l)")
@@ -114,7 +114,7 @@ import Testing
             if s.strategy == .layer { #expect(Self.agree(scores.layers, doubles(gs["layers"])), "\(key) layers") }
             let plan = try Selection.apply(scores, to: PruningPlan(unpruned: g.shape), settings: s, step: 1)
             let kept = c["kept"]!
-            for l in 0..<g.shape.layers {
+            for l in 0..<g.shape.layerCount {
                 #expect(plan.layers[l].keptHeads == ints(kept["heads"]!.arrayValue![l]), "\(key) layer \(l) heads")
                 #expect(plan.layers[l].keptKeyValueHeads == ints(kept["kv_heads"]!.arrayValue![l]), "\(key) layer \(l) kv heads")
                 #expect(plan.layers[l].keptChannels == ints(kept["channels"]!.arrayValue![l]), "\(key) layer \(l) channels")
@@ -135,10 +135,10 @@ import Testing
             let damping = r["damping"]?.doubleValue
             let file = try Checkpoint.open(fixtures + "/recovery/\(name)/" + r["file"]!.stringValue!)
             let d = g.shape.headDim
-            for l in 0..<g.shape.layers {
+            for l in 0..<g.shape.layerCount {
                 for (site, proj, kept, width) in [(ActivationSite.attention, "o_proj", plan.layers[l].keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, g.shape.attentionHeads * d),
                                                   (.mlp, "down_proj", plan.layers[l].keptChannels, g.shape.intermediateSize)] where kept.count < width {
-                    let wName = site == .attention ? ModelShape.attention(l, "o") : ModelShape.mlp(l, "down")
+                    let wName = site == .attention ? g.shape.name(.output, layer: l) : g.shape.name(.down, layer: l)
                     let w = try g.weights.tensor(named: wName).floats().map(Double.init)
                     let refit = try Recovery.refit(method, weight: w, rows: g.shape.hiddenSize, cols: width, bias: nil, kept: kept,
                                                    statistics: try #require(g.statistics.site(l, site)), damping: damping, what: wName)
@@ -161,12 +161,12 @@ import Testing
         var plan = plan0
         let scratch = temporaryFolder("recovery-run")
         defer { _ = system("rm -rf '\(scratch)'") }
-        let stream = try RecordedActivationSource(path: fixtures + "/recovery/tiny-gqa/activations.safetensors").stream(modelFolder: g.folder, windows: [])
+        let stream = try RecordedActivationSource(path: fixtures + "/recovery/tiny-gqa/activations.safetensors").stream(model: g.folder, windows: [])
         let out = try RecoveryRun(source: g.weights, settings: s).run(plan: &plan, openStream: { stream }, scratch: scratch)
         #expect(plan == plan0)
         #expect(out.attentionBias && out.mlpBias)
         let golden = try Checkpoint.open(fixtures + "/recovery/tiny-gqa/recovery-anchored-ls-0.1.safetensors")
-        for l in 0..<g.shape.layers {
+        for l in 0..<g.shape.layerCount {
             for proj in ["self_attn.o_proj", "mlp.down_proj"] {
                 let short = proj.split(separator: ".").last!
                 for kind in ["weight", "bias"] {

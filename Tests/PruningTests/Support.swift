@@ -16,7 +16,7 @@ struct GoldenModel {
     let name: String
     let folder: String
     let checkpoint: Checkpoint
-    let shape: ModelShape
+    let shape: ModelDescription
     let goldens: JSONValue
     var samples: Int { goldens["samples"]!.intValue! }
 
@@ -24,7 +24,7 @@ struct GoldenModel {
         self.name = name
         folder = name == "tiny-llama" ? fixtures + "/safetensors/tiny-llama" : fixtures + "/pruning/" + name
         checkpoint = try Checkpoint.open(folder)
-        shape = try ModelShape(configuration: try ModelConfiguration(path: folder + "/config.json"))
+        shape = try ModelDescription(configPath: folder + "/config.json")
         goldens = try JSONValue.parse(try FileSystem.readFile(fixtures + "/pruning/\(name)/goldens.json"))
     }
 
@@ -47,12 +47,12 @@ struct GoldenModel {
             return try e.scores(plan: plan, settings: settings, step: 1)
         case .taylor:
             let folder = self.folder
-            var e = TaylorImportance(variant: settings.taylor, source: gradientSource, batch: { _ in [] }, materialize: { _ in folder })
+            var e = TaylorImportance(variant: settings.taylor, source: gradientSource, batch: { _ in [] }, materialize: { _ in MaterializedModel(path: folder, store: try Checkpoint.open(folder)) })
             return try e.scores(plan: plan, settings: settings, step: 1)
         case .wandaSP, .wifv:
             let folder = self.folder
             var e = ActivationImportance(kind: settings.importance, source: RecordedActivationSource(path: fixtures + "/recovery/\(name)/activations.safetensors"),
-                                         windows: { _ in [] }, materialize: { _ in folder })
+                                         windows: { _ in [] }, materialize: { _ in MaterializedModel(path: folder, store: try Checkpoint.open(folder)) })
             return try e.scores(plan: plan, settings: settings, step: 1)
         }
     }

@@ -9,12 +9,12 @@ import CheckpointCore
 /// When the destination does not exist (or is an empty folder) the staged folder is renamed onto
 /// it in one step. When it exists with files (allowed with `--force`), the new files are renamed
 /// into it one by one, after old checkpoint files that the new output does not replace are removed.
-final class StagedFolder {
-    let destination: String
-    let path: String
+public final class StagedFolder {
+    public let destination: String
+    public let path: String
     private var committed = false
 
-    init(destination: String) throws(CheckpointError) {
+    public init(destination: String) throws(CheckpointError) {
         self.destination = destination
         let parent = FileSystem.directoryName(destination)
         try FileSystem.createDirectory(parent)
@@ -32,7 +32,7 @@ final class StagedFolder {
     }
 
     /// Moves the staged files to the destination.
-    func commit() throws(CheckpointError) {
+    public func commit() throws(CheckpointError) {
         let existing = FileSystem.isDirectory(destination) ? try FileSystem.contents(of: destination) : nil
         if existing == nil || existing!.isEmpty {
             guard rename(path, destination) == 0 else { throw CheckpointError(.io, "cannot move the output into place: \(String(cString: strerror(errno)))", path: destination) }
@@ -53,7 +53,7 @@ final class StagedFolder {
     }
 
     /// Removes a folder of plain files (the staging folders are flat).
-    static func removeFlat(_ folder: String) {
+    public static func removeFlat(_ folder: String) {
         if let names = try? FileSystem.contents(of: folder) {
             for n in names { unlink(FileSystem.join(folder, n)) }
         }
@@ -62,7 +62,7 @@ final class StagedFolder {
 }
 
 /// Whether two paths name the same file or folder (same device and inode).
-func sameFile(_ a: String, _ b: String) -> Bool {
+public func sameFile(_ a: String, _ b: String) -> Bool {
     var sa = stat(), sb = stat()
     guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino

@@ -6,13 +6,15 @@ import Pruning
 /// loss over the calibration batch, each parameter handed to the pruner as soon as the engine has
 /// finished its gradient (and, for the Fisher variants, the per-sample squared-gradient sums of
 /// the same pass), so that memory stays at one layer.
-struct EngineGradientSource: GradientSource {
+public struct EngineGradientSource: GradientSource {
     /// Bytes for projections kept from the forward pass (``LlamaModel/activationMemory``).
-    var activationMemory = 0
+    public var activationMemory = 0
 
-    func computeGradients(modelFolder: String, batch: [[Int32]], fisher: Bool,
-                          consumer: (ParameterView) throws -> Void) throws -> Double {
-        let model = try LlamaModel(path: modelFolder)
+    public init(activationMemory: Int = 0) { self.activationMemory = activationMemory }
+
+    public func computeGradients(model path: String, batch: [[Int32]], fisher: Bool,
+                                 consumer: (ParameterView) throws -> Void) throws -> Double {
+        let model = try ModelSource.open(path).engineModel()
         model.activationMemory = activationMemory
         let tokens = try TokenBatch(batch)
         return try withoutActuallyEscaping(consumer) { body in

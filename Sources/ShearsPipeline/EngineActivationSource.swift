@@ -2,12 +2,14 @@ import CheckpointCore
 import Engine
 import Pruning
 
-/// Activation statistics from the CPU engine: the calibration windows run through the model one
+/// Activation statistics from the CPU engine, on any model ``ModelSource`` opens: the calibration windows run through the model one
 /// decoder layer at a time (``LayerStream``), each layer's linear-layer inputs handed over chunk by
 /// chunk.
-struct EngineActivationSource: ActivationSource {
-    func stream(modelFolder: String, windows: [[Int32]]) throws -> any ActivationStream {
-        Stream(try LayerStream(model: try LlamaModel(path: modelFolder), windows: windows))
+public struct EngineActivationSource: ActivationSource {
+    public init() {}
+
+    public func stream(model: String, windows: [[Int32]]) throws -> any ActivationStream {
+        Stream(try LayerStream(model: try ModelSource.open(model).engineModel(), windows: windows))
     }
 
     final class Stream: ActivationStream {

@@ -1,0 +1,112 @@
+import CheckpointCore
+import CompactFormat
+import Crypto
+import Engine
+import GGUF
+import ModelArchitecture
+import ShearsJSON
+import Tokenizers
+
+/// Any model Shears opens, with what every job needs of it: its tensors, its resolved description,
+/// its tokenizer and where its companion files are. A Hugging Face folder, a sharded index or a
+/// single `.safetensors` file with `config.json` beside it, a `.ctz` file with `config.json`
+/// beside it, or a GGUF file of a supported family read in place (quantized tensors dequantized
+/// as they are read; config and tokenizer built from its metadata, as `convert` would write them).
+public struct ModelSource {
+    /// The path as given.
+    public let path: String
+    public let store: any TensorStore
+    public let description: ModelDescription
+    /// The folder whose tokenizer and generation files belong to the model (nil for GGUF).
+    public let companionFolder: String?
+    /// Files a folder of this model would hold that the source keeps elsewhere (a GGUF file's
+    /// `config.json`, `tokenizer.json` and `tokenizer_config.json`), by name.
+    public let builtFiles: [(String, [UInt8])]
+    /// The dtype quantized tensors are dequantized to (GGUF), else nil.
+    public let dequantizedDType: DType?
+
+    /// Opens `path`.
+    /// - Throws: ``CheckpointError`` naming the file and the rule: an unreadable container, no
+    ///   `config.json`, an unsupported family, or tensors that disagree with the configuration.
+    public static func open(_ path: String) throws -> ModelSource {
+        if isGGUF(path) { return try openGGUF(path) }
+        let store: any TensorStore
+        if FileSystem.isFile(path), CompactFile.looksLikeCompact(path) || path.hasSuffix("." + CompactLayout.fileExtension) {
+            store = try CompactFile(path: path)
+        } else {
+            store = try Checkpoint.open(path)
+        }
+        guard let configPath = store.configPath else {
+            throw CheckpointError(.invalidConfig, "no config.json next to the weights; the model's sizes come from it", path: store.modelFolder ?? path)
+        }
+        let description = try ModelDescription(configPath: configPath)
+        try description.validate(store)
+        return ModelSource(path: path, store: store, description: description, companionFolder: store.modelFolder,
+                           builtFiles: [], dequantizedDType: nil)
+    }
+
+    private static func openGGUF(_ path: String) throws -> ModelSource {
+        let store = try GGUFTensorStore(path: path)
+        let hp = try LlamaHyperparameters(gguf: store.file)
+        try hp.checkHuggingFaceLayers(path: path)
+        let dtype = GGUFToHuggingFace.defaultDType(store.file)
+        let configJSON = hp.configJSON(dtype: dtype)
+        let description: ModelDescription
+        do { description = try ModelDescription(ModelConfiguration(json: configJSON)) } catch { throw error.inFile(path) }
+        do { try description.validate(store) } catch { throw error.inFile(path) }
+        var files: [(String, [UInt8])] = [("config.json", configJSON.serializedBytes(style: .pretty) + [0x0A])]
+        if let tokenizer = try? GGUFTokenizer(gguf: store.file), let json = try? tokenizer.tokenizerJSON() {
+            files.append(("tokenizer.json", json.serializedBytes(style: .compact)))
+            files.append(("tokenizer_config.json", tokenizer.tokenizerConfigJSON(contextLength: hp.contextLength).serializedBytes(style: .pretty) + [0x0A]))
+        }
+        let quantized = store.file.tensors.contains { $0.type.isQuantized }
+        return ModelSource(path: path, store: store, description: description, companionFolder: nil, builtFiles: files,
+                           dequantizedDType: quantized ? .f32 : nil)
+    }
+
+    /// Whether `path` is a GGUF file (by its name or its magic).
+    public static func isGGUF(_ path: String) -> Bool {
+        guard FileSystem.isFile(path) else { return false }
+        if path.hasSuffix(".gguf") { return true }
+        guard let m = try? MappedFile(path: path), m.count >= 4 else { return false }
+        return m.bytes(in: 0..<4) == Array("GGUF".utf8)
+    }
+
+    /// The model's tokenizer: `tokenizer.json` of its folder, or the one built from GGUF metadata.
+    public func tokenizer() throws -> Tokenizer {
+        if let json = builtFiles.first(where: { $0.0 == "tokenizer.json" })?.1 {
+            let config = try builtFiles.first(where: { $0.0 == "tokenizer_config.json" }).map { try JSONValue.parse($0.1) }
+            return try Tokenizer(json: json, path: path, config: config)
+        }
+        guard let folder = companionFolder else {
+            throw CheckpointError(.invalidArgument, "the model has no tokenizer", path: path)
+        }
+        return try Tokenizer(contentsOf: folder)
+    }
+
+    /// The engine's model over these tensors.
+    public func engineModel() throws -> LlamaModel {
+        do { return try LlamaModel(checkpoint: store, configuration: description.configuration) } catch { throw error.inFile(path) }
+    }
+
+    /// SHA-256 of every file the model is read from (data files, index, and `config.json` or, for
+    /// GGUF, the file itself), by file name.
+    public func sourceFileHashes() throws -> [String: String] {
+        var out: [String: String] = [:]
+        for f in store.dataFiles { out[FileSystem.baseName(f)] = try Self.sha256(f) }
+        if let c = store.configPath { out["config.json"] = try Self.sha256(c) }
+        return out
+    }
+
+    /// SHA-256 of a file, lower-case hex.
+    public static func sha256(_ path: String) throws -> String {
+        let m = try MappedFile(path: path)
+        return m.withUnsafeBytes { hex(SHA256.hash(data: $0)) }
+    }
+
+    /// Lower-case hex of a digest.
+    public static func hex(_ d: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef")
+        return String(d.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+    }
+}
