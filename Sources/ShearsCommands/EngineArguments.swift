@@ -49,7 +49,7 @@ struct EngineArguments: ParsableArguments {
     /// layer as it runs), config and tokenizer, without writing the folder.
     static func loadGGUF(_ path: String) throws -> (LlamaModel, Tokenizer) {
         let store = try GGUFTensorStore(path: path)
-        let hp = try LlamaHyperparameters(gguf: store.file)
+        let hp = try GGUFModelMetadata(gguf: store.file)
         try hp.checkHuggingFaceLayers(path: path)
         let configuration: ModelConfiguration
         do {
