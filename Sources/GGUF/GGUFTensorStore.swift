@@ -1,6 +1,6 @@
 import CheckpointCore
 
-/// A LLaMA-family GGUF file read as the Hugging Face checkpoint it stands for, so that `hash`,
+/// A GGUF file of a supported family (``ModelFamilies``) read as the Hugging Face checkpoint it stands for, so that `hash`,
 /// `diff` and `verify` (including `verify --source --manifest` of `prune MODEL OUT.gguf`) work on it
 /// directly.
 ///
@@ -16,12 +16,12 @@ public final class GGUFTensorStore: TensorStore, @unchecked Sendable {
     public let tensorInfos: [TensorInfo]
     private let plans: [String: GGUFToHuggingFace.TensorPlan]
 
-    /// - Throws: the GGUF reader's errors; `unsupportedArchitecture` for a file that is not a
-    ///   LLaMA-family model (the name mapping only covers those).
+    /// - Throws: the GGUF reader's errors; `unsupportedArchitecture` for a file whose architecture
+    ///   no family reads, or with a tensor the family has no Hugging Face name for.
     public init(path: String) throws(CheckpointError) {
         let f = try GGUFFile(path: path)
-        let hp = try LlamaHyperparameters(gguf: f)
-        let (plan, _) = try GGUFToHuggingFace.plan(f, hp, dtype: GGUFToHuggingFace.defaultDType(f))
+        let md = try GGUFModelMetadata(gguf: f)
+        let (plan, _) = try GGUFToHuggingFace.plan(f, md, dtype: GGUFToHuggingFace.defaultDType(f))
         var infos: [TensorInfo] = []
         var byName: [String: GGUFToHuggingFace.TensorPlan] = [:]
         var offset = 0

@@ -1,7 +1,8 @@
 import CheckpointCore
+import ModelArchitecture
 import ShearsJSON
 
-/// Converts a llama-family GGUF file into a Hugging Face model folder: safetensors weights
+/// Converts a GGUF file of a supported family (``ModelFamilies``) into a Hugging Face model folder: safetensors weights
 /// (dequantized, renamed, Q/K rows un-permuted), `config.json`, `generation_config.json`,
 /// `tokenizer.json` and `tokenizer_config.json`.
 public enum GGUFToHuggingFace {
@@ -48,48 +49,58 @@ public enum GGUFToHuggingFace {
         return main.flatMap { Dequantize.plainDType($0.type) }.flatMap { $0.isFloatingPoint ? $0 : nil } ?? .f32
     }
 
-    /// Maps every tensor to its Hugging Face name, shape and transformation.
-    /// - Throws: `unsupportedArchitecture` naming a tensor that is not a llama-family tensor;
+    /// GGUF tensors that have no Hugging Face counterpart (derived from the config on load).
+    public static let derivedTensors: Set<String> = ["rope_freqs.weight"]
+
+    /// Maps every tensor to its Hugging Face name (through the family: GGUF name → role → name),
+    /// shape and transformation.
+    /// - Throws: `unsupportedArchitecture` naming a tensor the family has no Hugging Face name for;
     ///   `shapeMismatch` when a Q/K projection does not split into its heads.
-    public static func plan(_ f: GGUFFile, _ hp: LlamaHyperparameters, dtype: DType) throws(CheckpointError) -> (tensors: [TensorPlan], warnings: [String]) {
+    public static func plan(_ f: GGUFFile, _ md: GGUFModelMetadata, dtype: DType) throws(CheckpointError) -> (tensors: [TensorPlan], warnings: [String]) {
+        let family = md.family
         var out: [TensorPlan] = []
         var warnings: [String] = []
         for t in f.tensors {
-            if LlamaTensorNames.derived.contains(t.name) {
+            if derivedTensors.contains(t.name) {
                 warnings.append("\(t.name) is not written: transformers derives rope frequencies from config.json (check rope_scaling)")
                 continue
             }
-            guard let hf = LlamaTensorNames.huggingFaceName(t.name) else {
-                throw CheckpointError(.unsupportedArchitecture, "no Hugging Face name for this \(hp.architecture) tensor", path: f.path, tensor: t.name)
+            // The Hugging Face side must have the tensor too (a norm or embedding has no bias).
+            guard let ref = family.gguf.reference(of: t.name), family.tensors.reference(of: family.tensors.name(ref)) == ref else {
+                throw CheckpointError(.unsupportedArchitecture, "no Hugging Face name for this \(md.architecture) tensor", path: f.path, tensor: t.name)
             }
+            let hf = family.tensors.name(ref)
             guard t.type.canDequantize else {
                 throw CheckpointError(.unsupportedQuantization, "cannot decode ggml type \(t.type.name)", path: f.path, tensor: t.name)
             }
             var heads: Int? = nil
-            if hp.permutesQK, let p = LlamaTensorNames.rotaryProjection(gguf: t.name) {
-                let s = hp.sizes(ofLayer: min(LlamaTensorNames.layerAndSuffix(gguf: t.name)?.layer ?? 0, max(hp.layers - 1, 0)))
-                heads = p == .query ? s.numAttentionHeads : s.numKeyValueHeads
+            if family.gguf.permutesQueryKey, ref.role == .query || ref.role == .key {
+                let s = md.sizes(ofLayer: min(ref.layer ?? 0, max(md.layers - 1, 0)))
+                heads = ref.role == .query ? s.numAttentionHeads : s.numKeyValueHeads
                 try RotaryPermutation.validate(rows: t.shape.first ?? 0, heads: heads!, tensor: t.name)
             }
             out.append(TensorPlan(source: t, spec: TensorSpec(name: hf, dtype: dtype, shape: t.shape), permuteHeads: heads))
         }
-        // A llama folder with attention_bias / mlp_bias needs every projection's bias: zeros where
-        // the file has none (writers leave all-zero biases out).
-        if hp.modelType == "llama" && (hp.attentionBias || hp.mlpBias) {
+        // A LLaMA folder with attention_bias / mlp_bias needs every projection's bias (LlamaConfig
+        // switches them per group; Mistral's and Qwen2's configs do not): zeros where the file has
+        // none (writers leave all-zero biases out).
+        if family is LlamaFamily && (md.attentionBias || md.mlpBias) {
             let have = Set(out.map(\.spec.name))
             var added: [TensorPlan] = []
-            for l in 0..<hp.layers {
-                let s = hp.sizes(ofLayer: l)
-                var wanted: [(String, Int)] = []
-                if hp.attentionBias {
-                    wanted += [("self_attn.q_proj.bias", s.numAttentionHeads * hp.headDim), ("self_attn.k_proj.bias", s.numKeyValueHeads * hp.headDim),
-                               ("self_attn.v_proj.bias", s.numKeyValueHeads * hp.headDim), ("self_attn.o_proj.bias", hp.hiddenSize)]
+            for l in 0..<md.layers {
+                let s = md.sizes(ofLayer: l)
+                var wanted: [(TensorRole, Int)] = []
+                if md.attentionBias {
+                    wanted += [(.query, s.numAttentionHeads * md.headDim), (.key, s.numKeyValueHeads * md.headDim),
+                               (.value, s.numKeyValueHeads * md.headDim), (.output, md.hiddenSize)]
                 }
-                if hp.mlpBias {
-                    wanted += [("mlp.gate_proj.bias", s.intermediateSize), ("mlp.up_proj.bias", s.intermediateSize), ("mlp.down_proj.bias", hp.hiddenSize)]
+                if md.mlpBias {
+                    wanted += [(.gate, s.intermediateSize), (.up, s.intermediateSize), (.down, md.hiddenSize)]
                 }
-                for (suffix, n) in wanted where !have.contains("model.layers.\(l).\(suffix)") {
-                    added.append(TensorPlan(source: nil, spec: TensorSpec(name: "model.layers.\(l).\(suffix)", dtype: dtype, shape: [n]), permuteHeads: nil))
+                for (role, n) in wanted {
+                    let name = family.tensors.name(role, .bias, layer: l)
+                    if have.contains(name) { continue }
+                    added.append(TensorPlan(source: nil, spec: TensorSpec(name: name, dtype: dtype, shape: [n]), permuteHeads: nil))
                 }
             }
             out += added
@@ -203,31 +214,31 @@ public enum GGUFToHuggingFace {
 
     /// Writes the Hugging Face folder for `f` into `folder` (created if needed).
     public static func convert(_ f: GGUFFile, to folder: String, options: Options = Options()) throws(CheckpointError) -> Report {
-        let hp = try LlamaHyperparameters(gguf: f)
-        try hp.checkHuggingFaceLayers(path: f.path)
+        let md = try GGUFModelMetadata(gguf: f)
+        try md.checkHuggingFaceLayers(path: f.path)
         let dtype = options.dtype ?? defaultDType(f)
         guard dtype == .f32 || dtype == .f16 || dtype == .bf16 else {
             throw CheckpointError(.unsupportedConversion, "Hugging Face output dtype must be f32, f16 or bf16, not \(dtype.rawValue)")
         }
-        var (plans, warnings) = try plan(f, hp, dtype: dtype)
-        if hp.tiedEmbeddings == false && f.tensorInfo(named: "output.weight") == nil {
+        var (plans, warnings) = try plan(f, md, dtype: dtype)
+        if md.tiedEmbeddings == false && f.tensorInfo(named: "output.weight") == nil {
             warnings.append("output.weight is missing")
         }
         let files = try writeTensors(f, plans, folder: folder, options: options)
         var written = files
-        try AtomicFile.write(hp.configJSON(dtype: dtype).serializedBytes(style: .pretty) + [0x0A], to: FileSystem.join(folder, "config.json"))
+        try AtomicFile.write(md.configJSON(dtype: dtype).serializedBytes(style: .pretty) + [0x0A], to: FileSystem.join(folder, "config.json"))
         written.append(FileSystem.join(folder, "config.json"))
         var generation = JSONObject()
-        if let b = hp.bosTokenId { generation["bos_token_id"] = .int(Int64(b)) }
-        if let e = hp.eosTokenId { generation["eos_token_id"] = .int(Int64(e)) }
-        if let p = hp.padTokenId { generation["pad_token_id"] = .int(Int64(p)) }
+        if let b = md.bosTokenId { generation["bos_token_id"] = .int(Int64(b)) }
+        if let e = md.eosTokenId { generation["eos_token_id"] = .int(Int64(e)) }
+        if let p = md.padTokenId { generation["pad_token_id"] = .int(Int64(p)) }
         try AtomicFile.write(JSONValue.object(generation).serializedBytes(style: .pretty) + [0x0A], to: FileSystem.join(folder, "generation_config.json"))
         written.append(FileSystem.join(folder, "generation_config.json"))
         do {
             let tok = try GGUFTokenizer(gguf: f)
             let json = try tok.tokenizerJSON()
             try AtomicFile.write(json.serializedBytes(style: .compact), to: FileSystem.join(folder, "tokenizer.json"))
-            try AtomicFile.write(tok.tokenizerConfigJSON(contextLength: hp.contextLength).serializedBytes(style: .pretty) + [0x0A],
+            try AtomicFile.write(tok.tokenizerConfigJSON(contextLength: md.contextLength).serializedBytes(style: .pretty) + [0x0A],
                                  to: FileSystem.join(folder, "tokenizer_config.json"))
             written += [FileSystem.join(folder, "tokenizer.json"), FileSystem.join(folder, "tokenizer_config.json")]
         } catch where error.code == .unsupportedConversion || error.code == .ggufMissingKey {

@@ -2,9 +2,10 @@ import CheckpointCore
 import ModelArchitecture
 import ShearsJSON
 
-/// Converts a llama-family Hugging Face folder (safetensors + `config.json`, optionally
-/// `tokenizer.json` and `tokenizer_config.json`) into one GGUF file: names mapped, Q/K rows
-/// permuted for llama.cpp's interleaved rotary (not for qwen2), architecture and tokenizer metadata.
+/// Converts a Hugging Face folder of a supported family (``ModelFamilies``; safetensors +
+/// `config.json`, optionally `tokenizer.json` and `tokenizer_config.json`) into one GGUF file:
+/// names mapped through the family, Q/K rows permuted for llama.cpp's interleaved rotary where the
+/// family's GGUF architecture wants it, architecture and tokenizer metadata.
 public enum HuggingFaceToGGUF {
     public struct Options {
         /// Type of the 2-D weights: F32, F16, BF16 or Q8_0; nil keeps the source type (F32 for
@@ -25,7 +26,7 @@ public enum HuggingFaceToGGUF {
         public var tensorCount: Int
         public var fileSize: Int
         public var warnings: [String]
-        /// `llama`, `qwen2` or `deci` (per-layer sizes).
+        /// The family's GGUF architecture, or `deci` (per-layer sizes).
         public var architecture: String
         /// The blocks as written.
         public var layout: GGUFLayerLayout
@@ -39,6 +40,13 @@ public enum HuggingFaceToGGUF {
         var permuteHeads: Int?
         var order: (Int, Int, Int)
     }
+
+    /// llama.cpp's order of a block's tensors (`convert_hf_to_gguf.py`'s): the norms, the attention
+    /// weights, their biases, the MLP weights, their biases.
+    static let blockOrder: [TensorReference] =
+        TensorRole.layerNorms.map { TensorReference($0) }
+        + TensorRole.attentionProjections.map { TensorReference($0) } + TensorRole.attentionProjections.map { TensorReference($0, .bias) }
+        + TensorRole.mlpProjections.map { TensorReference($0) } + TensorRole.mlpProjections.map { TensorReference($0, .bias) }
 
     static func ggmlType(_ d: DType) -> GGMLType? {
         switch d {
@@ -64,17 +72,19 @@ public enum HuggingFaceToGGUF {
     ///
     /// A folder whose layers differ in size (`*_per_layer` lists or `per_layer_config` in
     /// config.json, as `shears prune` writes them) is written with llama.cpp's `deci` architecture
-    /// (see ``GGUFLayerLayout``); otherwise with `llama` (or `qwen2`).
+    /// (see ``GGUFLayerLayout``); otherwise with the family's (``GGUFNaming/architecture``).
     public static func convert(folder: String, to path: String, options: Options = Options()) throws(CheckpointError) -> Report {
         let ckpt = try Checkpoint.open(folder)
         guard let configPath = ckpt.configPath else {
             throw CheckpointError(.invalidConfig, "no config.json next to the checkpoint; it is needed to write GGUF metadata", path: folder)
         }
         let cfg = try ModelConfiguration(path: configPath)
-        let modelType = cfg.modelType ?? "llama"
-        guard ["llama", "mistral", "qwen2"].contains(modelType) else {
-            throw CheckpointError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported for GGUF output; supported: llama, mistral, qwen2", path: configPath)
+        // A config without model_type is read as LLaMA.
+        let modelType = cfg.modelType ?? LlamaFamily().modelType
+        guard let family = ModelFamilies.family(modelType: modelType) else {
+            throw CheckpointError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported for GGUF output; supported: \(ModelFamilies.modelTypes.joined(separator: ", "))", path: configPath)
         }
+        let names = family.tensors, ggufNames = family.gguf
         func need(_ v: Int?, _ key: String) throws(CheckpointError) -> Int {
             guard let v else { throw CheckpointError(.invalidConfig, "\(key) is missing", path: configPath) }
             return v
@@ -103,13 +113,13 @@ public enum HuggingFaceToGGUF {
         let layout: GGUFLayerLayout
         do { layout = try GGUFLayerLayout(sizes: sizes) } catch { throw error.inFile(configPath) }
         let deci = !layout.isUniform
-        let arch = deci ? "deci" : modelType == "qwen2" ? "qwen2" : "llama"
+        let arch = deci ? "deci" : ggufNames.architecture
         // Q/K rows are permuted for llama.cpp's interleaved rotary (llama, deci); qwen2 uses NeoX
         // rotary unpermuted. Hugging Face qwen2 rotates like llama, so deci permutes it too.
-        let permutes = arch != "qwen2"
+        let permutes = deci || ggufNames.permutesQueryKey
         // All-zero biases carry nothing; they are left out for llama.cpp's llama and deci loaders,
         // which take every bias as optional (qwen2 requires its q/k/v biases).
-        let dropsZeroBiases = arch != "qwen2"
+        let dropsZeroBiases = deci || !ggufNames.requiresBiases
         var warnings = ckpt.warnings
         for l in layout.dropped {
             warnings.append("layer \(l) has neither attention heads nor MLP channels (the identity); it is not written and later layers are renumbered")
@@ -130,42 +140,43 @@ public enum HuggingFaceToGGUF {
             }
             return type
         }
-        func order(_ g: String) -> (Int, Int, Int) {
-            if g == "token_embd.weight" { return (0, 0, 0) }
-            if g == "output_norm.weight" { return (2, 0, 0) }
-            if g == "output.weight" { return (3, 0, 0) }
-            let parts = g.split(separator: ".", maxSplits: 2)
-            return (1, Int(parts[1]) ?? 0, LlamaTensorNames.layer.firstIndex(where: { $0.0 == String(parts[2]) }) ?? 99)
+        func order(_ g: TensorReference) -> (Int, Int, Int) {
+            guard let block = g.layer else { return g.role == .embedding ? (0, 0, 0) : g.role == .finalNorm ? (2, 0, 0) : (3, 0, 0) }
+            return (1, block, blockOrder.firstIndex(of: TensorReference(g.role, g.kind)) ?? 99)
+        }
+        // The GGUF name of a tensor of output block `block` (nil: whole-model).
+        func ggufName(_ role: TensorRole, _ kind: ParameterKind = .weight, block: Int?) -> String {
+            ggufNames.name(TensorReference(role, kind, layer: block))!
         }
         for e in ckpt.entries {
             let name = e.info.name
             if name.hasSuffix(".rotary_emb.inv_freq") { continue }
-            if name == "lm_head.weight" && cfg.tieWordEmbeddings { continue }  // tied: llama.cpp uses token_embd
-            guard var g = LlamaTensorNames.ggufName(name) else {
+            guard let ref = names.reference(of: name), ggufNames.name(ref) != nil else {
                 throw CheckpointError(.unsupportedArchitecture, "no GGUF name for this \(modelType) tensor", path: folder, tensor: name)
             }
+            if ref.role == .lmHead && cfg.tieWordEmbeddings { continue }  // tied: llama.cpp uses token_embd
             let shape = e.info.shape
-            let isBias = name.hasSuffix(".bias")
+            let isBias = ref.kind == .bias
             var block: GGUFLayerLayout.Block? = nil
-            if let ls = LlamaTensorNames.layerAndSuffix(gguf: g) {
-                let (layer, suffix) = (ls.layer, ls.suffix)
+            var blockIndex: Int? = nil
+            if let layer = ref.layer {
                 guard layer < sizes.count else {
                     throw CheckpointError(.invalidConfig, "tensor of layer \(layer), but the config has \(sizes.count) layers", path: folder, tensor: name)
                 }
                 let s = sizes[layer]
-                let isAttention = suffix.hasPrefix("attn_q") || suffix.hasPrefix("attn_k") || suffix.hasPrefix("attn_v") || suffix.hasPrefix("attn_output")
-                let isMLP = suffix.hasPrefix("ffn_gate") || suffix.hasPrefix("ffn_up") || suffix.hasPrefix("ffn_down")
+                let isAttention = TensorRole.attentionProjections.contains(ref.role)
+                let isMLP = TensorRole.mlpProjections.contains(ref.role)
                 // Shapes against the layer's sizes (llama.cpp checks them on load).
                 let q = s.numAttentionHeads * headDim, kv = (s.numAttentionHeads == 0 ? 0 : s.numKeyValueHeads) * headDim, f = s.intermediateSize
-                let expected: [Int]? = switch suffix {
-                case "attn_q.weight": [q, hidden]
-                case "attn_k.weight", "attn_v.weight": [kv, hidden]
-                case "attn_output.weight": [hidden, q]
-                case "attn_q.bias": [q]
-                case "attn_k.bias", "attn_v.bias": [kv]
-                case "ffn_gate.weight", "ffn_up.weight": [f, hidden]
-                case "ffn_down.weight": [hidden, f]
-                case "ffn_gate.bias", "ffn_up.bias": [f]
+                let expected: [Int]? = switch (ref.role, ref.kind) {
+                case (.query, .weight): [q, hidden]
+                case (.key, .weight), (.value, .weight): [kv, hidden]
+                case (.output, .weight): [hidden, q]
+                case (.query, .bias): [q]
+                case (.key, .bias), (.value, .bias): [kv]
+                case (.gate, .weight), (.up, .weight): [f, hidden]
+                case (.down, .weight): [hidden, f]
+                case (.gate, .bias), (.up, .bias): [f]
                 default: nil
                 }
                 if let expected, shape != expected {
@@ -179,36 +190,40 @@ public enum HuggingFaceToGGUF {
                     continue
                 }
                 block = layout.blocks[b]
+                blockIndex = b
                 if isAttention && !block!.hasAttention && !isBias { continue }  // empty [0, h] tensors
-                if isMLP && block!.zeroMLP && suffix != "ffn_down.bias" { continue }  // replaced by the zero MLP
-                if suffix == "attn_norm.weight" && !block!.hasAttention { continue }  // attention-free block has no norm
+                if isMLP && block!.zeroMLP && !(ref.role == .down && isBias) { continue }  // replaced by the zero MLP
+                if ref.role == .inputNorm && !block!.hasAttention { continue }  // attention-free block has no norm
                 if isBias {
                     let values = try ckpt.tensor(named: name).floats()
                     if dropsZeroBiases && values.allSatisfy({ $0 == 0 }) { continue }
-                    if suffix == "attn_output.bias" && !block!.hasAttention {
-                        throw CheckpointError(.unsupportedConversion, "layer \(layer) has no attention heads but a non-zero o_proj bias (as prune --recover bias|ls|anchored-ls writes); llama.cpp's attention-free deci blocks apply no bias, so this model cannot be written as GGUF; prune with --recover none or keep at least one head in that layer", path: folder, tensor: name)
+                    if ref.role == .output && !block!.hasAttention {
+                        throw CheckpointError(.unsupportedConversion, "layer \(layer) has no attention heads but a non-zero attention output-projection bias (as prune --recover bias|ls|anchored-ls writes); llama.cpp's attention-free deci blocks apply no bias, so this model cannot be written as GGUF; prune with --recover none or keep at least one head in that layer", path: folder, tensor: name)
                     }
                 }
-                if b != layer { g = "blk.\(b).\(suffix)" }
             }
+            let g = TensorReference(ref.role, ref.kind, layer: blockIndex)
+            let gName = ggufNames.name(g)!
             let type = chooseType(shape, source: ggmlType(e.info.dtype) ?? .f32, name: name)
             var permuteHeads: Int? = nil
-            if permutes, let p = LlamaTensorNames.rotaryProjection(gguf: g) {
+            if permutes, ref.role == .query || ref.role == .key {
                 let s = sizes[block?.source ?? 0]
-                permuteHeads = p == .query ? s.numAttentionHeads : s.numKeyValueHeads
+                permuteHeads = ref.role == .query ? s.numAttentionHeads : s.numKeyValueHeads
                 try RotaryPermutation.validate(rows: shape.first ?? 0, heads: permuteHeads!, tensor: name)
             }
-            plans.append(Plan(hfName: name, spec: GGUFWriter.TensorSpec(name: g, shape: shape, type: type), permuteHeads: permuteHeads, order: order(g)))
+            plans.append(Plan(hfName: name, spec: GGUFWriter.TensorSpec(name: gName, shape: shape, type: type), permuteHeads: permuteHeads, order: order(g)))
         }
         // The all-zero MLP of layers that have none (and a zero norm when the folder has none).
         for (b, block) in layout.blocks.enumerated() where block.zeroMLP {
             let w = GGUFLayerLayout.zeroMLPWidth
-            for (suffix, shape) in [("ffn_gate.weight", [w, hidden]), ("ffn_up.weight", [w, hidden]), ("ffn_down.weight", [hidden, w])] {
-                let g = "blk.\(b).\(suffix)"
-                plans.append(Plan(hfName: nil, spec: GGUFWriter.TensorSpec(name: g, shape: shape, type: chooseType(shape, source: mainSource, name: g)), permuteHeads: nil, order: order(g)))
+            let zeroMLP: [(TensorRole, [Int])] = [(.gate, [w, hidden]), (.up, [w, hidden]), (.down, [hidden, w])]
+            for (role, shape) in zeroMLP {
+                let g = ggufName(role, block: b)
+                plans.append(Plan(hfName: nil, spec: GGUFWriter.TensorSpec(name: g, shape: shape, type: chooseType(shape, source: mainSource, name: g)), permuteHeads: nil, order: order(TensorReference(role, layer: b))))
             }
-            if !plans.contains(where: { $0.spec.name == "blk.\(b).ffn_norm.weight" }) {
-                plans.append(Plan(hfName: nil, spec: GGUFWriter.TensorSpec(name: "blk.\(b).ffn_norm.weight", shape: [hidden], type: .f32), permuteHeads: nil, order: order("blk.\(b).ffn_norm.weight")))
+            let norm = ggufName(.postAttentionNorm, block: b)
+            if !plans.contains(where: { $0.spec.name == norm }) {
+                plans.append(Plan(hfName: nil, spec: GGUFWriter.TensorSpec(name: norm, shape: [hidden], type: .f32), permuteHeads: nil, order: order(TensorReference(.postAttentionNorm, layer: b))))
             }
         }
         plans.sort { $0.order < $1.order }

@@ -96,13 +96,18 @@ public struct GGUFNaming: Sendable, Equatable {
     public var alsoReads: [String]
     /// Whether llama.cpp stores the query and key rows permuted for its interleaved rotary.
     public var permutesQueryKey: Bool
+    /// Whether llama.cpp's loader for `architecture` requires the projection biases the family has
+    /// (qwen2: q/k/v), so that all-zero biases are written rather than left out.
+    public var requiresBiases: Bool
     /// Tensor base names (`token_embd`, per layer `attn_q`; `blk.{i}.` is prepended per layer).
     public var names: [TensorRole: String]
 
-    public init(architecture: String, alsoReads: [String] = [], permutesQueryKey: Bool, names: [TensorRole: String]) {
+    public init(architecture: String, alsoReads: [String] = [], permutesQueryKey: Bool, requiresBiases: Bool = false,
+                names: [TensorRole: String]) {
         self.architecture = architecture
         self.alsoReads = alsoReads
         self.permutesQueryKey = permutesQueryKey
+        self.requiresBiases = requiresBiases
         self.names = names
     }
 

@@ -197,7 +197,7 @@ public struct ConvertCommand: ParsableCommand {
         let staged = try StagedFolder(destination: output)
         let result = try GGUFToHuggingFace.convert(file, to: staged.path, options: .init(
             dtype: out, maxShardSize: shardLimit, allowOverflow: allowOverflow, progress: { progress.update(bytesDone: $0) }))
-        if try LlamaHyperparameters(gguf: file).hasPerLayerSizes {
+        if try GGUFModelMetadata(gguf: file).hasPerLayerSizes {
             // A deci file with per-block sizes: config.json's auto_map points to the modeling file.
             try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: FileSystem.join(staged.path, PrunedConfiguration.modelingFileName))
         }
@@ -281,7 +281,7 @@ public struct ConvertCommand: ParsableCommand {
                     let torchName: String = switch dtype {
                     case .f8E4M3: "float8_e4m3fn"
                     case .f8E5M2: "float8_e5m2"
-                    default: LlamaHyperparameters.torchName(dtype)
+                    default: GGUFModelMetadata.torchName(dtype)
                     }
                     if cfg["dtype"] != nil || cfg["torch_dtype"] == nil { cfg["dtype"] = .string(torchName) }
                     if cfg["torch_dtype"] != nil { cfg["torch_dtype"] = .string(torchName) }

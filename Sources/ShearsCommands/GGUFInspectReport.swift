@@ -1,13 +1,14 @@
 import CheckpointCore
 import GGUF
+import ModelArchitecture
 import ShearsJSON
 
 /// What `inspect` reports for a GGUF file: the same keys as for safetensors, plus `gguf_version`,
 /// `alignment`, `data_offset` and typed metadata.
 struct GGUFInspectReport {
     let file: GGUFFile
-    /// The llama-family summary, when the architecture is one we read.
-    let hyperparameters: LlamaHyperparameters?
+    /// The model summary, when a family reads the architecture.
+    let hyperparameters: GGUFModelMetadata?
     let types: [(type: GGMLType, tensors: Int, parameters: Int, bytes: Int)]
 
     /// Arrays longer than this are shown as "[N type]".
@@ -21,7 +22,7 @@ struct GGUFInspectReport {
 
     init(path: String) throws {
         file = try GGUFFile(path: path)
-        hyperparameters = try? LlamaHyperparameters(gguf: file)
+        hyperparameters = try? GGUFModelMetadata(gguf: file)
         var by: [GGMLType: (Int, Int, Int)] = [:]
         for t in file.tensors {
             let v = by[t.type] ?? (0, 0, 0)
@@ -74,7 +75,7 @@ struct GGUFInspectReport {
         if let hp = hyperparameters {
             var c = JSONObject()
             c["architecture"] = .string(hp.architecture)
-            c["architectures"] = .array([.string(hp.architectureClass)])
+            c["architectures"] = .array([.string(hp.family.architectureClass)])
             c["num_hidden_layers"] = .int(Int64(hp.layers))
             c["hidden_size"] = .int(Int64(hp.hiddenSize))
             c["num_attention_heads"] = .int(Int64(hp.heads))
@@ -132,7 +133,7 @@ struct GGUFInspectReport {
         }
         if let hp = hyperparameters {
             out += "  architecture (GGUF metadata)\n"
-            line("  model type", "\(hp.architecture) (\(hp.architectureClass))")
+            line("  model type", "\(hp.architecture) (\(hp.family.architectureClass))")
             line("  layers", Format.grouped(hp.layers))
             line("  hidden size", Format.grouped(hp.hiddenSize))
             if let l = hp.layerSizes {

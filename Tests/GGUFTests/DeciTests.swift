@@ -89,7 +89,7 @@ private func intArray(_ v: GGUFValue?) -> [Int]? {
         RotaryPermutation.permute(&q, rows: 32, heads: 2, direction: .toGGUF)
         #expect(try g.floats(named: "blk.1.attn_q.weight") == q)
         // Our reader reads the sizes back.
-        let hp = try LlamaHyperparameters(gguf: g)
+        let hp = try GGUFModelMetadata(gguf: g)
         #expect(hp.layerSizes == [LayerSizes(numAttentionHeads: 4, numKeyValueHeads: 2, intermediateSize: 96),
                                   LayerSizes(numAttentionHeads: 2, numKeyValueHeads: 1, intermediateSize: 40),
                                   LayerSizes(numAttentionHeads: 2, numKeyValueHeads: 2, intermediateSize: 64)])
@@ -127,7 +127,7 @@ private func intArray(_ v: GGUFValue?) -> [Int]? {
         #expect(report.architecture == "llama" && g.architecture == "llama")
         #expect(g["llama.attention.head_count"] == .uint32(2) && g["llama.attention.head_count_kv"] == .uint32(1))
         #expect(g["llama.feed_forward_length"] == .uint32(64))
-        #expect(try LlamaHyperparameters(gguf: g).layerSizes == nil)
+        #expect(try GGUFModelMetadata(gguf: g).layerSizes == nil)
     }
 
     /// A layer that keeps attention but has no MLP gets an all-zero MLP of 32 channels.
@@ -184,7 +184,7 @@ private func intArray(_ v: GGUFValue?) -> [Int]? {
         #expect(intArray(g["deci.attention.head_count"]) == [4, 0] && intArray(g["deci.attention.head_count_kv"]) == [2, 0])
         #expect(g.tensorInfo(named: "blk.1.attn_norm.weight") == nil && g.tensorInfo(named: "blk.1.attn_q.weight") == nil)
         #expect(g.tensorInfo(named: "blk.1.ffn_norm.weight") != nil)
-        #expect(try LlamaHyperparameters(gguf: g).layerSizes?[1].numAttentionHeads == 0)
+        #expect(try GGUFModelMetadata(gguf: g).layerSizes?[1].numAttentionHeads == 0)
         let e = #expect(throws: CheckpointError.self) { try GGUFToHuggingFace.convert(g, to: dir + "/back") }
         #expect(e?.code == .unsupportedArchitecture && e?.message.contains("block 1") == true)
     }
@@ -263,7 +263,7 @@ private func intArray(_ v: GGUFValue?) -> [Int]? {
             ]
             let w = try GGUFWriter(path: dir + "/h.gguf", metadata: md, tensors: [])
             try w.finish()
-            do { _ = try LlamaHyperparameters(gguf: try GGUFFile(path: dir + "/h.gguf")); return nil } catch { return error }
+            do { _ = try GGUFModelMetadata(gguf: try GGUFFile(path: dir + "/h.gguf")); return nil } catch { return error }
         }
         #expect(try write([4, 2], [2, 1], [96, 64]) == nil)
         #expect(try write([4, 2, 2], [2, 1, 1], [96, 64, 64])?.message.contains("array of 2 integers") == true)

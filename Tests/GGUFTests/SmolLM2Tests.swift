@@ -33,7 +33,7 @@ import Tokenizers
         #expect(f.version == 3 && f.tensors.count == 272 && f.architecture == "llama")
         #expect(f.tensors.filter { $0.type == .q4_1 }.count == 210)
         #expect(f.tensorInfo(named: "token_embd.weight")?.type == .q8_0)
-        let hp = try LlamaHyperparameters(gguf: f)
+        let hp = try GGUFModelMetadata(gguf: f)
         #expect(hp.heads == 9 && hp.kvHeads == 3 && hp.headDim == 64 && hp.layers == 30 && hp.hiddenSize == 576)
         #expect(hp.tiedEmbeddings && hp.vocabSize == 49152 && hp.rmsNormEps == 1e-5 && hp.ropeTheta == 100000)
     }

@@ -2,7 +2,7 @@ import CheckpointCore
 import ShearsJSON
 
 /// Qwen2 (`Qwen2ForCausalLM`): LLaMA's tensors with q/k/v biases (on by default), and NeoX-style
-/// rotary that llama.cpp stores unpermuted.
+/// rotary that llama.cpp stores unpermuted (its qwen2 loader requires the q/k/v biases).
 public struct Qwen2Family: ModelFamily {
     public init() {}
     public var modelType: String { "qwen2" }
@@ -13,6 +13,7 @@ public struct Qwen2Family: ModelFamily {
         g.architecture = "qwen2"
         g.alsoReads = []
         g.permutesQueryKey = false
+        g.requiresBiases = true
         return g
     }
     public var blocks: EngineBlocks { .llama }

@@ -2,11 +2,15 @@ import CheckpointCore
 import ModelArchitecture
 import ShearsJSON
 
-/// The shape and settings of a llama-family model, as GGUF metadata (`{arch}.*` keys) and as
-/// Hugging Face `config.json` express them.
-public struct LlamaHyperparameters: Sendable, Equatable {
-    /// GGUF `general.architecture`: `llama`, `qwen2` or `mistral`.
+/// What llama.cpp's metadata (`{arch}.*` keys: `embedding_length`, `block_count`, `deci.*`
+/// per-block arrays, rope, norm epsilon, tokenizer ids) says about the model in a GGUF file, and
+/// the model family (``ModelFamilies``) its `general.architecture` belongs to.
+public struct GGUFModelMetadata: Sendable {
+    /// GGUF `general.architecture` as written (a family's architecture, one it also reads, or `deci`).
     public var architecture: String
+    /// The family the architecture belongs to (``ModelFamilies/family(ggufArchitecture:)``):
+    /// tensor names both ways, Q/K permutation and the `config.json` keys.
+    public var family: any ModelFamily
     public var hiddenSize: Int
     public var layers: Int
     public var heads: Int
@@ -20,8 +24,9 @@ public struct LlamaHyperparameters: Sendable, Equatable {
     /// Rope scaling as Hugging Face writes it (`{"rope_type": "linear", "factor": 2.0}`), if any.
     public var ropeScaling: JSONObject?
     public var tiedEmbeddings: Bool
+    /// Any attention projection bias (`attention_bias`).
     public var attentionBias: Bool
-    /// Any `ffn_*.bias` tensor (llama `mlp_bias`).
+    /// Any MLP projection bias (llama `mlp_bias`).
     public var mlpBias: Bool
     /// `deci` files: every block's query heads, KV heads and feed-forward length (then `heads`,
     /// `kvHeads` and `intermediateSize` are the largest of them). Nil for the uniform architectures.
@@ -30,7 +35,14 @@ public struct LlamaHyperparameters: Sendable, Equatable {
     public var eosTokenId: Int?
     public var padTokenId: Int?
 
-    public static let supportedArchitectures = ["llama", "qwen2", "mistral", "deci"]
+    /// Every `general.architecture` some family reads, for messages.
+    public static var readableArchitectures: [String] {
+        var out: [String] = []
+        for f in ModelFamilies.all {
+            for a in [f.gguf.architecture] + f.gguf.alsoReads where !out.contains(a) { out.append(a) }
+        }
+        return out
+    }
 
     /// Whether the blocks differ in size (a pruned model: per-layer lists in config.json).
     public var hasPerLayerSizes: Bool {
@@ -38,28 +50,18 @@ public struct LlamaHyperparameters: Sendable, Equatable {
         return !l.allSatisfy { $0 == first }
     }
 
-    /// Whether llama.cpp permutes this architecture's Q/K rows (interleaved rotary); qwen2 uses
-    /// NeoX rotary and is stored unpermuted.
-    public var permutesQK: Bool { architecture != "qwen2" }
-
-    /// Hugging Face model type and class.
-    /// (`deci` files become llama folders with per-layer sizes.)
-    public var modelType: String { architecture == "qwen2" ? "qwen2" : architecture == "mistral" ? "mistral" : "llama" }
-    public var architectureClass: String {
-        architecture == "qwen2" ? "Qwen2ForCausalLM" : architecture == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM"
-    }
-
-    /// Reads the hyperparameters of a GGUF file.
-    /// - Throws: `unsupportedArchitecture` for other architectures; `ggufMissingKey` naming the
-    ///   key when a required one is absent or has the wrong type.
+    /// Reads the model metadata of a GGUF file.
+    /// - Throws: `unsupportedArchitecture` for an architecture no family reads; `ggufMissingKey`
+    ///   naming the key when a required one is absent or has the wrong type.
     public init(gguf f: GGUFFile) throws(CheckpointError) {
         guard let arch = f.architecture else {
             throw CheckpointError(.ggufMissingKey, "general.architecture is missing", path: f.path)
         }
-        guard LlamaHyperparameters.supportedArchitectures.contains(arch) else {
-            throw CheckpointError(.unsupportedArchitecture, "architecture '\(arch)' is not supported for conversion; supported: \(LlamaHyperparameters.supportedArchitectures.joined(separator: ", "))", path: f.path)
+        guard let family = ModelFamilies.family(ggufArchitecture: arch) else {
+            throw CheckpointError(.unsupportedArchitecture, "architecture '\(arch)' is not supported for conversion; supported: \(Self.readableArchitectures.joined(separator: ", "))", path: f.path)
         }
         architecture = arch
+        self.family = family
         func int(_ key: String) throws(CheckpointError) -> Int {
             guard let v = f["\(arch).\(key)"] else {
                 throw CheckpointError(.ggufMissingKey, "\(arch).\(key) is missing", path: f.path)
@@ -145,52 +147,32 @@ public struct LlamaHyperparameters: Sendable, Equatable {
             scaling = s
         }
         ropeScaling = scaling
-        let embedding = f.tensorInfo(named: "token_embd.weight")
+        let embedding = family.gguf.name(TensorReference(.embedding)).flatMap { f.tensorInfo(named: $0) }
         let tokenCount = f["tokenizer.ggml.tokens"]?.arrayValue?.count
         vocabSize = try optionalInt("vocab_size") ?? embedding?.shape.first ?? tokenCount ?? 0
-        tiedEmbeddings = f.tensorInfo(named: "output.weight") == nil
-        if arch == "qwen2" {
-            attentionBias = f.tensorInfo(named: "blk.0.attn_q.bias") != nil
-            mlpBias = false
-        } else {
-            // llama folders with any attention (MLP) bias get one on every projection (zeros where
-            // the file has none, e.g. dropped all-zero biases).
-            let names = f.tensors.map(\.name)
-            attentionBias = names.contains { n in ["attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias"].contains { n.hasSuffix("." + $0) } }
-            mlpBias = names.contains { n in ["ffn_gate.bias", "ffn_up.bias", "ffn_down.bias"].contains { n.hasSuffix("." + $0) } }
-        }
+        tiedEmbeddings = family.gguf.name(TensorReference(.lmHead)).flatMap { f.tensorInfo(named: $0) } == nil
+        // Any attention (MLP) projection bias in the file switches attention_bias (mlp_bias) on.
+        let biases = f.tensors.compactMap { family.gguf.reference(of: $0.name) }.filter { $0.kind == .bias }
+        attentionBias = biases.contains { TensorRole.attentionProjections.contains($0.role) }
+        mlpBias = biases.contains { TensorRole.mlpProjections.contains($0.role) }
         bosTokenId = f["tokenizer.ggml.bos_token_id"]?.intValue
         eosTokenId = f["tokenizer.ggml.eos_token_id"]?.intValue
         padTokenId = f["tokenizer.ggml.padding_token_id"]?.intValue
     }
 
-    /// `config.json` for the Hugging Face folder.
+    /// The values of the family's stock `config.json` (``ModelFamily/stockConfig(_:)``).
+    public func stockConfigValues(dtype: DType) -> StockConfigValues {
+        StockConfigValues(hiddenSize: hiddenSize, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                          intermediateSize: intermediateSize, vocabSize: vocabSize, contextLength: contextLength,
+                          rmsNormEps: rmsNormEps, ropeTheta: ropeTheta, ropeScaling: ropeScaling, tiedEmbeddings: tiedEmbeddings,
+                          attentionBias: attentionBias, mlpBias: mlpBias, bosTokenId: bosTokenId, eosTokenId: eosTokenId,
+                          padTokenId: padTokenId, dtype: Self.torchName(dtype))
+    }
+
+    /// `config.json` for the Hugging Face folder: the family's stock config, with the per-layer
+    /// sizes of a `deci` file.
     public func configJSON(dtype: DType) -> JSONValue {
-        var o = JSONObject()
-        o["architectures"] = .array([.string(architectureClass)])
-        o["model_type"] = .string(modelType)
-        o["attention_bias"] = .bool(attentionBias)
-        o["attention_dropout"] = .double(0)
-        if let bosTokenId { o["bos_token_id"] = .int(Int64(bosTokenId)) }
-        if let eosTokenId { o["eos_token_id"] = .int(Int64(eosTokenId)) }
-        if let padTokenId { o["pad_token_id"] = .int(Int64(padTokenId)) }
-        o["head_dim"] = .int(Int64(headDim))
-        o["hidden_act"] = .string("silu")
-        o["hidden_size"] = .int(Int64(hiddenSize))
-        o["initializer_range"] = .double(0.02)
-        o["intermediate_size"] = .int(Int64(intermediateSize))
-        o["max_position_embeddings"] = .int(Int64(contextLength))
-        if modelType == "llama" { o["mlp_bias"] = .bool(mlpBias) }
-        o["num_attention_heads"] = .int(Int64(heads))
-        o["num_hidden_layers"] = .int(Int64(layers))
-        o["num_key_value_heads"] = .int(Int64(kvHeads))
-        o["rms_norm_eps"] = .double(rmsNormEps)
-        o["rope_scaling"] = ropeScaling.map { .object($0) } ?? .null
-        o["rope_theta"] = .double(ropeTheta)
-        o["tie_word_embeddings"] = .bool(tiedEmbeddings)
-        o["dtype"] = .string(LlamaHyperparameters.torchName(dtype))
-        o["use_cache"] = .bool(true)
-        o["vocab_size"] = .int(Int64(vocabSize))
+        var o = family.stockConfig(stockConfigValues(dtype: dtype))
         if hasPerLayerSizes, let l = layerSizes {
             // formats/pruned-config-output.md: the per-layer lists and the remote-code modeling file.
             o["num_attention_heads_per_layer"] = .array(l.map { .int(Int64($0.numAttentionHeads)) })
