@@ -76,7 +76,7 @@ let package = Package(
         ]),
 
         // Benchmarks of the formats core (run by Tools/bench in a release build).
-        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat"], path: "Sources/ShearsBench"),
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ModelArchitecture"], path: "Sources/ShearsBench"),
 
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
         .testTarget(name: "CheckpointCoreTests", dependencies: [

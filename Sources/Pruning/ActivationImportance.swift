@@ -2,7 +2,7 @@ import CheckpointCore
 import ModelArchitecture
 
 /// `wanda-sp` and `wifv` (formats/recovery.md §3): unit scores from forward-only activation
-/// statistics and the weights of `o_proj` / `down_proj` (q/k/v and gate/up for hidden channels).
+/// statistics and the weights of the output / down projections (q/k/v and gate/up for hidden channels).
 ///
 /// Each step streams its windows through the model pruned so far (step 1: the source) and maps the
 /// pruned model's channels back to source indices. The statistics of the last step are kept in

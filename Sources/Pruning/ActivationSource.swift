@@ -7,7 +7,7 @@ public protocol ActivationStream: AnyObject {
     /// Runs the next layer with its stored weights and hands each chunk's site inputs to `body`
     /// (site, row-major values, rows); with `advance`, its outputs feed the next layer.
     func observe(advance: Bool, _ body: (ActivationSite, UnsafeBufferPointer<Float>, Int) throws -> Void) throws
-    /// Runs the next layer with `o_proj` / `down_proj` replaced by full-size row-major weights
+    /// Runs the next layer with the output / down projections replaced by full-size row-major weights
     /// `[hidden, in]` (and biases), and moves on.
     func advance(outputProjection: ProjectionReplacement?, downProjection: ProjectionReplacement?) throws
 }

@@ -4,7 +4,7 @@ import ShearsBLAS
 public enum ActivationSite: String, Sendable, CaseIterable, Hashable {
     /// Input of `o_proj`: concatenated head outputs.
     case attention
-    /// Input of `down_proj`: `silu(gate)·up`.
+    /// Input of the down projection: `silu(gate)·up`.
     case mlp
     /// Input of q/k/v: `input_layernorm(x)`.
     case attentionIn = "attention_in"

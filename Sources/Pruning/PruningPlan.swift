@@ -28,7 +28,7 @@ public enum UnitCounts {
         return max(0, n)
     }
 
-    /// GQA `query` policy: query heads removed from *each* KV group. Upstream's count on the q_proj
+    /// GQA `query` policy: query heads removed from *each* KV group. Upstream's count on the query projection
     /// root — `n = H·d − int(H·d·(1 − ratio))` channels, `floor(n / d)` heads — spread equally over
     /// the KV groups (`floor(heads / n_kv)` per group, so the query-to-KV ratio stays whole), minus
     /// what earlier steps removed; at least one query head stays per group.

@@ -23,7 +23,7 @@ public enum GQAPolicy: String, Sendable, CaseIterable {
 /// The importance estimator.
 public enum ImportanceKind: String, Sendable, CaseIterable {
     case taylor, l1, l2, random
-    /// Wanda-sp: ‖x_j‖₂ · mean_i |W_ij| on o_proj/down_proj inputs (formats/recovery.md §3).
+    /// Wanda-sp: ‖x_j‖₂ · mean_i |W_ij| on the output and down projections' inputs (formats/recovery.md §3).
     case wandaSP = "wanda-sp"
     /// FLAP's weighted input-feature variance: Var(x_j) · ‖W_{:,j}‖².
     case wifv

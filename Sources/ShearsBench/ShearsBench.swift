@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 import CompactFormat
 #if canImport(Glibc)
 import Glibc
@@ -55,22 +56,25 @@ enum ShearsBench {
 
     static func ratio(_ a: Double, _ b: Double) -> String { "\(Double(Int((a / b * 100).rounded())) / 100)×" }
 
+    /// A LLaMA layer of `hidden` (16 heads of hidden/16, 4 KV heads) and `intermediate` MLP channels.
+    static func shape(hidden: Int, intermediate: Int) throws -> ModelDescription {
+        try ModelDescription.uniform(layers: 1, hiddenSize: hidden, attentionHeads: 16, keyValueHeads: 4, headDim: hidden / 16,
+                                     intermediateSize: intermediate, vocabSize: 32000)
+    }
+
     /// A LLaMA-shaped BF16 checkpoint: embedding plus layers of 7 matrices until `gigabytes` is reached.
     static func make(path: String, gigabytes: Double) throws {
         let hidden = 2048, inter = 5632
-        var specs: [TensorSpec] = [TensorSpec(name: "model.embed_tokens.weight", dtype: .bf16, shape: [32000, hidden])]
+        let m = try shape(hidden: hidden, intermediate: inter)
+        var specs: [TensorSpec] = [TensorSpec(name: m.name(.embedding), dtype: .bf16, shape: [32000, hidden])]
         var total = 32000 * hidden * 2
         var layer = 0
         while Double(total) < gigabytes * 1e9 {
-            let p = "model.layers.\(layer)."
-            for (n, s) in [("self_attn.q_proj", [hidden, hidden]), ("self_attn.k_proj", [hidden / 4, hidden]), ("self_attn.v_proj", [hidden / 4, hidden]),
-                           ("self_attn.o_proj", [hidden, hidden]), ("mlp.gate_proj", [inter, hidden]), ("mlp.up_proj", [inter, hidden]), ("mlp.down_proj", [hidden, inter])] {
-                specs.append(TensorSpec(name: p + n + ".weight", dtype: .bf16, shape: s))
-                total += s[0] * s[1] * 2
+            for role in TensorRole.projections + TensorRole.layerNorms {
+                let ref = TensorReference(role, layer: 0), s = m.shape(of: ref)
+                specs.append(TensorSpec(name: m.name(role, layer: layer), dtype: .bf16, shape: s))
+                total += s.reduce(1, *) * 2
             }
-            specs.append(TensorSpec(name: p + "input_layernorm.weight", dtype: .bf16, shape: [hidden]))
-            specs.append(TensorSpec(name: p + "post_attention_layernorm.weight", dtype: .bf16, shape: [hidden]))
-            total += 4 * hidden
             layer += 1
         }
         var state: UInt32 = 1
@@ -195,10 +199,11 @@ enum ShearsBench {
         var specs: [TensorSpec] = []
         var total = 0
         var layer = 0
+        let m = try shape(hidden: hidden, intermediate: inter)
         while Double(total) < gigabytes * 1e9 {
-            for (n, s) in [("q_proj", [hidden, hidden]), ("k_proj", [hidden / 4, hidden]), ("v_proj", [hidden / 4, hidden]), ("o_proj", [hidden, hidden]),
-                           ("gate_proj", [inter, hidden]), ("up_proj", [inter, hidden]), ("down_proj", [hidden, inter])] {
-                specs.append(TensorSpec(name: "model.layers.\(layer).\(n).weight", dtype: dtype, shape: s))
+            for role in TensorRole.projections {
+                let s = m.shape(of: TensorReference(role, layer: 0))
+                specs.append(TensorSpec(name: m.name(role, layer: layer), dtype: dtype, shape: s))
                 total += s[0] * s[1] * dtype.byteSize!
             }
             layer += 1

@@ -158,22 +158,21 @@ public struct VerifyCommand: ParsableCommand {
         let config: ModelConfiguration
         do { config = try ModelConfiguration(path: configPath) } catch { return Check(name: "config", status: .failed, detail: "\(error)") }
         let expected: [String: [Int]]
-        do { expected = try ExpectedShapes.llama(config) } catch {
+        do { expected = try ExpectedShapes.of(config) } catch {
             return Check(name: "config", status: .skipped, detail: "\(error)")
         }
         var problems: [String] = []
         for (name, shape) in expected.sorted(by: { $0.key < $1.key }) {
             guard let info = store.tensorInfo(named: name) else {
-                if name == "lm_head.weight" && config.tieWordEmbeddings { continue }
                 problems.append("\(name) is missing")
                 continue
             }
             if info.shape != shape { problems.append("\(name) has shape \(Format.shape(info.shape)), config.json implies \(Format.shape(shape))") }
         }
         let layers = config.numHiddenLayers ?? 0
-        for info in store.tensorInfos where info.name.hasPrefix("model.layers.") {
-            let idx = info.name.dropFirst("model.layers.".count).prefix { $0.isNumber }
-            if let i = Int(idx), i >= layers { problems.append("\(info.name) is beyond num_hidden_layers \(layers)") }
+        let naming = (try? ModelDescription(config))?.tensors
+        for info in store.tensorInfos {
+            if let i = naming?.layerIndex(of: info.name)?.layer, i >= layers { problems.append("\(info.name) is beyond num_hidden_layers \(layers)") }
         }
         if problems.isEmpty {
             return Check(name: "config", status: .passed, detail: "\(expected.count) tensor shapes agree with config.json (\(config.modelType ?? "?"), \(layers) layers)")
@@ -199,35 +198,16 @@ public struct VerifyCommand: ParsableCommand {
     }
 }
 
-/// Tensor shapes a LLaMA-family config.json implies (Hugging Face names).
+/// Tensor shapes a config.json implies, through its family's description.
 enum ExpectedShapes {
-    static func llama(_ c: ModelConfiguration) throws -> [String: [Int]] {
-        guard ["llama", "mistral", "qwen2"].contains(c.modelType ?? ""),
-              let hidden = c.hiddenSize, let layers = c.numHiddenLayers, let hd = c.headDim, let vocab = c.vocabSize else {
-            throw CheckpointError(.invalidConfig, "not a LLaMA-family config.json with all sizes (model_type \(c.modelType ?? "none"))")
+    static func of(_ c: ModelConfiguration) throws -> [String: [Int]] {
+        let m = try ModelDescription(c)
+        var refs = m.requiredTensors
+        if m.attentionBias {
+            for l in 0..<m.layerCount { refs += [TensorRole.query, .key, .value].map { TensorReference($0, .bias, layer: l) } }
         }
-        // Per-layer widths of pruned models (per_layer_config or the *_per_layer lists).
-        let sizes = try c.layerSizes()
-        var s: [String: [Int]] = ["model.embed_tokens.weight": [vocab, hidden], "model.norm.weight": [hidden]]
-        if !c.tieWordEmbeddings { s["lm_head.weight"] = [vocab, hidden] }
-        for i in 0..<layers {
-            let p = "model.layers.\(i)."
-            let heads = sizes[i].numAttentionHeads, kv = sizes[i].numKeyValueHeads, inter = sizes[i].intermediateSize
-            s[p + "input_layernorm.weight"] = [hidden]
-            s[p + "post_attention_layernorm.weight"] = [hidden]
-            s[p + "self_attn.q_proj.weight"] = [heads * hd, hidden]
-            s[p + "self_attn.k_proj.weight"] = [kv * hd, hidden]
-            s[p + "self_attn.v_proj.weight"] = [kv * hd, hidden]
-            s[p + "self_attn.o_proj.weight"] = [hidden, heads * hd]
-            s[p + "mlp.gate_proj.weight"] = [inter, hidden]
-            s[p + "mlp.up_proj.weight"] = [inter, hidden]
-            s[p + "mlp.down_proj.weight"] = [hidden, inter]
-            if c.attentionBias {
-                s[p + "self_attn.q_proj.bias"] = [heads * hd]
-                s[p + "self_attn.k_proj.bias"] = [kv * hd]
-                s[p + "self_attn.v_proj.bias"] = [kv * hd]
-            }
-        }
+        var s: [String: [Int]] = [:]
+        for r in refs { s[m.tensors.name(r)] = m.shape(of: r) }
         return s
     }
 }

@@ -47,7 +47,7 @@ public struct ModelSource {
 
     private static func openGGUF(_ path: String) throws -> ModelSource {
         let store = try GGUFTensorStore(path: path)
-        let hp = try LlamaHyperparameters(gguf: store.file)
+        let hp = try GGUFModelMetadata(gguf: store.file)
         try hp.checkHuggingFaceLayers(path: path)
         let dtype = GGUFToHuggingFace.defaultDType(store.file)
         let configJSON = hp.configJSON(dtype: dtype)
