@@ -92,6 +92,9 @@ let package = Package(
             "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        .testTarget(name: "ShearsPipelineTests", dependencies: [
+            "ShearsPipeline", "Pruning", "ModelArchitecture", "CheckpointCore", "CompactFormat", "ShearsJSON",
+        ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: [
             "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", .product(name: "Crypto", package: "swift-crypto"),
         ]),
