@@ -38,7 +38,7 @@ public final class LayerStream {
         hidden = try model.embed(batch.tokens)
     }
 
-    public var layerCount: Int { model.architecture.numLayers }
+    public var layerCount: Int { model.description.layerCount }
     public var rows: Int { hidden.rows }
 
     /// Runs layer ``nextLayer`` over all windows, `chunkWindows` at a time, calling `body` with each
@@ -65,7 +65,7 @@ public final class LayerStream {
 
     private func run(weights: LayerWeights, chunkWindows: Int, advance: Bool, observe: ((LayerActivations) throws -> Void)?) throws {
         let t = batch.seqLen, h = hidden.cols
-        let layer = DecoderLayer(weights: weights, eps: model.architecture.rmsNormEps)
+        let layer = DecoderLayer(weights: weights, eps: model.eps)
         let rot = model.rotaryTables(positions: t)
         let next = advance ? Matrix(rows: hidden.rows, cols: h) : nil
         var b0 = 0
@@ -93,7 +93,7 @@ extension LayerWeights {
     public func replacing(o newO: Linear?, down newDown: Linear?) -> LayerWeights {
         if let newO { precondition(newO.weight.rows == o.weight.rows && newO.weight.cols == o.weight.cols, "replacing o_proj: shape") }
         if let newDown { precondition(newDown.weight.rows == down.weight.rows && newDown.weight.cols == down.weight.cols, "replacing down_proj: shape") }
-        return LayerWeights(index: index, sizes: sizes, inputNorm: inputNorm, postAttentionNorm: postAttentionNorm,
+        return LayerWeights(index: index, model: model, sizes: sizes, inputNorm: inputNorm, postAttentionNorm: postAttentionNorm,
                             q: q, k: k, v: v, o: newO ?? o, gate: gate, up: up, down: newDown ?? down)
     }
 }

@@ -56,7 +56,7 @@ struct EngineArguments: ParsableArguments {
             configuration = try ModelConfiguration(json: hp.configJSON(dtype: GGUFToHuggingFace.defaultDType(store.file)))
         } catch { throw error.inFile(path) }
         let model: LlamaModel
-        do { model = try LlamaModel(checkpoint: store, configuration: configuration) } catch { throw error.inFile(path) }
+        do { model = try LlamaModel(store: store, description: ModelDescription(configuration)) } catch { throw error.inFile(path) }
         let gguf: GGUFTokenizer
         do { gguf = try GGUFTokenizer(gguf: store.file) } catch {
             throw CheckpointError(error.code, "no usable tokenizer in the file's metadata: \(error.message)", path: path)
