@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ModelArchitecture
 import ShearsBLAS
 
 /// Causal scaled-dot-product attention with grouped-query heads.
@@ -13,15 +14,25 @@ import ShearsBLAS
 /// (``forward(q:k:v:sequences:t:out:probabilities:)`` and ``backward(q:k:v:dOut:sequences:t:probabilities:dq:dk:dv:)``)
 /// the (sequence, head) pairs are split across threads, each running its own small products.
 struct Attention {
-    let sizes: LayerSizesAndDim
-    var scale: Float { 1 / Float(sizes.headDim).squareRoot() }
+    /// Head dim, query heads, KV heads, query heads per KV head, query and key/value channels.
+    let headDim: Int, heads: Int, kvHeads: Int, groupSize: Int, qDim: Int, kvDim: Int
+    var scale: Float { 1 / Float(headDim).squareRoot() }
+
+    init(sizes: LayerSizes, headDim: Int) {
+        self.headDim = headDim
+        heads = sizes.numAttentionHeads
+        kvHeads = sizes.numKeyValueHeads
+        groupSize = sizes.groupSize
+        qDim = sizes.queryWidth(headDim: headDim)
+        kvDim = sizes.keyValueWidth(headDim: headDim)
+    }
 
     /// Softmax-normalised scores `P` (`[tq, tk]`) for query head `h`.
     private func scores(q: UnsafePointer<Float>, k: UnsafePointer<Float>, h: Int, tq: Int, tk: Int, start: Int,
                                into p: UnsafeMutablePointer<Float>) {
-        let d = sizes.headDim, g = h / sizes.groupSize
-        BLAS.sgemm(transB: true, m: tq, n: tk, k: d, alpha: scale, a: q + h * d, lda: sizes.qDim,
-                   b: k + g * d, ldb: sizes.kvDim, c: p, ldc: tk)
+        let d = headDim, g = h / groupSize
+        BLAS.sgemm(transB: true, m: tq, n: tk, k: d, alpha: scale, a: q + h * d, lda: qDim,
+                   b: k + g * d, ldb: kvDim, c: p, ldc: tk)
         for i in 0..<tq {
             let row = p + i * tk
             let visible = min(tk, start + i + 1)
@@ -37,15 +48,15 @@ struct Attention {
     /// receiving its probabilities.
     private func head(_ h: Int, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, tq: Int, tk: Int,
                       start: Int, out: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>) {
-        let d = sizes.headDim, g = h / sizes.groupSize
+        let d = headDim, g = h / groupSize
         scores(q: q, k: k, h: h, tq: tq, tk: tk, start: start, into: p)
-        BLAS.sgemm(m: tq, n: d, k: tk, a: p, lda: tk, b: v + g * d, ldb: sizes.kvDim, c: out + h * d, ldc: sizes.qDim)
+        BLAS.sgemm(m: tq, n: d, k: tk, a: p, lda: tk, b: v + g * d, ldb: kvDim, c: out + h * d, ldc: qDim)
     }
 
     /// out[tq, qDim] = attention of `q` rows over `tk` keys/values (one sequence; generation).
     func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, tq: Int, tk: Int, start: Int,
                  out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        for h in 0..<sizes.heads {
+        for h in 0..<heads {
             head(h, q: q, k: k, v: v, tq: tq, tk: tk, start: start, out: out, p: scratch)
         }
     }
@@ -55,7 +66,7 @@ struct Attention {
     /// `[t, t]`, block `b·heads + h`), keeps every head's probabilities for the backward pass.
     func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, sequences: Int, t: Int,
                  out: UnsafeMutablePointer<Float>, probabilities: UnsafeMutablePointer<Float>?) {
-        let heads = sizes.heads, qd = sizes.qDim, kvd = sizes.kvDim
+        let heads = self.heads, qd = self.qDim, kvd = self.kvDim
         let pq = UnsafeSendable(q), pk = UnsafeSendable(k), pv = UnsafeSendable(v), po = UnsafeSendable(out)
         let pp = UnsafeSendable(probabilities)
         Parallel.chunksCallingBLAS(sequences * heads) { items in
@@ -76,7 +87,7 @@ struct Attention {
     func backward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
                   sequences: Int, t: Int, probabilities: UnsafePointer<Float>?,
                   dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
-        let heads = sizes.heads, kvHeads = sizes.kvHeads, qd = sizes.qDim, kvd = sizes.kvDim
+        let heads = self.heads, kvHeads = self.kvHeads, qd = self.qDim, kvd = self.kvDim
         let pq = UnsafeSendable(q), pk = UnsafeSendable(k), pv = UnsafeSendable(v), pdo = UnsafeSendable(dOut)
         let pdq = UnsafeSendable(dq), pdk = UnsafeSendable(dk), pdv = UnsafeSendable(dv), pp = UnsafeSendable(probabilities)
         // One item per (sequence, KV head): the query heads sharing a KV head accumulate into the
@@ -87,7 +98,7 @@ struct Attention {
             for item in items {
                 let b = item / kvHeads, g = item % kvHeads, r0 = b * t
                 let q = pq.value + r0 * qd, k = pk.value + r0 * kvd, v = pv.value + r0 * kvd
-                for h in (g * sizes.groupSize)..<((g + 1) * sizes.groupSize) {
+                for h in (g * groupSize)..<((g + 1) * groupSize) {
                     let p: UnsafePointer<Float>
                     if let saved = pp.value {
                         p = saved + (b * heads + h) * t * t
@@ -108,7 +119,7 @@ struct Attention {
                               dOut: UnsafePointer<Float>, t: Int, p: UnsafePointer<Float>,
                               dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                               dp: UnsafeMutablePointer<Float>) {
-        let d = sizes.headDim, qd = sizes.qDim, kvd = sizes.kvDim, g = h / sizes.groupSize
+        let d = headDim, qd = qDim, kvd = kvDim, g = h / groupSize
         // dP = dO · Vᵀ
         BLAS.sgemm(transB: true, m: t, n: t, k: d, a: dOut + h * d, lda: qd, b: v + g * d, ldb: kvd, c: dp, ldc: t)
         // dV += Pᵀ · dO

@@ -1,3 +1,5 @@
+import ModelArchitecture
+
 /// One LLaMA decoder layer: pre-norm attention and pre-norm SwiGLU MLP, each with a residual.
 ///
 /// By default the forward pass keeps nothing: the backward pass gets the layer's saved input and
@@ -10,8 +12,7 @@ struct DecoderLayer {
     let weights: LayerWeights
     let eps: Float
 
-    var sizes: LayerSizesAndDim { weights.sizes }
-    var attention: Attention { Attention(sizes: sizes) }
+    var attention: Attention { Attention(sizes: weights.sizes, headDim: weights.headDim) }
     var mlp: MLP { MLP(gate: weights.gate, up: weights.up, down: weights.down) }
 
     /// The internals of a forward pass over a training batch.
@@ -37,9 +38,10 @@ struct DecoderLayer {
     struct Projections {
         let q: Matrix, k: Matrix, v: Matrix, x2: Matrix, g: Matrix, u: Matrix
 
-        /// Bytes kept for a layer of `sizes` over `rows` token rows (overflow-checked).
-        static func bytes(_ sizes: LayerSizesAndDim, rows: Int) -> Int? {
-            let perRow = sizes.qDim + 2 * sizes.kvDim + sizes.hidden + 2 * sizes.intermediate
+        /// Bytes kept for a layer of `sizes` in `model` over `rows` token rows (overflow-checked).
+        static func bytes(_ sizes: LayerSizes, in model: ModelDescription, rows: Int) -> Int? {
+            let d = model.headDim
+            let perRow = sizes.queryWidth(headDim: d) + 2 * sizes.keyValueWidth(headDim: d) + model.hiddenSize + 2 * sizes.intermediateSize
             let (floats, o1) = perRow.multipliedReportingOverflow(by: rows)
             let (bytes, o2) = floats.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
             return o1 || o2 ? nil : bytes
@@ -53,19 +55,19 @@ struct DecoderLayer {
     func forward(_ x: Matrix, layout: BatchLayout, rotary: Rotary, output: Bool = true, keepProbabilities: Bool = false,
                  reusing kept: Projections? = nil) -> Internals {
         let (h1, inv1) = RMSNorm.forward(x, weight: weights.inputNorm, eps: eps)
-        let t = layout.seqLen
+        let t = layout.seqLen, a = attention
         let q: Matrix, k: Matrix, v: Matrix
         if let kept {
             (q, k, v) = (kept.q, kept.k, kept.v)
         } else {
             (q, k, v) = (weights.q.forward(h1), weights.k.forward(h1), weights.v.forward(h1))
-            rotary.apply(q.storage, rows: q.rows, ld: sizes.qDim, heads: sizes.heads, inverse: false) { $0 % t }
-            rotary.apply(k.storage, rows: k.rows, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: false) { $0 % t }
+            rotary.apply(q.storage, rows: q.rows, ld: a.qDim, heads: a.heads, inverse: false) { $0 % t }
+            rotary.apply(k.storage, rows: k.rows, ld: a.kvDim, heads: a.kvHeads, inverse: false) { $0 % t }
         }
-        let attn = Matrix(uninitializedRows: x.rows, cols: sizes.qDim)
-        let p = keepProbabilities ? Matrix(uninitializedRows: layout.batch * sizes.heads * t, cols: t) : nil
-        attention.forward(q: q.storage, k: k.storage, v: v.storage, sequences: layout.batch, t: t, out: attn.storage,
-                          probabilities: p?.storage)
+        let attn = Matrix(uninitializedRows: x.rows, cols: a.qDim)
+        let p = keepProbabilities ? Matrix(uninitializedRows: layout.batch * a.heads * t, cols: t) : nil
+        a.forward(q: q.storage, k: k.storage, v: v.storage, sequences: layout.batch, t: t, out: attn.storage,
+                  probabilities: p?.storage)
         let x2: Matrix
         if let kept {
             x2 = kept.x2
@@ -89,27 +91,27 @@ struct DecoderLayer {
     func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients,
                   kept: Projections? = nil) -> Matrix {
         let f = forward(x, layout: layout, rotary: rotary, output: false, keepProbabilities: true, reusing: kept)
-        let n = x.rows, t = layout.seqLen
+        let n = x.rows, t = layout.seqLen, a = attention
         // MLP branch: out = x2 + mlp(norm(x2)).
-        let dh2 = Matrix(uninitializedRows: n, cols: sizes.hidden)
+        let dh2 = Matrix(uninitializedRows: n, cols: weights.hidden)
         mlp.backward(x: f.h2, saved: f.mlp, dy: dOut, dx: dh2, accumulate: false, grads: grads)
         let dx2 = dOut.copy()
         RMSNorm.backward(x: f.x2, inverseRMS: f.inv2, weight: weights.postAttentionNorm, dy: dh2, dx: dx2, accumulate: true,
                          weightGradient: grads.postAttentionNorm)
         // Attention branch: x2 = x + o(attn(norm(x))).
         weights.o.backwardWeights(x: f.attn, dy: dx2, weightGradient: grads.o, biasGradient: grads.oBias)
-        let dAttn = Matrix(uninitializedRows: n, cols: sizes.qDim)
+        let dAttn = Matrix(uninitializedRows: n, cols: a.qDim)
         weights.o.backwardInput(dx2, into: dAttn, accumulate: false)
-        let dq = Matrix(uninitializedRows: n, cols: sizes.qDim), dk = Matrix(rows: n, cols: sizes.kvDim), dv = Matrix(rows: n, cols: sizes.kvDim)
-        attention.backward(q: f.q.storage, k: f.k.storage, v: f.v.storage, dOut: dAttn.storage, sequences: layout.batch, t: t,
-                           probabilities: f.p.map { UnsafePointer($0.storage) }, dq: dq.storage, dk: dk.storage, dv: dv.storage)
+        let dq = Matrix(uninitializedRows: n, cols: a.qDim), dk = Matrix(rows: n, cols: a.kvDim), dv = Matrix(rows: n, cols: a.kvDim)
+        a.backward(q: f.q.storage, k: f.k.storage, v: f.v.storage, dOut: dAttn.storage, sequences: layout.batch, t: t,
+                   probabilities: f.p.map { UnsafePointer($0.storage) }, dq: dq.storage, dk: dk.storage, dv: dv.storage)
         withExtendedLifetime((f.p, dAttn)) {}
-        rotary.apply(dq.storage, rows: n, ld: sizes.qDim, heads: sizes.heads, inverse: true) { $0 % t }
-        rotary.apply(dk.storage, rows: n, ld: sizes.kvDim, heads: sizes.kvHeads, inverse: true) { $0 % t }
+        rotary.apply(dq.storage, rows: n, ld: a.qDim, heads: a.heads, inverse: true) { $0 % t }
+        rotary.apply(dk.storage, rows: n, ld: a.kvDim, heads: a.kvHeads, inverse: true) { $0 % t }
         weights.q.backwardWeights(x: f.h1, dy: dq, weightGradient: grads.q, biasGradient: grads.qBias)
         weights.k.backwardWeights(x: f.h1, dy: dk, weightGradient: grads.k, biasGradient: grads.kBias)
         weights.v.backwardWeights(x: f.h1, dy: dv, weightGradient: grads.v, biasGradient: grads.vBias)
-        let dh1 = Matrix(uninitializedRows: n, cols: sizes.hidden)
+        let dh1 = Matrix(uninitializedRows: n, cols: weights.hidden)
         weights.q.backwardInput(dq, into: dh1, accumulate: false)
         weights.k.backwardInput(dk, into: dh1, accumulate: true)
         weights.v.backwardInput(dv, into: dh1, accumulate: true)

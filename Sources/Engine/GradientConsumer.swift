@@ -2,7 +2,8 @@
 public struct ParameterGradient: @unchecked Sendable {
     /// The decoder layer, or nil for the embedding, final norm and LM head.
     public let layer: Int?
-    /// The Hugging Face parameter name (`model.layers.3.self_attn.q_proj.weight`).
+    /// The full Hugging Face parameter name, as the model's family spells it
+    /// (``ModelDescription/name(_:_:layer:)``).
     public let name: String
     /// The weight in F32, shaped as the gradient (vectors as `[1, n]`).
     public let weight: Matrix

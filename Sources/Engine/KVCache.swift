@@ -1,3 +1,5 @@
+import ModelArchitecture
+
 /// Keys (after rotary) and values of every layer for the tokens seen so far, so that generation
 /// computes each new token against the cache instead of re-running the prefix.
 public final class KVCache {
@@ -7,12 +9,12 @@ public final class KVCache {
     var keys: [Matrix]
     var values: [Matrix]
 
-    /// An empty cache for `architecture` with room for `capacity` tokens.
-    public init(architecture a: LlamaArchitecture, capacity: Int) {
+    /// An empty cache for the model `description` with room for `capacity` tokens.
+    public init(description d: ModelDescription, capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
-        keys = a.layers.map { Matrix(rows: capacity, cols: $0.numKeyValueHeads * a.headDim) }
-        values = a.layers.map { Matrix(rows: capacity, cols: $0.numKeyValueHeads * a.headDim) }
+        keys = d.layers.map { Matrix(rows: capacity, cols: $0.keyValueWidth(headDim: d.headDim)) }
+        values = d.layers.map { Matrix(rows: capacity, cols: $0.keyValueWidth(headDim: d.headDim)) }
     }
 
     /// Marks `n` more tokens as cached (after every layer has written them).

@@ -4,13 +4,13 @@ import CheckpointCore
 /// `t` of the chunk's window `b`), as the layer computes them with its own weights.
 public struct LayerActivations {
     public let layer: Int
-    /// Input of q/k/v: `input_layernorm(x)`, `[rows, hidden]`.
+    /// Input of q/k/v: the input norm of x, `[rows, hidden]`.
     public let attentionInput: Matrix
-    /// Input of `o_proj`: the concatenated per-head attention outputs, `[rows, heads·head_dim]`.
+    /// Input of the output projection: the concatenated per-head attention outputs, `[rows, heads·head_dim]`.
     public let outputProjectionInput: Matrix
-    /// Input of gate/up: `post_attention_layernorm(x2)`, `[rows, hidden]`.
+    /// Input of gate/up: the post-attention norm of x2, `[rows, hidden]`.
     public let mlpInput: Matrix
-    /// Input of `down_proj`: `silu(gate)·up`, `[rows, intermediate]`.
+    /// Input of the down projection: `silu(gate)·up`, `[rows, intermediate]`.
     public let downInput: Matrix
 }
 
@@ -38,7 +38,7 @@ public final class LayerStream {
         hidden = try model.embed(batch.tokens)
     }
 
-    public var layerCount: Int { model.architecture.numLayers }
+    public var layerCount: Int { model.description.layerCount }
     public var rows: Int { hidden.rows }
 
     /// Runs layer ``nextLayer`` over all windows, `chunkWindows` at a time, calling `body` with each
@@ -50,7 +50,7 @@ public final class LayerStream {
         try withoutActuallyEscaping(body) { b in try run(weights: w, chunkWindows: chunkWindows, advance: advance, observe: b) }
     }
 
-    /// Runs layer ``nextLayer`` with `o_proj` and/or `down_proj` replaced (full-size `[hidden, in]`
+    /// Runs layer ``nextLayer`` with the output and/or down projection replaced (full-size `[hidden, in]`
     /// weights and optional biases) and moves to the next layer.
     public func advance(outputProjection: Linear?, downProjection: Linear?, chunkWindows: Int = 8) throws {
         precondition(nextLayer < layerCount, "LayerStream: no layer left")
@@ -65,7 +65,7 @@ public final class LayerStream {
 
     private func run(weights: LayerWeights, chunkWindows: Int, advance: Bool, observe: ((LayerActivations) throws -> Void)?) throws {
         let t = batch.seqLen, h = hidden.cols
-        let layer = DecoderLayer(weights: weights, eps: model.architecture.rmsNormEps)
+        let layer = DecoderLayer(weights: weights, eps: model.eps)
         let rot = model.rotaryTables(positions: t)
         let next = advance ? Matrix(rows: hidden.rows, cols: h) : nil
         var b0 = 0
@@ -89,11 +89,11 @@ public final class LayerStream {
 }
 
 extension LayerWeights {
-    /// These weights with `o_proj` and/or `down_proj` replaced (same shapes).
+    /// These weights with the output and/or down projection replaced (same shapes).
     public func replacing(o newO: Linear?, down newDown: Linear?) -> LayerWeights {
-        if let newO { precondition(newO.weight.rows == o.weight.rows && newO.weight.cols == o.weight.cols, "replacing o_proj: shape") }
-        if let newDown { precondition(newDown.weight.rows == down.weight.rows && newDown.weight.cols == down.weight.cols, "replacing down_proj: shape") }
-        return LayerWeights(index: index, sizes: sizes, inputNorm: inputNorm, postAttentionNorm: postAttentionNorm,
+        if let newO { precondition(newO.weight.rows == o.weight.rows && newO.weight.cols == o.weight.cols, "replacing the output projection: shape") }
+        if let newDown { precondition(newDown.weight.rows == down.weight.rows && newDown.weight.cols == down.weight.cols, "replacing the down projection: shape") }
+        return LayerWeights(index: index, model: model, sizes: sizes, inputNorm: inputNorm, postAttentionNorm: postAttentionNorm,
                             q: q, k: k, v: v, o: newO ?? o, gate: gate, up: up, down: newDown ?? down)
     }
 }

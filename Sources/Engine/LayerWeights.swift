@@ -4,67 +4,56 @@ import ModelArchitecture
 /// The weights of one decoder layer, converted to F32 from the mapped checkpoint.
 public struct LayerWeights: Sendable {
     public let index: Int
-    public let sizes: LayerSizesAndDim
+    /// The model the layer belongs to: its tensor names, head dim and hidden size.
+    public let model: ModelDescription
+    public let sizes: LayerSizes
     public let inputNorm: Matrix          // [1, hidden]
     public let postAttentionNorm: Matrix  // [1, hidden]
     public let q: Linear, k: Linear, v: Linear, o: Linear
     public let gate: Linear, up: Linear, down: Linear
 
-    /// The name prefix of layer `index` in Hugging Face checkpoints.
-    public static func prefix(_ index: Int) -> String { "model.layers.\(index)." }
+    public var headDim: Int { model.headDim }
+    public var hidden: Int { model.hiddenSize }
 
-    /// (parameter name, matrix) pairs of this layer, weights and biases, with full HF names.
+    /// The projections in ``TensorRole/projections`` order.
+    private var projections: [(TensorRole, Linear)] {
+        [(.query, q), (.key, k), (.value, v), (.output, o), (.gate, gate), (.up, up), (.down, down)]
+    }
+
+    /// (parameter name, matrix) pairs of this layer, weights and biases, with full Hugging Face
+    /// names: the norms, then each projection's weight followed by its bias.
     public var parameters: [(String, Matrix)] {
-        let p = Self.prefix(index)
-        var out: [(String, Matrix)] = [(p + "input_layernorm.weight", inputNorm), (p + "post_attention_layernorm.weight", postAttentionNorm)]
-        for (n, l) in [("self_attn.q_proj", q), ("self_attn.k_proj", k), ("self_attn.v_proj", v), ("self_attn.o_proj", o),
-                       ("mlp.gate_proj", gate), ("mlp.up_proj", up), ("mlp.down_proj", down)] {
-            out.append((p + n + ".weight", l.weight))
-            if let b = l.bias { out.append((p + n + ".bias", b)) }
+        var out: [(String, Matrix)] = [(model.name(.inputNorm, .weight, layer: index), inputNorm),
+                                       (model.name(.postAttentionNorm, .weight, layer: index), postAttentionNorm)]
+        for (role, l) in projections {
+            out.append((model.name(role, .weight, layer: index), l.weight))
+            if let b = l.bias { out.append((model.name(role, .bias, layer: index), b)) }
         }
         return out
     }
 
     /// Converts layer `index`'s tensors; biases are used when the checkpoint has them.
     /// - Throws: `tensorNotFound` for a missing weight, `shapeMismatch` when a tensor's shape does
-    ///   not agree with the configuration.
-    public static func load(from checkpoint: any TensorStore, index: Int, architecture a: LlamaArchitecture) throws(CheckpointError) -> LayerWeights {
-        let s = LayerSizesAndDim(a.layers[index], headDim: a.headDim, hidden: a.hiddenSize)
-        let p = prefix(index)
-        let h = a.hiddenSize
-        func lin(_ name: String, out: Int, in inF: Int) throws(CheckpointError) -> Linear {
-            let w = try WeightLoader.matrix(checkpoint, p + name + ".weight", rows: out, cols: inF)
-            let b: Matrix? = checkpoint.tensorInfo(named: p + name + ".bias") == nil ? nil
-                : try WeightLoader.matrix(checkpoint, p + name + ".bias", rows: 1, cols: out)
+    ///   not agree with the description.
+    public static func load(from checkpoint: any TensorStore, index: Int, description m: ModelDescription) throws(CheckpointError) -> LayerWeights {
+        let s = m.layers[index]
+        let h = m.hiddenSize, qDim = s.queryWidth(headDim: m.headDim), kvDim = s.keyValueWidth(headDim: m.headDim)
+        let inter = s.intermediateSize
+        func lin(_ role: TensorRole, out: Int, in inF: Int) throws(CheckpointError) -> Linear {
+            let weight = m.name(role, .weight, layer: index), bias = m.name(role, .bias, layer: index)
+            let w = try WeightLoader.matrix(checkpoint, weight, rows: out, cols: inF)
+            let b: Matrix? = checkpoint.tensorInfo(named: bias) == nil ? nil
+                : try WeightLoader.matrix(checkpoint, bias, rows: 1, cols: out)
             return Linear(weight: w, bias: b)
         }
         return LayerWeights(
-            index: index, sizes: s,
-            inputNorm: try WeightLoader.matrix(checkpoint, p + "input_layernorm.weight", rows: 1, cols: h),
-            postAttentionNorm: try WeightLoader.matrix(checkpoint, p + "post_attention_layernorm.weight", rows: 1, cols: h),
-            q: try lin("self_attn.q_proj", out: s.qDim, in: h), k: try lin("self_attn.k_proj", out: s.kvDim, in: h),
-            v: try lin("self_attn.v_proj", out: s.kvDim, in: h), o: try lin("self_attn.o_proj", out: h, in: s.qDim),
-            gate: try lin("mlp.gate_proj", out: s.intermediate, in: h), up: try lin("mlp.up_proj", out: s.intermediate, in: h),
-            down: try lin("mlp.down_proj", out: h, in: s.intermediate))
-    }
-}
-
-/// A layer's sizes with the derived widths the kernels use.
-public struct LayerSizesAndDim: Sendable, Equatable {
-    public let heads: Int, kvHeads: Int, headDim: Int, intermediate: Int, hidden: Int
-    public var qDim: Int { heads * headDim }
-    public var kvDim: Int { kvHeads * headDim }
-    /// Query heads per KV head.
-    public var groupSize: Int { heads / kvHeads }
-    /// Elements of the layer's seven projection weights and two norm weights (biases aside).
-    public var weightCount: Int { hidden * (2 * qDim + 2 * kvDim + 3 * intermediate) + 2 * hidden }
-
-    public init(_ s: LayerSizes, headDim: Int, hidden: Int) {
-        heads = s.numAttentionHeads
-        kvHeads = s.numKeyValueHeads
-        self.headDim = headDim
-        intermediate = s.intermediateSize
-        self.hidden = hidden
+            index: index, model: m, sizes: s,
+            inputNorm: try WeightLoader.matrix(checkpoint, m.name(.inputNorm, .weight, layer: index), rows: 1, cols: h),
+            postAttentionNorm: try WeightLoader.matrix(checkpoint, m.name(.postAttentionNorm, .weight, layer: index), rows: 1, cols: h),
+            q: try lin(.query, out: qDim, in: h), k: try lin(.key, out: kvDim, in: h),
+            v: try lin(.value, out: kvDim, in: h), o: try lin(.output, out: h, in: qDim),
+            gate: try lin(.gate, out: inter, in: h), up: try lin(.up, out: inter, in: h),
+            down: try lin(.down, out: h, in: inter))
     }
 }
 

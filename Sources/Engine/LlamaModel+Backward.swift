@@ -22,11 +22,11 @@ extension LlamaModel {
 
     private func backwardPass(_ batch: TokenBatch, consumer: GradientConsumer) throws -> LossResult {
         guard batch.seqLen >= 2 else { throw CheckpointError(.invalidArgument, "sequences need at least 2 tokens to predict one") }
-        let a = architecture, h = a.hiddenSize, v = a.vocabSize, t = batch.seqLen
+        let a = description, h = a.hiddenSize, v = a.vocabSize, t = batch.seqLen
         let layout = batch.layout, fisher = consumer.wantsFisher
         var (x, inputs, kept) = try decoderStack(batch, saveInputs: true, keptFrom: firstKeptLayer(rows: layout.rows))
         let normWeight = try finalNorm()
-        let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: a.rmsNormEps)
+        let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: eps)
         let head = try lmHead()
         let predicted = batch.batch * (t - 1)
         let scale = 1 / Float(predicted)
@@ -63,26 +63,26 @@ extension LlamaModel {
         withExtendedLifetime(hf) {}
         headGrad.dropScratch()
         if !a.tieWordEmbeddings {
-            try consumer.consume(ParameterGradient(layer: nil, name: "lm_head.weight", weight: head, gradient: headGrad.gradient, fisher: headGrad.fisher))
+            try consumer.consume(ParameterGradient(layer: nil, name: a.name(.lmHead), weight: head, gradient: headGrad.gradient, fisher: headGrad.fisher))
         }
 
         // Final norm.
         let normGrad = GradientAccumulator(rows: 1, cols: h, layout: layout, fisher: fisher)
         var dx = Matrix(rows: layout.rows, cols: h)
         RMSNorm.backward(x: x, inverseRMS: invF, weight: normWeight, dy: dhf, dx: dx, accumulate: false, weightGradient: normGrad)
-        try consumer.consume(ParameterGradient(layer: nil, name: "model.norm.weight", weight: normWeight, gradient: normGrad.gradient, fisher: normGrad.fisher))
+        try consumer.consume(ParameterGradient(layer: nil, name: a.name(.finalNorm), weight: normWeight, gradient: normGrad.gradient, fisher: normGrad.fisher))
         x = dx
 
         // Decoder layers, last to first, each recomputed from its saved input (and its kept
         // projections, if any).
         let rot = rotaryTables(positions: t)
-        for i in stride(from: a.numLayers - 1, through: 0, by: -1) {
+        for i in stride(from: a.layerCount - 1, through: 0, by: -1) {
             let w = try layerWeights(i)
             let grads = LayerGradients(w, layout: layout, fisher: fisher)
             let input = inputs.removeLast()
             let projections = kept.removeLast()
-            dx = DecoderLayer(weights: w, eps: a.rmsNormEps).backward(input, dOut: dx, layout: layout, rotary: rot, grads: grads,
-                                                                    kept: projections)
+            dx = DecoderLayer(weights: w, eps: eps).backward(input, dOut: dx, layout: layout, rotary: rot, grads: grads,
+                                                             kept: projections)
             for ((name, weight), g) in zip(w.parameters, grads.inParameterOrder) {
                 try consumer.consume(ParameterGradient(layer: i, name: name, weight: weight, gradient: g.gradient, fisher: g.fisher))
             }
@@ -114,7 +114,7 @@ extension LlamaModel {
                 }
             }
         }
-        try consumer.consume(ParameterGradient(layer: nil, name: "model.embed_tokens.weight", weight: embed, gradient: embGrad, fisher: embFisher))
+        try consumer.consume(ParameterGradient(layer: nil, name: a.name(.embedding), weight: embed, gradient: embGrad, fisher: embFisher))
         return LossResult(nllSum: nll, tokens: predicted)
     }
 }

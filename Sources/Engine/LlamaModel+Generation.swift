@@ -11,27 +11,27 @@ extension LlamaModel {
             throw CheckpointError(.invalidArgument, "the context would exceed the cache's \(cache.capacity) tokens")
         }
         try checkTokens(tokens)
-        let a = architecture, start = cache.length, tq = tokens.count, tk = start + tq
+        let a = description, start = cache.length, tq = tokens.count, tk = start + tq
         var x = try embed(tokens)
         let rot = rotaryTables(positions: tk)
         let scratch = Matrix(rows: tq, cols: tk)
-        for i in 0..<a.numLayers {
+        for i in 0..<a.layerCount {
             let w = try layerWeights(i)
-            let s = w.sizes
-            let (h1, _) = RMSNorm.forward(x, weight: w.inputNorm, eps: a.rmsNormEps)
+            let att = Attention(sizes: w.sizes, headDim: w.headDim)
+            let (h1, _) = RMSNorm.forward(x, weight: w.inputNorm, eps: eps)
             let q = w.q.forward(h1), k = w.k.forward(h1), v = w.v.forward(h1)
-            rot.apply(q.storage, rows: tq, ld: s.qDim, heads: s.heads, inverse: false) { start + $0 }
-            rot.apply(k.storage, rows: tq, ld: s.kvDim, heads: s.kvHeads, inverse: false) { start + $0 }
+            rot.apply(q.storage, rows: tq, ld: att.qDim, heads: att.heads, inverse: false) { start + $0 }
+            rot.apply(k.storage, rows: tq, ld: att.kvDim, heads: att.kvHeads, inverse: false) { start + $0 }
             let ck = cache.keys[i], cv = cache.values[i]
-            (ck.storage + start * s.kvDim).update(from: k.storage, count: tq * s.kvDim)
-            (cv.storage + start * s.kvDim).update(from: v.storage, count: tq * s.kvDim)
-            let attn = Matrix(rows: tq, cols: s.qDim)
-            Attention(sizes: s).forward(q: q.storage, k: ck.storage, v: cv.storage, tq: tq, tk: tk, start: start,
-                                        out: attn.storage, scratch: scratch.storage)
+            (ck.storage + start * att.kvDim).update(from: k.storage, count: tq * att.kvDim)
+            (cv.storage + start * att.kvDim).update(from: v.storage, count: tq * att.kvDim)
+            let attn = Matrix(rows: tq, cols: att.qDim)
+            att.forward(q: q.storage, k: ck.storage, v: cv.storage, tq: tq, tk: tk, start: start,
+                        out: attn.storage, scratch: scratch.storage)
             withExtendedLifetime((q, k, v)) {}
             let x2 = w.o.forward(attn)
             x2.add(x)
-            let (h2, _) = RMSNorm.forward(x2, weight: w.postAttentionNorm, eps: a.rmsNormEps)
+            let (h2, _) = RMSNorm.forward(x2, weight: w.postAttentionNorm, eps: eps)
             let (m, _) = MLP(gate: w.gate, up: w.up, down: w.down).forward(h2)
             m.add(x2)
             x = m
@@ -40,7 +40,7 @@ extension LlamaModel {
         cache.advance(by: tq)
         let last = Matrix(rows: 1, cols: a.hiddenSize)
         last.storage.update(from: x.storage + (tq - 1) * a.hiddenSize, count: a.hiddenSize)
-        let (hf, _) = RMSNorm.forward(last, weight: try finalNorm(), eps: a.rmsNormEps)
+        let (hf, _) = RMSNorm.forward(last, weight: try finalNorm(), eps: eps)
         let logits = Matrix(rows: 1, cols: a.vocabSize)
         LanguageModelLoss.logits(hidden: hf, rows: 0..<1, head: try lmHead(), into: logits)
         return logits.values
@@ -53,7 +53,7 @@ extension LlamaModel {
     public func generate(prompt: [Int32], maxTokens: Int, sampler: inout Sampler, stopTokens: Set<Int32> = [],
                          onToken: (Int32) throws -> Void = { _ in }) throws -> [Int32] {
         guard !prompt.isEmpty else { throw CheckpointError(.invalidArgument, "the prompt has no tokens") }
-        let cache = KVCache(architecture: architecture, capacity: prompt.count + max(0, maxTokens))
+        let cache = KVCache(description: description, capacity: prompt.count + max(0, maxTokens))
         let keep = keepsLayersConverted
         keepsLayersConverted = true
         defer { keepsLayersConverted = keep }

@@ -11,8 +11,11 @@ public final class LlamaModel: @unchecked Sendable {
     /// The weights: a safetensors checkpoint, or any other store that presents Hugging Face names
     /// and layouts (a GGUF file through the GGUF module's `GGUFTensorStore`).
     public let checkpoint: any TensorStore
-    public let configuration: ModelConfiguration
-    public let architecture: LlamaArchitecture
+    /// The model: its family, sizes, tensor names and the `config.json` it was resolved from
+    /// (``ModelDescription/configuration``).
+    public let description: ModelDescription
+    /// The RMSNorm epsilon as the kernels use it.
+    let eps: Float
     /// Keep converted layers in memory between passes (costs the model's size in F32), up to
     /// ``convertedLayerLimit``.
     public var keepsLayersConverted = false
@@ -39,53 +42,27 @@ public final class LlamaModel: @unchecked Sendable {
         guard let configPath = checkpoint.configPath else {
             throw CheckpointError(.invalidConfig, "no config.json next to the checkpoint", path: checkpoint.folder)
         }
-        let config = try ModelConfiguration(path: configPath)
-        do { try self.init(checkpoint: checkpoint, configuration: config) } catch { throw error.inFile(configPath) }
+        let description = try ModelDescription(configPath: configPath)
+        do { try self.init(store: checkpoint, description: description) } catch { throw error.inFile(configPath) }
     }
 
-    public init(checkpoint: any TensorStore, configuration: ModelConfiguration) throws(CheckpointError) {
-        self.checkpoint = checkpoint
-        self.configuration = configuration
-        architecture = try LlamaArchitecture(configuration)
-        rotary = Rotary(headDim: architecture.headDim, theta: architecture.ropeTheta, scaling: architecture.rotaryScaling)
-        try validate()
+    /// A model over `store`, whose tensors have the Hugging Face names and layouts of
+    /// `description`'s family.
+    /// - Throws: `unsupportedArchitecture` for a family whose layers the engine does not run;
+    ///   `tensorNotFound`, `shapeMismatch` or `unsupportedConversion` for a tensor the description
+    ///   requires that is missing, shaped otherwise or not a float dtype.
+    public init(store: any TensorStore, description: ModelDescription) throws(CheckpointError) {
+        guard description.family.blocks == .llama else {
+            throw CheckpointError(.unsupportedArchitecture, "model_type \(description.family.modelType) is not supported by the engine (it runs LLaMA decoder layers)")
+        }
+        checkpoint = store
+        self.description = description
+        eps = Float(description.rmsNormEps)
+        rotary = Rotary(headDim: description.headDim, theta: description.ropeTheta, scaling: description.rotaryScaling)
+        try description.validate(store, computable: true)
         // Room to reuse a layer's F32 weights, their gradients and its activations in the next layer.
-        let a = architecture
-        let largestLayer = a.layers.map { LayerSizesAndDim($0, headDim: a.headDim, hidden: a.hiddenSize).weightCount }.max() ?? 0
+        let largestLayer = description.layers.map { description.weightCount(ofLayer: $0) }.max() ?? 0
         BufferPool.shared.reserve(atLeast: largestLayer.multipliedReportingOverflow(by: 4 * MemoryLayout<Float>.stride).partialValue)
-    }
-
-    /// Checks every tensor the engine will read against the configuration, without converting.
-    private func validate() throws(CheckpointError) {
-        let a = architecture, h = a.hiddenSize
-        var infos: [String: TensorInfo] = [:]
-        for info in checkpoint.tensorInfos { infos[info.name] = info }
-        func check(_ name: String, _ shapes: [[Int]]) throws(CheckpointError) {
-            guard let info = infos[name] else {
-                throw CheckpointError(.tensorNotFound, "the checkpoint has no tensor '\(name)', which the configuration requires", path: checkpoint.path, tensor: name)
-            }
-            guard shapes.contains(info.shape) else {
-                throw CheckpointError(.shapeMismatch, "shape \(info.shape) does not match the configuration's \(shapes[0])", path: checkpoint.path, tensor: name)
-            }
-            guard info.dtype.isFloatingPoint, info.dtype.convertsToFloat32 else {
-                throw CheckpointError(.unsupportedConversion, "dtype \(info.dtype.rawValue) cannot be computed with", path: checkpoint.path, tensor: name)
-            }
-        }
-        try check("model.embed_tokens.weight", [[a.vocabSize, h]])
-        try check("model.norm.weight", [[h]])
-        if !a.tieWordEmbeddings { try check("lm_head.weight", [[a.vocabSize, h]]) }
-        for (i, s) in a.layers.enumerated() {
-            let d = LayerSizesAndDim(s, headDim: a.headDim, hidden: h)
-            let p = LayerWeights.prefix(i)
-            try check(p + "input_layernorm.weight", [[h]])
-            try check(p + "post_attention_layernorm.weight", [[h]])
-            for (n, o, i) in [("self_attn.q_proj", d.qDim, h), ("self_attn.k_proj", d.kvDim, h), ("self_attn.v_proj", d.kvDim, h),
-                              ("self_attn.o_proj", h, d.qDim), ("mlp.gate_proj", d.intermediate, h), ("mlp.up_proj", d.intermediate, h),
-                              ("mlp.down_proj", h, d.intermediate)] {
-                try check(p + n + ".weight", [[o, i]])
-                if infos[p + n + ".bias"] != nil { try check(p + n + ".bias", [[o]]) }
-            }
-        }
     }
 
     // MARK: Weights
@@ -93,7 +70,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// Layer `i`'s weights in F32.
     public func layerWeights(_ i: Int) throws(CheckpointError) -> LayerWeights {
         if let w = converted[i] { return w }
-        let w = try LayerWeights.load(from: checkpoint, index: i, architecture: architecture)
+        let w = try LayerWeights.load(from: checkpoint, index: i, description: description)
         if keepsLayersConverted {
             let bytes = w.parameters.reduce(0) { $0 + $1.1.count * MemoryLayout<Float>.stride }
             if convertedLayerLimit.map({ convertedLayerBytes + bytes <= $0 }) ?? true {
@@ -107,26 +84,25 @@ public final class LlamaModel: @unchecked Sendable {
     /// Bytes of every decoder layer's weights in F32, biases aside (about what
     /// ``keepsLayersConverted`` keeps without a limit).
     public var convertedLayersSize: Int {
-        let a = architecture
-        return a.layers.reduce(0) { $0 + LayerSizesAndDim($1, headDim: a.headDim, hidden: a.hiddenSize).weightCount * MemoryLayout<Float>.stride }
+        description.layers.reduce(0) { $0 + description.weightCount(ofLayer: $1) * MemoryLayout<Float>.stride }
     }
 
     /// The token embedding `[vocab, hidden]` in F32 (kept while the model lives).
     public func embedding() throws(CheckpointError) -> Matrix {
         if let e = embeddingCache { return e }
-        let e = try WeightLoader.matrix(checkpoint, "model.embed_tokens.weight", rows: architecture.vocabSize, cols: architecture.hiddenSize)
+        let e = try WeightLoader.matrix(checkpoint, description.name(.embedding), rows: description.vocabSize, cols: description.hiddenSize)
         embeddingCache = e
         return e
     }
 
     /// The LM head `[vocab, hidden]`: the embedding when tied.
     public func lmHead() throws(CheckpointError) -> Matrix {
-        if architecture.tieWordEmbeddings { return try embedding() }
-        return try WeightLoader.matrix(checkpoint, "lm_head.weight", rows: architecture.vocabSize, cols: architecture.hiddenSize)
+        if description.tieWordEmbeddings { return try embedding() }
+        return try WeightLoader.matrix(checkpoint, description.name(.lmHead), rows: description.vocabSize, cols: description.hiddenSize)
     }
 
     public func finalNorm() throws(CheckpointError) -> Matrix {
-        try WeightLoader.matrix(checkpoint, "model.norm.weight", rows: 1, cols: architecture.hiddenSize)
+        try WeightLoader.matrix(checkpoint, description.name(.finalNorm), rows: 1, cols: description.hiddenSize)
     }
 
     func rotaryTables(positions: Int) -> Rotary {
@@ -137,13 +113,13 @@ public final class LlamaModel: @unchecked Sendable {
     // MARK: Forward
 
     func checkTokens(_ tokens: some Collection<Int32>) throws(CheckpointError) {
-        for t in tokens where t < 0 || Int(t) >= architecture.vocabSize {
-            throw CheckpointError(.invalidArgument, "token id \(t) is outside the vocabulary (0 ..< \(architecture.vocabSize))")
+        for t in tokens where t < 0 || Int(t) >= description.vocabSize {
+            throw CheckpointError(.invalidArgument, "token id \(t) is outside the vocabulary (0 ..< \(description.vocabSize))")
         }
     }
 
     func embed(_ tokens: [Int32]) throws(CheckpointError) -> Matrix {
-        let e = try embedding(), h = architecture.hiddenSize
+        let e = try embedding(), h = description.hiddenSize
         let x = Matrix(rows: tokens.count, cols: h)
         for (r, t) in tokens.enumerated() { (x.storage + r * h).update(from: e.storage + Int(t) * h, count: h) }
         return x
@@ -158,9 +134,9 @@ public final class LlamaModel: @unchecked Sendable {
         var x = try embed(batch.tokens)
         let rot = rotaryTables(positions: batch.seqLen)
         var inputs: [Matrix] = [], kept: [DecoderLayer.Projections?] = []
-        for i in 0..<architecture.numLayers {
+        for i in 0..<description.layerCount {
             if saveInputs { inputs.append(x) }
-            let layer = DecoderLayer(weights: try layerWeights(i), eps: architecture.rmsNormEps)
+            let layer = DecoderLayer(weights: try layerWeights(i), eps: eps)
             let f = layer.forward(x, layout: batch.layout, rotary: rot)
             kept.append(i >= keptFrom ? f.projections : nil)
             x = f.out!
@@ -169,13 +145,11 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// The first layer whose projections fit, with every later layer's, in ``activationMemory``
-    /// for `rows` token rows (`numLayers` when none does).
+    /// for `rows` token rows (the layer count when none does).
     func firstKeptLayer(rows: Int) -> Int {
-        let a = architecture
-        var left = activationMemory, first = a.numLayers
+        var left = activationMemory, first = description.layerCount
         while first > 0 {
-            let sizes = LayerSizesAndDim(a.layers[first - 1], headDim: a.headDim, hidden: a.hiddenSize)
-            guard let bytes = DecoderLayer.Projections.bytes(sizes, rows: rows), bytes <= left else { break }
+            guard let bytes = DecoderLayer.Projections.bytes(description.layers[first - 1], in: description, rows: rows), bytes <= left else { break }
             left -= bytes
             first -= 1
         }
@@ -185,8 +159,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// Logits `[batch·seqLen, vocab]` for every position.
     public func logits(_ batch: TokenBatch) throws(CheckpointError) -> Matrix {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
-        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
-        let out = Matrix(rows: x.rows, cols: architecture.vocabSize)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
+        let out = Matrix(rows: x.rows, cols: description.vocabSize)
         let head = try lmHead()
         LanguageModelLoss.logits(hidden: hf, rows: 0..<x.rows, head: head, into: out)
         return out
@@ -200,11 +174,11 @@ public final class LlamaModel: @unchecked Sendable {
 
     private func forwardLoss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
-        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: architecture.rmsNormEps)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
         let head = try lmHead()
         let t = batch.seqLen
-        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: architecture.vocabSize, sequences: batch.batch)
-        let logits = Matrix(uninitializedRows: block * t, cols: architecture.vocabSize)
+        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: description.vocabSize, sequences: batch.batch)
+        let logits = Matrix(uninitializedRows: block * t, cols: description.vocabSize)
         var nll = 0.0
         for b0 in stride(from: 0, to: batch.batch, by: block) {
             let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CheckpointCore
 import Engine
+import ModelArchitecture
 import Tokenizers
 
 /// `shears generate MODEL --prompt TEXT`: sampling with a KV cache, streamed to stdout.
@@ -64,7 +65,7 @@ public struct GenerateCommand: ParsableCommand {
             let (model, tokenizer) = try engine.load()
             let ids = tokenizer.encode(prompt, addSpecialTokens: addSpecialTokens)
             guard !ids.isEmpty else { throw CheckpointError(.invalidArgument, "the prompt encodes to no tokens") }
-            var stop = Set(model.configuration.eosTokenIds.map { Int32($0) })
+            var stop = Set(model.description.configuration.eosTokenIds.map { Int32($0) })
             if stop.isEmpty, let e = tokenizer.eosTokenID { stop.insert(e) }
             // Generation keeps converted F32 layers between tokens: at most half the memory
             // available now, so that a large (or quantized) model does not exhaust it.

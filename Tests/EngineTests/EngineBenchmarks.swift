@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import Testing
 import CheckpointCore
+import ModelArchitecture
 @testable import Engine
 import ShearsBLAS
 
@@ -91,7 +92,7 @@ struct EngineBenchmarks {
     }
 
     /// Matrix-product FLOPs of forward + backward (3× forward) for `n` tokens in sequences of `t`.
-    static func flops(_ a: LlamaArchitecture, tokens n: Int, seqLen t: Int) -> Double {
+    static func flops(_ a: ModelDescription, tokens n: Int, seqLen t: Int) -> Double {
         let h = Double(a.hiddenSize), d = Double(a.headDim), tt = Double(t), sequences = Double(n / t)
         var perToken: Double = 2.0 * Double(a.vocabSize) * h
         var attention: Double = 0
@@ -114,9 +115,9 @@ struct EngineBenchmarks {
     @Test func forwardBackward() throws {
         let path = try getenv("SHEARS_BENCH_MODEL").map { String(cString: $0) } ?? SmolLM2GoldenTests.folder()
         let model = try LlamaModel(path: path)
-        let batch = try Self.batch(vocab: model.architecture.vocabSize)
+        let batch = try Self.batch(vocab: model.description.vocabSize)
         let peak = Self.sgemmPeak()
-        let work = Self.flops(model.architecture, tokens: 1280, seqLen: 128)
+        let work = Self.flops(model.description, tokens: 1280, seqLen: 128)
         var times: [String: Double] = [:]
         var anon: [String: Double] = [:]
         var inMatmul: (seconds: Double, flops: Double) = (0, 0)
@@ -149,7 +150,7 @@ struct EngineBenchmarks {
             anon[pass.name] = max(sampler.peakAnon, polled)
         }
         model.activationMemory = keptMiB << 20
-        let keptLayers = model.architecture.numLayers - model.firstKeptLayer(rows: batch.layout.rows)
+        let keptLayers = model.description.layerCount - model.firstKeptLayer(rows: batch.layout.rows)
         model.activationMemory = 0
         let fwdT0 = Self.now()
         _ = try model.loss(batch)

@@ -105,7 +105,7 @@ enum RealModelChecks {
         }
         #expect(relativeError(gotDots, dots) < 1e-4)
         let fk = collector.gradients["model.layers.0.self_attn.k_proj.weight"]!.fisher!.values
-        #expect(relativeError(Array(fk[0..<(16 * model.architecture.hiddenSize)]), try g.floats("fisher.full.model.layers.0.self_attn.k_proj.weight")) < 1e-4)
+        #expect(relativeError(Array(fk[0..<(16 * model.description.hiddenSize)]), try g.floats("fisher.full.model.layers.0.self_attn.k_proj.weight")) < 1e-4)
     }
 
     static func greedy(folder: String, golden: String) throws {

@@ -1,5 +1,6 @@
 import Testing
 import CheckpointCore
+import ModelArchitecture
 @testable import Engine
 
 /// Tiny random models against transformers in float64 (Tools/engine/make_goldens.py tiny):
@@ -52,12 +53,11 @@ import CheckpointCore
         let b = try batch(g)
         let recomputed = GradientCollector(fisher: true)
         let lossRecomputed = try model.backward(b, consumer: recomputed)
-        let layers = model.architecture.numLayers
+        let layers = model.description.layerCount
         #expect(model.firstKeptLayer(rows: b.layout.rows) == layers)
         // Room for exactly the last layer, then for every layer.
-        let a = model.architecture
-        let last = LayerSizesAndDim(a.layers[layers - 1], headDim: a.headDim, hidden: a.hiddenSize)
-        for (budget, first) in [(DecoderLayer.Projections.bytes(last, rows: b.layout.rows)!, layers - 1), (Int.max, 0)] {
+        let a = model.description
+        for (budget, first) in [(DecoderLayer.Projections.bytes(a.layers[layers - 1], in: a, rows: b.layout.rows)!, layers - 1), (Int.max, 0)] {
             model.activationMemory = budget
             #expect(model.firstKeptLayer(rows: b.layout.rows) == first)
             let kept = GradientCollector(fisher: true)
@@ -81,7 +81,7 @@ import CheckpointCore
     @Test func generationWithinAConvertedLayerLimitGivesTheSameTokens() throws {
         let path = Fixture.root + "/models/austen-llama"
         let full = try LlamaModel(path: path), limited = try LlamaModel(path: path)
-        let layer = full.convertedLayersSize / full.architecture.numLayers
+        let layer = full.convertedLayersSize / full.description.layerCount
         limited.convertedLayerLimit = layer + layer / 2
         var greedy1 = Sampler(temperature: 0, topP: 1, seed: 0), greedy2 = Sampler(temperature: 0, topP: 1, seed: 0)
         let prompt: [Int32] = [5, 17, 300, 42, 1000]
