@@ -34,7 +34,7 @@ public struct PruneCommand: ParsableCommand {
     @Option(help: "Fraction of each pruned structure to remove (upstream --pruning_ratio; 0.25 is the paper's \"20%\").")
     var ratio: Double = 0.25
 
-    @Option(help: "block (heads and MLP channels in layer ranges), channel (hidden channels), layer (whole layers).")
+    @Option(help: "block (heads and MLP channels in layer ranges), channel (hidden channels; the kept count is rounded up to a multiple of num_attention_heads, as transformers requires), layer (whole layers).")
     var strategy: String = "block"
 
     @Option(name: .customLong("attention-layers"), help: "Layers A:B (end exclusive) whose attention is pruned (default 4:L−2, clamped for small models).")
