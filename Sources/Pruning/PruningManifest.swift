@@ -150,6 +150,7 @@ public struct PruningManifest {
             ("layers", .array(layers)),
             ("hidden", .object(JSONObject([
                 ("size", .int(Int64(shape.hiddenSize))),
+                ("round_to", s.strategy == .channel ? .int(Int64(shape.attentionHeads)) : .null),
                 ("kept_channels", Self.ints(plan.keptHidden)),
                 ("removed_channels", Self.ints(plan.removedHidden)),
                 ("scores", Self.scores(plan.hiddenScores)),

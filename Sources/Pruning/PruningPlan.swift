@@ -28,6 +28,14 @@ public enum UnitCounts {
         return max(0, n)
     }
 
+    /// Hidden channels to remove under `--strategy channel`: upstream's count, with the kept width
+    /// rounded *up* to a multiple of `multipleOf` (the unchanged `num_attention_heads`), so fewer
+    /// channels go. transformers' `LlamaConfig.validate_architecture` refuses a config whose
+    /// `hidden_size % num_attention_heads != 0`, even with an explicit `head_dim`.
+    public static func hiddenChannelsToRemove(initial: Int, current: Int, ratio: Double, multipleOf: Int) -> Int {
+        mlpChannelsToRemove(initial: initial, current: current, ratio: ratio, roundTo: multipleOf)
+    }
+
     /// GQA `query` policy: query heads removed from *each* KV group. Upstream's count on the query projection
     /// root — `n = H·d − int(H·d·(1 − ratio))` channels, `floor(n / d)` heads — spread equally over
     /// the KV groups (`floor(heads / n_kv)` per group, so the query-to-KV ratio stays whole), minus

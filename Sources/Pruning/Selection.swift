@@ -19,7 +19,8 @@ public enum Selection {
                 plan.keptLayers = lowest(scores.layers, among: Array(0..<n), count: r).kept
             }
         case .channel:
-            let n = UnitCounts.unitsToRemove(initialUnits: shape.hiddenSize, currentUnits: plan.keptHidden.count, unitSize: 1, ratio: ratio)
+            let n = UnitCounts.hiddenChannelsToRemove(initial: shape.hiddenSize, current: plan.keptHidden.count, ratio: ratio,
+                                                      multipleOf: shape.attentionHeads)
             plan.keptHidden = lowest(scores.hidden, among: plan.keptHidden, count: n).kept
             plan.hiddenScores = merge(plan.hiddenScores, scores.hidden)
         case .block:

@@ -43,7 +43,7 @@ struct SizeArgument: ExpressibleByArgument {
 struct StructureOptions: ParsableArguments {
     @Option(help: "Fraction of each pruned structure to remove (upstream --pruning_ratio; 0.25 is the paper's \"20%\").")
     var ratio: Double = 0.25
-    @Option(help: "block: heads and MLP channels in layer ranges; channel: hidden channels; layer: whole layers.")
+    @Option(help: "block: heads and MLP channels in layer ranges; channel: hidden channels (the kept count is rounded up to a multiple of num_attention_heads, as transformers requires of a stock config); layer: whole layers.")
     var strategy: PruningStrategy = .block
     @Option(name: .customLong("attention-layers"), help: "Layers A:B (end exclusive) whose attention is pruned (default 4:L−2, clamped for small models).")
     var attentionLayers: LayerRange?

@@ -86,7 +86,7 @@ public struct ModelSource {
 
     /// The engine's model over these tensors.
     public func engineModel() throws -> LlamaModel {
-        do { return try LlamaModel(checkpoint: store, configuration: description.configuration) } catch { throw error.inFile(path) }
+        do { return try LlamaModel(store: store, description: description) } catch { throw error.inFile(path) }
     }
 
     /// SHA-256 of every file the model is read from (data files, index, and `config.json` or, for

@@ -79,6 +79,37 @@ import ModelArchitecture
         #expect(high.layers[10].widths.numKeyValueHeads == 2 && high.layers[10].widths.numAttentionHeads == 6)
     }
 
+    /// `--strategy channel` keeps a multiple of num_attention_heads (transformers' LlamaConfig
+    /// refuses any other hidden_size), rounding the kept count up; the extra channels kept are the
+    /// next-highest-scoring ones.
+    @Test func channelKeepsMultipleOfHeads() throws {
+        let smol = try ModelDescription.uniform(layers: 30, hiddenSize: 576, attentionHeads: 9, keyValueHeads: 3, headDim: 64, intermediateSize: 1536,
+                              vocabSize: 49152, tiedEmbeddings: true)
+        // 84 hidden, 6 heads of 16 (head_dim is independent): neither 75 nor 63 is a multiple of 6.
+        let odd = try ModelDescription.uniform(layers: 2, hiddenSize: 84, attentionHeads: 6, keyValueHeads: 2, headDim: 16, intermediateSize: 96, vocabSize: 128)
+        // (shape, ratio, naive kept = int(W0·(1 − r)), rounded kept)
+        for (shape, ratio, naive, kept) in [(smol, 0.1, 518, 522), (smol, 0.25, 432, 432), (odd, 0.1, 75, 78), (odd, 0.25, 63, 66)] {
+            #expect(shape.hiddenSize - UnitCounts.channelsToRemove(initial: shape.hiddenSize, current: shape.hiddenSize, ratio: ratio) == naive)
+            var s = PruningSettings()
+            s.strategy = .channel
+            s.importance = .random
+            s.ratio = ratio
+            s = try s.resolved(for: shape)
+            var e = RandomImportance(seed: 42)
+            let p = try Pruner.plan(shape: shape, settings: s, estimator: &e)
+            #expect(p.keptHidden.count == kept, "\(shape.hiddenSize) at \(ratio)")
+            #expect(p.keptHidden.count % shape.attentionHeads == 0)
+            // Score order decides: every kept channel scores at least as high as every removed one.
+            let keptMin = p.keptHidden.map { p.hiddenScores[$0] }.min()!
+            #expect(p.removedHidden.allSatisfy { p.hiddenScores[$0] <= keptMin })
+            #expect(PruningManifest(plan: p, settings: s, sourceFiles: [:], sourceConfig: .null, resultFiles: [:], calibration: nil).json["hidden"]!["round_to"] == .int(Int64(shape.attentionHeads)))
+        }
+        #expect(UnitCounts.hiddenChannelsToRemove(initial: 576, current: 576, ratio: 0.1, multipleOf: 9) == 54)
+        // Never past the current width, never below one multiple.
+        #expect(UnitCounts.hiddenChannelsToRemove(initial: 84, current: 84, ratio: 0.01, multipleOf: 6) == 0)
+        #expect(UnitCounts.hiddenChannelsToRemove(initial: 84, current: 84, ratio: 0.999, multipleOf: 6) == 78)
+    }
+
     @Test func countsNeverRemoveAGroup() {
         #expect(UnitCounts.unitsToRemove(initialUnits: 2, currentUnits: 2, unitSize: 16, ratio: 0.99) == 1)
         #expect(UnitCounts.mlpChannelsToRemove(initial: 10, current: 10, ratio: 0.999, roundTo: nil) == 9)

@@ -148,7 +148,7 @@ def layer_scores(c, est, red, rng=None):
 # Counts and selection (llm-pruner.md §1.8, §3.1–3.2)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pruning"))
-from counts import to_remove, query_per_group, lowest  # noqa: E402
+from counts import to_remove, hidden_to_remove, query_per_group, lowest  # noqa: E402
 
 def select_block(c, scores, policy, ratio, scope, round_to=None):
     """Kept query heads, KV heads and MLP channels per layer."""
@@ -287,7 +287,7 @@ def run_model(name, repo, out):
         for red in (["sum", "mean"] if est != "random" else ["sum"]):
             rng = SplitMix64(42)
             s = channel_scores(c, est, red, rng, cfg.get("tie_word_embeddings", False))
-            kept = lowest(s, list(range(c.H)), min(to_remove(c.H, c.H, 0.25), c.H - 1))
+            kept = lowest(s, list(range(c.H)), hidden_to_remove(c.H, c.H, 0.25, c.nh))
             goldens["channel"].append({"importance": est, "reduction": red, "ratio": 0.25, "scores": [rounded(x) for x in s], "kept": kept})
             rng = SplitMix64(42)
             s = layer_scores(c, est, red, rng)

@@ -137,7 +137,7 @@ def layer_scores(M, stats, est):
 # Counts and selection (llm-pruner.md §1.8; shared: Tools/pruning/counts.py)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pruning"))
-from counts import to_remove, query_per_group, lowest  # noqa: E402
+from counts import to_remove, hidden_to_remove, query_per_group, lowest  # noqa: E402
 
 def ranked(scores, candidates):
     """candidates in ascending score order, ties to the lower index."""
@@ -419,7 +419,7 @@ def run_model(name, repo, out):
         add(block_case(M, stats, "wanda-sp", "kv-group", 0.5, att=[L - 1, L], mlp=[L - 1, L]))
     for est in ["wanda-sp", "wifv"]:
         hs = hidden_scores(M, stats, est)
-        kept = lowest(hs.tolist(), list(range(M.h)), min(to_remove(M.h, M.h, 0.25), M.h - 1))
+        kept = lowest(hs.tolist(), list(range(M.h)), hidden_to_remove(M.h, M.h, 0.25, M.H))
         st = settings(M, "channel", est, "kv-group", 0.25, default_range(L), default_range(L))
         cases.append(case_entry(M, f"channel-{est}-0.25", st, None, full_selection(M), hidden_kept=kept, hidden=hs))
         ls = layer_scores(M, stats, est)
