@@ -5,7 +5,6 @@ import PackageDescription
 
 let package = Package(
     name: "Shears",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "shears", targets: ["shears"]),
         .executable(name: "shears-bench", targets: ["ShearsBench"]),
@@ -23,17 +22,18 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
-        // System libraries: the product's C dependencies (pkg-config names, apt providers).
+        // System libraries: the product's C dependencies (pkg-config names, apt providers). Linux only:
+        // the code uses Glibc and /proc, and the files that import Glibc stop with #error elsewhere.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+                       providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
-                       providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+                       providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
-                       providers: [.apt(["libjson-c-dev"]), .brew(["json-c"])]),
+                       providers: [.apt(["libjson-c-dev"])]),
         .systemLibrary(name: "COniguruma", path: "Sources/COniguruma", pkgConfig: "oniguruma",
-                       providers: [.apt(["libonig-dev"]), .brew(["oniguruma"])]),
+                       providers: [.apt(["libonig-dev"])]),
         .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
-                       providers: [.apt(["libicu-dev"]), .brew(["icu4c"])]),
+                       providers: [.apt(["libicu-dev"])]),
 
         // Hardware kernels chosen at run time: half-float conversion (F16C), CRC-32C (SSE4.2).
         .target(name: "CKernels", path: "Sources/CKernels"),

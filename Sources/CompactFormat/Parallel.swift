@@ -1,4 +1,9 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#else
+#error("Shears is built and tested on Linux only")
+#endif
 
 /// Runs `body(worker)` on `workers` threads and waits; worker indices are 0..<workers.
 func parallel(workers: Int, _ body: @Sendable (Int) -> Void) {
@@ -29,13 +34,5 @@ final class SharedSlots<T>: @unchecked Sendable {
 
 /// Number of cores online (the default thread count of parallel commands).
 public func availableCores() -> Int {
-    #if canImport(Glibc)
-    return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-    #else
-    return 2
-    #endif
+    max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -2,6 +2,8 @@ import CheckpointCore
 import CompactFormat
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Benchmarks of the formats core, run by `Tools/bench` in a release build. Every figure is

@@ -6,6 +6,11 @@ import ModelArchitecture
 import Pruning
 import ShearsJSON
 import Tokenizers
+#if canImport(Glibc)
+import Glibc
+#else
+#error("Shears is built and tested on Linux only")
+#endif
 
 /// `shears prune MODEL OUT`: LLM-Pruner-style structural pruning into a dense Hugging Face folder.
 public struct PruneCommand: ParsableCommand {
@@ -502,10 +507,6 @@ public struct PruneCommand: ParsableCommand {
         return Format.fixed(v, 4)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 // MARK: - OUT ending in .gguf (issue 10)
 

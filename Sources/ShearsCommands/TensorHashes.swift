@@ -2,6 +2,11 @@ import CheckpointCore
 import Crypto
 import Dispatch
 import ShearsJSON
+#if canImport(Glibc)
+import Glibc
+#else
+#error("Shears is built and tested on Linux only")
+#endif
 
 /// Per-tensor SHA-256 of the logical bytes (the stored dtype, little-endian, row-major) and per-file
 /// SHA-256, computed in parallel. The same tensor has the same digest in every container.
@@ -129,7 +134,3 @@ final class NSLockLike: @unchecked Sendable {
         return try body()
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

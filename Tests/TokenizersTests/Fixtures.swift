@@ -2,8 +2,8 @@ import Tokenizers
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Paths and loaders for the committed fixtures (Fixtures/tokenizers, Fixtures/text).
