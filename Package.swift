@@ -35,6 +35,8 @@ let package = Package(
         .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
                        providers: [.apt(["libicu-dev"])]),
 
+        // The one lock, parallel-for helper and Sendable box that the other modules share.
+        .target(name: "ShearsConcurrency"),
         // Hardware kernels chosen at run time: half-float conversion (F16C), CRC-32C (SSE4.2).
         .target(name: "CKernels", path: "Sources/CKernels"),
         // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
@@ -71,6 +73,7 @@ let package = Package(
         // Benchmarks of the formats core (run by Tools/bench in a release build).
         .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat"], path: "Sources/ShearsBench"),
 
+        .testTarget(name: "ShearsConcurrencyTests", dependencies: ["ShearsConcurrency"]),
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
