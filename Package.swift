@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "CheckpointCore", dependencies: ["ShearsJSON", "CKernels"]),
         // The compact checkpoint format (formats/compact.md): lossless, chunked, checksummed.
         .target(name: "CompactFormat", dependencies: [
-            "CheckpointCore", "ShearsJSON", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto"),
+            "CheckpointCore", "ShearsJSON", "ShearsConcurrency", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
@@ -56,12 +56,13 @@ let package = Package(
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // The CPU transformer engine: forward, loss, backward with streamed gradients, generation.
-        .target(name: "Engine", dependencies: ["CheckpointCore", "ModelArchitecture", "ShearsBLAS"]),
+        .target(name: "Engine", dependencies: ["CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsConcurrency"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
-        .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
+        .target(name: "Tokenizers", dependencies: ["ShearsJSON", "ShearsConcurrency", "COniguruma", "CICU"]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
             "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
+            "ShearsConcurrency",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -71,7 +72,7 @@ let package = Package(
         ]),
 
         // Benchmarks of the formats core (run by Tools/bench in a release build).
-        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat"], path: "Sources/ShearsBench"),
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ShearsConcurrency"], path: "Sources/ShearsBench"),
 
         .testTarget(name: "ShearsConcurrencyTests", dependencies: ["ShearsConcurrency"]),
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
@@ -83,7 +84,7 @@ let package = Package(
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ShearsConcurrency"]),
         .testTarget(name: "PruningTests", dependencies: [
             "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -4,6 +4,7 @@ import Glibc
 #error("Shears is built and tested on Linux only")
 #endif
 import ShearsBLAS
+import ShearsConcurrency
 
 /// Causal scaled-dot-product attention with grouped-query heads.
 ///

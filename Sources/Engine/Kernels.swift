@@ -3,6 +3,7 @@ import Glibc
 #else
 #error("Shears is built and tested on Linux only")
 #endif
+import ShearsConcurrency
 
 /// Elementwise loops shared by the layers.
 enum Kernels {

@@ -4,6 +4,7 @@ import Glibc
 #error("Shears is built and tested on Linux only")
 #endif
 import ShearsBLAS
+import ShearsConcurrency
 
 /// The result of a loss computation.
 public struct LossResult: Sendable, Equatable {

@@ -3,6 +3,7 @@ import CheckpointCore
 import CompactFormat
 import GGUF
 import Pruning
+import ShearsConcurrency
 import ShearsJSON
 
 /// `shears convert SRC DST`: between safetensors (files, sharded sets, model folders) and GGUF,
