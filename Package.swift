@@ -5,7 +5,6 @@ import PackageDescription
 
 let package = Package(
     name: "Shears",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "shears", targets: ["shears"]),
         .executable(name: "shears-bench", targets: ["ShearsBench"]),
@@ -24,18 +23,21 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
-        // System libraries: the product's C dependencies (pkg-config names, apt providers).
+        // System libraries: the product's C dependencies (pkg-config names, apt providers). Linux only:
+        // the code uses Glibc and /proc, and the files that import Glibc stop with #error elsewhere.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+                       providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
-                       providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+                       providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CJSONC", path: "Sources/CJSONC", pkgConfig: "json-c",
-                       providers: [.apt(["libjson-c-dev"]), .brew(["json-c"])]),
+                       providers: [.apt(["libjson-c-dev"])]),
         .systemLibrary(name: "COniguruma", path: "Sources/COniguruma", pkgConfig: "oniguruma",
-                       providers: [.apt(["libonig-dev"]), .brew(["oniguruma"])]),
+                       providers: [.apt(["libonig-dev"])]),
         .systemLibrary(name: "CICU", path: "Sources/CICU", pkgConfig: "icu-uc",
-                       providers: [.apt(["libicu-dev"]), .brew(["icu4c"])]),
+                       providers: [.apt(["libicu-dev"])]),
 
+        // The one lock, parallel-for helper and Sendable box that the other modules share.
+        .target(name: "ShearsConcurrency"),
         // Hardware kernels chosen at run time: half-float conversion (F16C), CRC-32C (SSE4.2).
         .target(name: "CKernels", path: "Sources/CKernels"),
         // JSON values parsed and written through json-c, with the strictness checks json-c lacks.
@@ -44,7 +46,7 @@ let package = Package(
         .target(name: "CheckpointCore", dependencies: ["ShearsJSON", "CKernels"]),
         // The compact checkpoint format (formats/compact.md): lossless, chunked, checksummed.
         .target(name: "CompactFormat", dependencies: [
-            "CheckpointCore", "ShearsJSON", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto"),
+            "CheckpointCore", "ShearsJSON", "ShearsConcurrency", "CZstd", "CKernels", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Model configurations (config.json) for LLaMA-family architectures.
         .target(name: "ModelArchitecture", dependencies: ["ShearsJSON", "CheckpointCore"]),
@@ -55,9 +57,9 @@ let package = Package(
         // OpenBLAS wrapper and core-type selection.
         .target(name: "ShearsBLAS", dependencies: ["CBLAS"]),
         // The CPU transformer engine: forward, loss, backward with streamed gradients, generation.
-        .target(name: "Engine", dependencies: ["CheckpointCore", "ModelArchitecture", "ShearsBLAS"]),
+        .target(name: "Engine", dependencies: ["CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsConcurrency"]),
         // tokenizer.json encoding/decoding, exact to the Hugging Face tokenizers library.
-        .target(name: "Tokenizers", dependencies: ["ShearsJSON", "COniguruma", "CICU"]),
+        .target(name: "Tokenizers", dependencies: ["ShearsJSON", "ShearsConcurrency", "COniguruma", "CICU"]),
         // The jobs as library calls over any model Shears opens: pruning (PruneJob), model sources,
         // the engine-backed gradient and activation sources, staged outputs.
         .target(name: "ShearsPipeline", dependencies: [
@@ -67,7 +69,7 @@ let package = Package(
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
             "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
-            "ShearsPipeline", .product(name: "Crypto", package: "swift-crypto"),
+            "ShearsPipeline", "ShearsConcurrency", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [
@@ -76,8 +78,9 @@ let package = Package(
         ]),
 
         // Benchmarks of the formats core (run by Tools/bench in a release build).
-        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ModelArchitecture"], path: "Sources/ShearsBench"),
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ModelArchitecture", "ShearsConcurrency"], path: "Sources/ShearsBench"),
 
+        .testTarget(name: "ShearsConcurrencyTests", dependencies: ["ShearsConcurrency"]),
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),
         .testTarget(name: "CheckpointCoreTests", dependencies: [
             "CheckpointCore", "ShearsJSON", .product(name: "Crypto", package: "swift-crypto"),
@@ -87,7 +90,7 @@ let package = Package(
         .testTarget(name: "ModelArchitectureTests", dependencies: ["ModelArchitecture"]),
         .testTarget(name: "ShearsBLASTests", dependencies: ["ShearsBLAS"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "ShearsConcurrency"]),
         .testTarget(name: "PruningTests", dependencies: [
             "Pruning", "CheckpointCore", "ShearsJSON", "ModelArchitecture", "ShearsCommands", "Tokenizers",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -2,6 +2,8 @@ import CheckpointCore
 import CKernels
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Encodes and decodes one chunk (formats/compact.md §5, §6). One codec per thread: it owns the

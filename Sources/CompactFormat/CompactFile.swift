@@ -1,5 +1,6 @@
 import CheckpointCore
 import Crypto
+import ShearsConcurrency
 import ShearsJSON
 
 /// A compact file (formats/compact.md), memory-mapped; opening reads the header, footer and index
@@ -111,8 +112,8 @@ public final class CompactFile: @unchecked Sendable {  // immutable after init; 
         let workers = max(1, min(threads, last - first + 1))
         nonisolated(unsafe) let destination = out
         let file = self
-        let codecs = UnsafeSendableBox((0..<workers).map { _ in ChunkCodec(level: 1) })
-        parallel(workers: workers) { w in
+        let codecs = UnsafeSendable((0..<workers).map { _ in ChunkCodec(level: 1) })
+        parallelFor(workers: workers) { w in
             var scratch: [UInt8] = []
             var i = first + w
             while i <= last {

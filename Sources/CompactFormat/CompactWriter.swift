@@ -1,6 +1,7 @@
 import CheckpointCore
 import Crypto
 import Dispatch
+import ShearsConcurrency
 import ShearsJSON
 
 /// Streams a compact file (formats/compact.md): tensors are encoded and written as they are
@@ -131,9 +132,9 @@ public final class CompactWriter {
         let results = SharedSlots<(payload: [UInt8], record: CompactChunk)?>(repeating: nil, count: range.count)
         let length = bytes.count
         nonisolated(unsafe) let source = bytes
-        let codecs = UnsafeSendableBox(codecs)
+        let codecs = UnsafeSendable(codecs)
         let workers = min(codecs.value.count, range.count)
-        parallel(workers: workers) { w in
+        parallelFor(workers: workers) { w in
             var i = range.lowerBound + w
             while i < range.upperBound {
                 let chunk = UnsafeRawBufferPointer(rebasing: source[(i * chunkSize)..<min((i + 1) * chunkSize, length)])
@@ -158,10 +159,4 @@ public final class CompactWriter {
 
     /// Tensors written so far.
     public var tensors: [CompactTensor] { records }
-}
-
-/// Carries a non-Sendable value into worker closures that use it safely (one element per worker).
-struct UnsafeSendableBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -1,10 +1,11 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 import ModelArchitecture
 import ShearsBLAS
+import ShearsConcurrency
 
 /// Causal scaled-dot-product attention with grouped-query heads.
 ///

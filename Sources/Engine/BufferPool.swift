@@ -1,8 +1,9 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
+import ShearsConcurrency
 
 /// Large matrix buffers kept after their ``Matrix`` is freed, for the next matrix of the same size.
 ///
@@ -25,36 +26,28 @@ final class BufferPool: @unchecked Sendable {
     /// The most the pool keeps by default (in buffers no matrix uses).
     static let defaultCapacity = 64 << 20
 
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let lock = Lock()
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private(set) var keptBytes = 0
     /// Negative: nothing is kept (`SHEARS_BUFFER_POOL=0`).
     private var capacityBytes: Int
 
     /// The most the pool keeps, in bytes.
-    var capacity: Int { locked { capacityBytes } }
+    var capacity: Int { lock.withLock { capacityBytes } }
 
     /// Raises the cap to `bytes` when it is lower (never lowers it).
     func reserve(atLeast bytes: Int) {
-        locked { if capacityBytes >= 0 { capacityBytes = max(capacityBytes, bytes) } }
+        lock.withLock { if capacityBytes >= 0 { capacityBytes = max(capacityBytes, bytes) } }
     }
 
     /// A separate pool (tests); the engine's matrices use ``shared``.
     init(capacity: Int = BufferPool.defaultCapacity) {
         capacityBytes = capacity
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    private func locked<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
     }
 
     /// A 64-byte-aligned buffer of `bytes` bytes (contents unspecified).
     func allocate(bytes: Int) -> UnsafeMutableRawPointer {
-        if bytes >= Self.minimumBytes, let p = locked({ () -> UnsafeMutableRawPointer? in
+        if bytes >= Self.minimumBytes, let p = lock.withLock({ () -> UnsafeMutableRawPointer? in
             guard let p = free[bytes]?.popLast() else { return nil }
             keptBytes -= bytes
             return p
@@ -73,7 +66,7 @@ final class BufferPool: @unchecked Sendable {
 
     /// Takes back a buffer from ``allocate(bytes:)``.
     func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
-        if bytes >= Self.minimumBytes, locked({ () -> Bool in
+        if bytes >= Self.minimumBytes, lock.withLock({ () -> Bool in
             guard keptBytes + bytes <= capacityBytes else { return false }
             free[bytes, default: []].append(p)
             keptBytes += bytes
@@ -86,7 +79,7 @@ final class BufferPool: @unchecked Sendable {
 
     /// Frees every kept buffer.
     func drain() {
-        let buffers = locked { () -> [UnsafeMutableRawPointer] in
+        let buffers = lock.withLock { () -> [UnsafeMutableRawPointer] in
             let all = free.values.flatMap { $0 }
             free = [:]
             keptBytes = 0

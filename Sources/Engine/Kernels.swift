@@ -1,8 +1,9 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
+import ShearsConcurrency
 
 /// Elementwise loops shared by the layers.
 enum Kernels {

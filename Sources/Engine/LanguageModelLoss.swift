@@ -1,9 +1,10 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 import ShearsBLAS
+import ShearsConcurrency
 
 /// The result of a loss computation.
 public struct LossResult: Sendable, Equatable {

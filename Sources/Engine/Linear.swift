@@ -1,4 +1,5 @@
 import ShearsBLAS
+import ShearsConcurrency
 
 /// One linear layer's weight `[out, in]` (PyTorch layout) and optional bias `[1, out]` in F32.
 public struct Linear: Sendable {

@@ -1,3 +1,4 @@
+import ShearsConcurrency
 /// The SwiGLU feed-forward block: `down(silu(gate(x)) ∘ up(x))`.
 struct MLP {
     let gate: Linear, up: Linear, down: Linear

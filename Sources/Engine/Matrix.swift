@@ -1,8 +1,9 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
+import ShearsConcurrency
 
 /// A row-major matrix of `Float` in its own 64-byte-aligned buffer: the one owner of compute
 /// memory in the engine.
@@ -104,11 +105,4 @@ public final class Matrix: @unchecked Sendable {
         for i in 0..<count { let x = Double(storage[i]); s += x * x }
         return s.squareRoot()
     }
-}
-
-/// A value that may cross into concurrently run closures although it is not `Sendable` (pointers
-/// into buffers whose disjoint parts the closures write).
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -1,5 +1,5 @@
-import Dispatch
 import ShearsBLAS
+import ShearsConcurrency
 
 /// The engine's own loops (norms, rotary, softmax, SwiGLU, Fisher folds, attention) split across
 /// threads; large matrix products are threaded by OpenBLAS. Both follow `--threads` (``threads``).
@@ -49,7 +49,7 @@ public enum Parallel {
     private static func run(parts: Int, count: Int, _ body: (Range<Int>) -> Void) {
         withoutActuallyEscaping(body) { b in
             let box = UnsafeSendable(b)
-            DispatchQueue.concurrentPerform(iterations: parts) { i in
+            parallelFor(workers: parts) { i in
                 let lo = count * i / parts, hi = count * (i + 1) / parts
                 box.value(lo..<hi)
             }

@@ -1,4 +1,9 @@
 import CheckpointCore
+#if canImport(Glibc)
+import Glibc
+#else
+#error("Shears is built and tested on Linux only")
+#endif
 
 /// Perplexity by LLM-Pruner's protocol: the token stream cut into consecutive windows of
 /// `seqLen` tokens (starting every `stride` tokens, `seqLen` by default: non-overlapping), the tail
@@ -43,9 +48,3 @@ public struct Perplexity: Sendable, Equatable {
         return result
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -1,3 +1,4 @@
+import ShearsConcurrency
 /// Root-mean-square normalisation as LLaMA uses it: `y = w ∘ x / sqrt(mean(x²) + ε)`, per row.
 enum RMSNorm {
     /// Returns `y` and the per-row reciprocal RMS `r` (kept for the backward pass).

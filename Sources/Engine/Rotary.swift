@@ -1,9 +1,10 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 import ModelArchitecture
+import ShearsConcurrency
 
 /// Rotary position embeddings in Hugging Face's rotate-half layout: within each head, element i
 /// and element i + d/2 form a pair rotated by position·inv_freq[i].

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Picks the next token from logits: greedy at temperature 0, otherwise softmax sampling at

@@ -4,6 +4,8 @@ import ShearsJSON
 
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Writes a complete pruned model folder: tensors (``Surgery``), `config.json`

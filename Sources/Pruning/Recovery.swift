@@ -4,6 +4,8 @@ import ShearsBLAS
 
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Retraining-free recovery of a pruned projection's output (formats/recovery.md §5).

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Picks OpenBLAS's kernel family from the CPU's flags before the library initialises.

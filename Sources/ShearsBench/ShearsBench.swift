@@ -3,7 +3,10 @@ import ModelArchitecture
 import CompactFormat
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
+import ShearsConcurrency
 
 /// Benchmarks of the formats core, run by `Tools/bench` in a release build. Every figure is
 /// reported beside a baseline measured in the same process (memcpy of the same bytes).

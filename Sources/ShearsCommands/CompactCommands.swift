@@ -2,6 +2,11 @@ import CheckpointCore
 import CompactFormat
 import ModelArchitecture
 import ShearsJSON
+#if canImport(Glibc)
+import Glibc
+#else
+#error("Shears is built and tested on Linux only")
+#endif
 
 /// The compact format's parts of `convert` and `inspect` (formats/compact.md).
 enum CompactCommands {
@@ -114,7 +119,3 @@ enum CompactCommands {
         return out
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

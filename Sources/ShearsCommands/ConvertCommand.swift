@@ -4,6 +4,7 @@ import ShearsPipeline
 import CompactFormat
 import GGUF
 import Pruning
+import ShearsConcurrency
 import ShearsJSON
 
 /// `shears convert SRC DST`: between safetensors (files, sharded sets, model folders) and GGUF,

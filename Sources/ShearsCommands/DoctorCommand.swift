@@ -2,6 +2,8 @@ import ArgumentParser
 import ShearsBLAS
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// `shears doctor`: what the machine gives Shears (OpenBLAS kernels, threads, sgemm speed) and a

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CheckpointCore
 import CompactFormat
+import ShearsConcurrency
 
 /// `shears hash PATH`: per-tensor and per-file SHA-256.
 public struct HashCommand: ParsableCommand {

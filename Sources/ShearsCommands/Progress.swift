@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Progress on stderr for long work: bytes done, rate and ETA on a line that rewrites itself.

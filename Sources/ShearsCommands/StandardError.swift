@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Writing to stderr (progress, warnings, errors) without Foundation.

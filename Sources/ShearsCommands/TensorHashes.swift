@@ -1,6 +1,6 @@
 import CheckpointCore
 import Crypto
-import Dispatch
+import ShearsConcurrency
 import ShearsJSON
 
 /// Per-tensor SHA-256 of the logical bytes (the stored dtype, little-endian, row-major) and per-file
@@ -25,11 +25,11 @@ struct TensorHashes: Equatable {
     /// Hashes every tensor (and every data file unless `files` is false) of `store`.
     static func compute(_ store: any TensorStore, threads: Int, files hashFiles: Bool = true) throws -> TensorHashes {
         let infos = store.tensorInfos
-        let results = UnsafeResults<Result<String, CheckpointError>>(count: infos.count)
+        let results = SharedSlots<Result<String, CheckpointError>?>(repeating: nil, count: infos.count)
         let next = AtomicCounter()
         let workers = max(1, min(threads, infos.count))
-        nonisolated(unsafe) let s = store
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        let s = store
+        parallelFor(workers: workers) { _ in
             while true {
                 let i = next.increment()
                 guard i < infos.count else { return }
@@ -95,41 +95,9 @@ struct TensorHashes: Equatable {
     }
 }
 
-/// Result slots written by worker threads, one slot each.
-final class UnsafeResults<T>: @unchecked Sendable {
-    private let base: UnsafeMutablePointer<T?>
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        base = .allocate(capacity: max(1, count))
-        base.initialize(repeating: nil, count: count)
-    }
-    deinit { base.deinitialize(count: count); base.deallocate() }
-    subscript(i: Int) -> T? {
-        get { base[i] }
-        set { base[i] = newValue }
-    }
-}
-
-/// A counter shared by worker threads.
+/// A counter shared by worker threads: each worker takes the next tensor index from it.
 final class AtomicCounter: @unchecked Sendable {
     private var value = 0
-    private let lock = NSLockLike()
+    private let lock = Lock()
     func increment() -> Int { lock.withLock { defer { value += 1 }; return value } }
 }
-
-/// A pthread mutex (Foundation-free).
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -6,8 +6,8 @@ import Tokenizers
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// `shears tokenize MODEL_OR_TOKENIZER`: text to token ids (or ids back to text) with a model's

@@ -3,6 +3,7 @@ import CheckpointCore
 import CompactFormat
 import Engine
 import ModelArchitecture
+import ShearsConcurrency
 import ShearsJSON
 
 /// `shears verify PATH`: every applicable check, each passed, failed or skipped with the reason.

@@ -1,3 +1,4 @@
+import ShearsConcurrency
 import ShearsJSON
 
 /// A tokenizer read from a Hugging Face `tokenizer.json`, encoding and decoding exactly as the
@@ -273,7 +274,7 @@ public final class Tokenizer: Sendable {
 /// it without locking, and puts it back; a concurrent call meanwhile starts with an empty cache,
 /// which only costs speed.
 final class CacheBox: @unchecked Sendable {
-    private var lock = Lock()
+    private let lock = Lock()
     private var stored: WordCache? = WordCache()
 
     func take() -> WordCache {

@@ -2,6 +2,8 @@ import Crypto
 import Testing
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 import CheckpointCore
 import ShearsJSON

@@ -2,6 +2,11 @@ import Testing
 import CheckpointCore
 import ModelArchitecture
 @testable import Engine
+#if canImport(Glibc)
+import Glibc
+#else
+#error("Shears is built and tested on Linux only")
+#endif
 
 /// Tiny random models against transformers in float64 (Tools/engine/make_goldens.py tiny):
 /// logits and loss to 1e-5 relative, every gradient and Fisher sum to 1e-4 relative
@@ -136,7 +141,4 @@ import ModelArchitecture
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
 private func Foundation_exp(_ x: Double) -> Double { exp(x) }

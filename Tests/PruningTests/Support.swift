@@ -2,6 +2,11 @@ import CheckpointCore
 import ModelArchitecture
 import ShearsJSON
 @testable import Pruning
+#if canImport(Glibc)
+import Glibc
+#else
+#error("Shears is built and tested on Linux only")
+#endif
 
 let fixtures: String = {
     var p = #filePath
@@ -87,7 +92,3 @@ func temporaryFolder(_ tag: String) -> String {
     _ = system("rm -rf '\(p)'")
     return p
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

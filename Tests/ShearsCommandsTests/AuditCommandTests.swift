@@ -1,6 +1,8 @@
 import Testing
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 import CheckpointCore
 import CompactFormat

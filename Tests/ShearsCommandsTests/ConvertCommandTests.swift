@@ -2,6 +2,8 @@ import ArgumentParser
 import Testing
 #if canImport(Glibc)
 import Glibc
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 import CheckpointCore
 import GGUF

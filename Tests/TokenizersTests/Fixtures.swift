@@ -1,9 +1,10 @@
+import ShearsConcurrency
 import Tokenizers
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// Paths and loaders for the committed fixtures (Fixtures/tokenizers, Fixtures/text).
@@ -92,19 +93,15 @@ struct FixtureError: Error, CustomStringConvertible {
 }
 
 final class LoadedTokenizers: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let lock = Lock()
     private var map: [String: Tokenizer] = [:]
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
 
     func get(_ path: String) throws -> Tokenizer {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        if let t = map[path] { return t }
-        let t = try Tokenizer(contentsOf: path)
-        map[path] = t
-        return t
+        try lock.withLock {
+            if let t = map[path] { return t }
+            let t = try Tokenizer(contentsOf: path)
+            map[path] = t
+            return t
+        }
     }
 }

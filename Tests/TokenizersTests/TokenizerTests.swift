@@ -3,8 +3,8 @@ import Tokenizers
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// The public API beyond the golden comparisons: lookups, special ids, errors, concurrency.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 import CKernels
 
@@ -56,9 +56,7 @@ public final class AtomicFile {
 
     /// Reserves `size` bytes of disk up front, so that a full disk fails early.
     public func preallocate(_ size: Int) {
-        #if canImport(Glibc)
         if size > 0 { _ = posix_fallocate(fd, 0, off_t(size)) }
-        #endif
     }
 
     /// Appends bytes (buffered; large writes go straight to the file).

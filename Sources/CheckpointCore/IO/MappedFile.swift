@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
+#else
+#error("Shears is built and tested on Linux only")
 #endif
 
 /// A read-only memory map of a whole file, unmapped when the last reference goes away.
