@@ -148,13 +148,13 @@ public struct PruningManifest {
             ("statistics", record(statistics)),
             ("recovery", recovery),
             ("layers", .array(layers)),
-            ("hidden", .object(JSONObject([
-                ("size", .int(Int64(shape.hiddenSize))),
-                ("round_to", s.strategy == .channel ? .int(Int64(shape.attentionHeads)) : .null),
-                ("kept_channels", Self.ints(plan.keptHidden)),
-                ("removed_channels", Self.ints(plan.removedHidden)),
-                ("scores", Self.scores(plan.hiddenScores)),
-            ]))),
+            ("hidden", .object(JSONObject([("size", .int(Int64(shape.hiddenSize)))]
+                // The channel strategy's kept width is a multiple of the heads (absent otherwise, so
+                // that other manifests keep their bytes).
+                + (s.strategy == .channel ? [("round_to", JSONValue.int(Int64(shape.attentionHeads)))] : [])
+                + [("kept_channels", Self.ints(plan.keptHidden)),
+                   ("removed_channels", Self.ints(plan.removedHidden)),
+                   ("scores", Self.scores(plan.hiddenScores))]))),
             ("removed_layers", Self.ints(plan.removedLayers)),
             ("layer_scores", Self.scores(plan.layerScores)),
         ]))

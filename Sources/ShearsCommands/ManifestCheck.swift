@@ -38,7 +38,7 @@ enum ManifestCheck {
                 let path = FileSystem.join(sourceFolder, name)
                 guard FileSystem.isFile(path) else { problems.append("source file \(name) named by the manifest is missing"); filesMatch = false; continue }
                 let m = try MappedFile(path: path)
-                let actual = m.withUnsafeBytes { TensorHashes.hex(SHA256Digest.of($0)) }
+                let actual = m.withUnsafeBytes { ModelSource.hex(SHA256Digest.of($0)) }
                 if actual != digest.stringValue { problems.append("source file \(name) is not the one the manifest was made from (SHA-256 differs)"); filesMatch = false }
             }
         }

@@ -1,4 +1,5 @@
 import CheckpointCore
+import ShearsPipeline
 import Crypto
 import ShearsConcurrency
 import ShearsJSON
@@ -15,12 +16,6 @@ struct TensorHashes: Equatable {
     var files: [String: String]
     var sourceFormat: String?
 
-    static func hex(_ digest: some Sequence<UInt8>) -> String {
-        let digits: [Character] = Array("0123456789abcdef")
-        var s = ""
-        for b in digest { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
-        return s
-    }
 
     /// Hashes every tensor (and every data file unless `files` is false) of `store`.
     static func compute(_ store: any TensorStore, threads: Int, files hashFiles: Bool = true) throws -> TensorHashes {
@@ -34,7 +29,7 @@ struct TensorHashes: Equatable {
                 let i = next.increment()
                 guard i < infos.count else { return }
                 do {
-                    let digest = try s.withTensorBytes(infos[i].name) { TensorHashes.hex(SHA256.hash(data: $0)) }
+                    let digest = try s.withTensorBytes(infos[i].name) { ModelSource.hex(SHA256.hash(data: $0)) }
                     results[i] = .success(digest)
                 } catch let e as CheckpointError {
                     results[i] = .failure(e)
@@ -52,7 +47,7 @@ struct TensorHashes: Equatable {
             for f in store.dataFiles {
                 let m = try MappedFile(path: f)
                 m.advise(.sequential)
-                fileHashes[FileSystem.baseName(f)] = m.withUnsafeBytes { TensorHashes.hex(SHA256.hash(data: $0)) }
+                fileHashes[FileSystem.baseName(f)] = m.withUnsafeBytes { ModelSource.hex(SHA256.hash(data: $0)) }
             }
         }
         return TensorHashes(tensors: tensors, files: fileHashes, sourceFormat: store.formatName)
