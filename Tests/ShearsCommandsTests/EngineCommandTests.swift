@@ -93,9 +93,13 @@ import ShearsJSON
         let prunedFolder = CommandRunner.run(["eval", dir + "/p"] + text), prunedGGUF = CommandRunner.run(["eval", dir + "/p.gguf"] + text)
         #expect(prunedFolder.status == 0 && prunedGGUF.status == 0, "\(prunedGGUF.stderr)")
         #expect(prunedGGUF.stdout == prunedFolder.stdout && prunedGGUF.stdout != folder.stdout)
-        // prune still needs the safetensors model (its surgery slices those tensors).
-        let refused = CommandRunner.run(["prune", dir + "/m.gguf", dir + "/q"])
-        #expect(refused.status == 2 && refused.stderr.contains("convert it first"))
+        // prune reads the GGUF file in place too: the same tensors as from the folder (BF16 is not
+        // quantized, so nothing is dequantized and the dtype stays).
+        let fromGGUF = CommandRunner.run(["prune", dir + "/m.gguf", dir + "/q"] + pruning)
+        #expect(fromGGUF.status == 0, "\(fromGGUF.stderr)")
+        let q = try Checkpoint.open(dir + "/q"), p = try Checkpoint.open(dir + "/p")
+        #expect(q.tensorNames.sorted() == p.tensorNames.sorted())
+        for name in p.tensorNames { #expect(try q.bytes(name) == p.bytes(name), "\(name)") }
     }
 
     /// SmolLM2's Q4_1 file from the Hub, read in place, against the folder the Python `gguf`
