@@ -3,7 +3,7 @@ import ShearsJSON
 
 /// The output `config.json` (formats/pruned-config-output.md).
 ///
-/// Uniform widths: the source config with `num_attention_heads`, `num_key_value_heads`,
+/// Uniform widths (and a hidden size the query heads divide, ``isStock(_:)``): the source config with `num_attention_heads`, `num_key_value_heads`,
 /// `intermediate_size`, `hidden_size`, `num_hidden_layers` and an explicit `head_dim` updated, which
 /// stock transformers loads. Uneven widths: the same, with the scalar head/width keys left at the
 /// source's values, plus `num_attention_heads_per_layer`, `num_key_value_heads_per_layer`,
@@ -12,6 +12,17 @@ public enum PrunedConfiguration {
     /// The remote-code modeling file placed next to an uneven config.
     public static let modelingFileName = "modeling_shears_llama.py"
 
+    /// Whether `plan`'s output is written with a stock config: every layer the same widths, and a
+    /// hidden size that is a multiple of the query heads (transformers' `validate_architecture`
+    /// refuses any other, even with an explicit `head_dim`; uniform block pruning can reach such a
+    /// head count, e.g. 26 of LLaMA-7B's 32 heads with 4096 hidden channels). Otherwise the
+    /// per-layer keys and the remote-code modeling file are written, whose top-level sizes are the
+    /// source's.
+    public static func isStock(_ plan: PruningPlan) -> Bool {
+        guard plan.isUniform, let w = plan.outputWidths.first else { return false }
+        return w.numAttentionHeads > 0 && plan.keptHidden.count % w.numAttentionHeads == 0
+    }
+
     public static func make(source: JSONObject, plan: PruningPlan, dtype: DType? = nil) -> JSONObject {
         var c = source
         let widths = plan.outputWidths
@@ -19,7 +30,7 @@ public enum PrunedConfiguration {
         c["num_hidden_layers"] = .int(Int64(widths.count))
         c["head_dim"] = .int(Int64(plan.shape.headDim))
         for k in ["num_attention_heads_per_layer", "num_key_value_heads_per_layer", "intermediate_size_per_layer", "auto_map"] { c[k] = nil }
-        if plan.isUniform, let w = widths.first {
+        if isStock(plan), let w = widths.first {
             c["num_attention_heads"] = .int(Int64(w.numAttentionHeads))
             c["num_key_value_heads"] = .int(Int64(w.numKeyValueHeads))
             c["intermediate_size"] = .int(Int64(w.intermediateSize))

@@ -39,7 +39,7 @@ public enum PrunedFolder {
         let cfgPath = FileSystem.join(folder, "config.json")
         try AtomicFile.write(JSONValue.object(cfg).serializedBytes(style: .pretty) + [0x0A], to: cfgPath)
         written.append(cfgPath)
-        if !plan.isUniform {
+        if !PrunedConfiguration.isStock(plan) {
             let modeling = FileSystem.join(folder, PrunedConfiguration.modelingFileName)
             try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: modeling)
             written.append(modeling)

@@ -122,7 +122,12 @@ public struct PruneCommand: ParsableCommand {
             if let lo = scored.min(), let hi = scored.max() { line += "  attention scores \(Self.short(lo))…\(Self.short(hi))" }
             s += line + "\n"
         }
-        s += plan.isUniform ? "config: uniform widths (stock config.json)\n" : "config: per-layer widths (\(PrunedConfiguration.modelingFileName), trust_remote_code)\n"
+        if PrunedConfiguration.isStock(plan) {
+            s += "config: uniform widths (stock config.json)\n"
+        } else {
+            let why = plan.isUniform ? "uniform widths, but \(plan.keptHidden.count) hidden channels are not a multiple of the heads, which a stock config must have" : "per-layer widths"
+            s += "config: \(why) (\(PrunedConfiguration.modelingFileName), trust_remote_code)\n"
+        }
         if let a = r.ggufArchitecture {
             s += "GGUF: \(output) (\(a == "deci" ? "deci (per-layer sizes)" : a), \(Format.bytes(r.outputBytes)))\n"
         }

@@ -186,3 +186,24 @@ import Tokenizers
         #expect(Array((ModelingSource.text + "\n").utf8) == file)
     }
 }
+
+/// Uniform widths whose query heads do not divide the hidden size cannot be a stock config
+/// (transformers' LlamaConfig refuses it): the per-layer keys and the modeling file are written.
+@Suite struct StockConfigTests {
+    @Test func uniformHeadsThatDoNotDivideHiddenGetTheRemoteCodeConfig() throws {
+        let out = temporaryFolder("cli-uniform-heads")
+        // tiny-gqa: 64 hidden, 8 query heads over 2 KV heads of 8; query policy at 0.25 keeps 6 heads.
+        let c = try PruneCommand.parse([fixtures + "/pruning/tiny-gqa", out, "--uniform", "--gqa", "query", "--importance", "l2"])
+        try c.run()
+        let config = try JSONValue.parse(try FileSystem.readFile(out + "/config.json"))
+        #expect(config["num_attention_heads"] == .int(8))    // the source's, so that LlamaConfig accepts it
+        #expect(config["num_attention_heads_per_layer"] == .array(Array(repeating: .int(6), count: 3)))
+        #expect(config["auto_map"] != nil)
+        #expect(FileSystem.isFile(out + "/" + PrunedConfiguration.modelingFileName))
+        // Heads that divide the hidden size keep the stock form.
+        let stock = temporaryFolder("cli-uniform-stock")
+        try PruneCommand.parse([fixtures + "/pruning/tiny-gqa", stock, "--uniform", "--importance", "l2", "--ratio", "0.5"]).run()
+        let s = try JSONValue.parse(try FileSystem.readFile(stock + "/config.json"))
+        #expect(s["num_attention_heads"] == .int(4) && s["auto_map"] == nil)
+    }
+}
