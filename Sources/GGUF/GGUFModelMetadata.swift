@@ -166,7 +166,7 @@ public struct GGUFModelMetadata: Sendable {
                           intermediateSize: intermediateSize, vocabSize: vocabSize, contextLength: contextLength,
                           rmsNormEps: rmsNormEps, ropeTheta: ropeTheta, ropeScaling: ropeScaling, tiedEmbeddings: tiedEmbeddings,
                           attentionBias: attentionBias, mlpBias: mlpBias, bosTokenId: bosTokenId, eosTokenId: eosTokenId,
-                          padTokenId: padTokenId, dtype: Self.torchName(dtype))
+                          padTokenId: padTokenId, dtype: dtype.torchName)
     }
 
     /// `config.json` for the Hugging Face folder: the family's stock config, with the per-layer
@@ -212,16 +212,5 @@ public struct GGUFModelMetadata: Sendable {
     /// The sizes of one block (every block alike for the uniform architectures).
     public func sizes(ofLayer i: Int) -> LayerSizes {
         layerSizes?[i] ?? LayerSizes(numAttentionHeads: heads, numKeyValueHeads: kvHeads, intermediateSize: intermediateSize)
-    }
-
-    /// PyTorch's name of a dtype ("float32", "bfloat16").
-    public static func torchName(_ d: DType) -> String {
-        switch d {
-        case .f32: "float32"
-        case .f16: "float16"
-        case .bf16: "bfloat16"
-        case .f64: "float64"
-        default: d.rawValue.lowercased()
-        }
     }
 }

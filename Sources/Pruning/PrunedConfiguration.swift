@@ -49,22 +49,9 @@ public enum PrunedConfiguration {
             c["layer_types"] = .array(plan.keptLayers.map { a[$0] })
         }
         if let dtype {
-            let name = torchName(dtype)
+            let name = dtype.torchName
             if c["dtype"] != nil { c["dtype"] = .string(name) } else { c["torch_dtype"] = .string(name) }
         }
         return c
-    }
-
-    /// PyTorch's name of a dtype (`bfloat16`).
-    public static func torchName(_ t: DType) -> String {
-        switch t {
-        case .bf16: "bfloat16"
-        case .f16: "float16"
-        case .f32: "float32"
-        case .f64: "float64"
-        case .f8E4M3: "float8_e4m3fn"
-        case .f8E5M2: "float8_e5m2"
-        default: t.rawValue
-        }
     }
 }

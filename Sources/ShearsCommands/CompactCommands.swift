@@ -8,43 +8,8 @@ import Glibc
 #error("Shears is built and tested on Linux only")
 #endif
 
-/// The compact format's parts of `convert` and `inspect` (formats/compact.md).
+/// The compact format's part of `inspect` (formats/compact.md); conversions are ``ConvertJob``'s.
 enum CompactCommands {
-    /// Writes any safetensors checkpoint as a compact file, with progress on stderr.
-    static func convertToCompact(input: String, output: String, level: Int32, threads: Int, quiet: Bool) throws {
-        let source = try Checkpoint.open(input)
-        let total = source.tensorBytes
-        let progress = Progress(totalBytes: total, label: "compact", quiet: quiet)
-        try CompactConversion.write(source, to: output, options: .init(level: level, threads: threads)) { done in
-            progress.update(bytesDone: done)
-        }
-        progress.finish()
-        // A .ctz is one self-contained file: nothing is written beside it.
-    }
-
-    /// Writes a compact file back as safetensors: one file (byte for byte the original when the
-    /// compact file kept its source header) or, for a folder output, model.safetensors in it.
-    static func convertFromCompact(input: String, output: String) throws {
-        let compact = try CompactFile(path: input)
-        if output.hasSuffix(".safetensors") {
-            try CompactConversion.writeSafetensors(compact, to: output)
-        } else {
-            try FileSystem.createDirectory(output)
-            try CompactConversion.writeSafetensors(compact, to: FileSystem.join(output, "model.safetensors"))
-            try copyCompanions(from: FileSystem.directoryName(input), isFolder: true, to: output)
-        }
-    }
-
-    /// config, tokenizer and generation files travel with the weights (never overwriting).
-    static func copyCompanions(from folder: String, isFolder: Bool, to out: String) throws {
-        guard isFolder, folder != out else { return }
-        for name in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
-            let src = FileSystem.join(folder, name), dst = FileSystem.join(out, name)
-            guard FileSystem.isFile(src), !FileSystem.isFile(dst) else { continue }
-            try AtomicFile.write(FileSystem.readFile(src), to: dst)
-        }
-    }
-
     /// `inspect` of a compact file: the index only, no tensor data.
     static func inspect(_ path: String, json: Bool, tensors withTensors: Bool) throws -> String {
         let f = try CompactFile(path: path)

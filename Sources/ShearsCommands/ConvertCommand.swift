@@ -86,20 +86,23 @@ public struct ConvertCommand: ParsableCommand {
         return .safetensors
     }
 
-    var sourceIsCompact: Bool {
-        FileSystem.isFile(input) && (input.hasSuffix("." + CompactLayout.fileExtension) || CompactFile.looksLikeCompact(input))
-    }
-
-    var sourceIsGGUF: Bool {
-        if input.hasSuffix(".gguf") { return true }
-        guard FileSystem.isFile(input), let m = try? MappedFile(path: input), m.count >= 4 else { return false }
-        return m.bytes(in: 0..<4) == Array("GGUF".utf8)
-    }
-
     /// The shard limit: nil for one file.
     var shardLimit: Int? {
         guard let s = shardSize, s != "0", s.lowercased() != "none" else { return nil }
         return ByteSize.parse(s)
+    }
+
+    /// The job the options describe.
+    public var job: ConvertJob {
+        var job = ConvertJob(source: input, output: output, target: ConvertJob.Target(rawValue: target.rawValue))
+        if let d = dtype {
+            if target == .gguf && d.lowercased() == "q8_0" { job.ggufType = .q8_0 } else { job.dtype = DType(userName: d) }
+        }
+        job.shardSize = shardLimit
+        job.allowOverflow = allowOverflow
+        job.level = level
+        job.force = force
+        return job
     }
 
     public func validate() throws {
@@ -129,167 +132,22 @@ public struct ConvertCommand: ParsableCommand {
 
     public func run() throws {
         do {
-            try convert()
+            let label = target == .compact ? "compact" : "convert"
+            var progress: Progress? = nil
+            if !quiet {
+                // Bytes the job reports progress over (0 when the input cannot be opened: the job says why).
+                let total = ModelSource.isGGUF(input) ? ((try? GGUFFile(path: input))?.tensors.reduce(0) { $0 + $1.byteCount } ?? 0)
+                    : FileSystem.isFile(input) && CompactFile.looksLikeCompact(input) ? 0 : ((try? Checkpoint.open(input))?.tensorBytes ?? 0)
+                progress = Progress(totalBytes: total, label: label, quiet: quiet)
+            }
+            let result = try job.run { progress?.update(bytesDone: $0) }
+            progress?.finish()
+            for w in result.warnings { StandardError.print("shears: warning: \(w)") }
+            if result.ggufArchitecture == "deci" && !quiet {
+                StandardError.print("convert: layers differ in size; wrote llama.cpp's deci architecture (\(result.ggufBlocks) blocks with per-block head counts and feed-forward lengths)")
+            }
         } catch {
             throw report(error)
-        }
-    }
-
-    private func convert() throws {
-        guard FileSystem.kind(of: input) != nil else { throw CheckpointError(.io, "no such file or folder", path: input) }
-        if FileSystem.kind(of: output) != nil && sameFile(input, output) {
-            throw CheckpointError(.invalidArgument, "is the input; converting a checkpoint onto itself is refused (choose another output)", path: output)
-        }
-        let singleFile = target == .gguf || target == .compact || output.hasSuffix(".safetensors")
-        if let kind = FileSystem.kind(of: output), !force {
-            if singleFile || kind == .file {
-                throw CheckpointError(.invalidArgument, "exists already; pass --force to replace it", path: output)
-            }
-            if try FileSystem.contents(of: output).contains(where: { $0.hasSuffix(".safetensors") || $0.hasSuffix(".index.json") || $0 == "config.json" }) {
-                throw CheckpointError(.invalidArgument, "folder already holds a checkpoint; pass --force to replace it", path: output)
-            }
-        }
-        if singleFile && FileSystem.isDirectory(output) {
-            throw CheckpointError(.invalidArgument, "is a folder; a \(target == .gguf ? ".gguf" : target == .compact ? ".ctz" : ".safetensors") output must be a file path", path: output)
-        }
-        // A folder output must not contain the input (staging renames would touch it).
-        if !singleFile, FileSystem.isDirectory(output), sameFile(FileSystem.isDirectory(input) ? input : FileSystem.directoryName(input), output) {
-            throw CheckpointError(.invalidArgument, "holds the input; write the output to another folder", path: output)
-        }
-        if target == .compact {
-            guard !sourceIsGGUF, !sourceIsCompact else {
-                throw CheckpointError(.invalidArgument, "compact output is written from safetensors input; convert GGUF to a folder first", path: input)
-            }
-            try CompactCommands.convertToCompact(input: input, output: output, level: level, threads: min(2, availableCores()), quiet: quiet)
-        } else if sourceIsCompact {
-            guard target == .safetensors, dtype == nil, shardSize == nil else {
-                throw CheckpointError(.invalidArgument, "a compact file converts back to safetensors as it is (no --dtype, --shard-size or GGUF); convert the result further", path: input)
-            }
-            try CompactCommands.convertFromCompact(input: input, output: output)
-        } else if sourceIsGGUF {
-            try convertGGUF()
-        } else if target == .gguf {
-            try convertToGGUF()
-        } else {
-            try convertSafetensors()
-        }
-    }
-
-    private func warn(_ warnings: [String]) {
-        for w in warnings { StandardError.print("shears: warning: \(w)") }
-    }
-
-    /// GGUF → Hugging Face folder.
-    private func convertGGUF() throws {
-        guard target == .safetensors, !output.hasSuffix(".safetensors") else {
-            throw CheckpointError(.invalidArgument, "a GGUF input converts to a model folder; give a folder path as OUT", path: output)
-        }
-        let file = try GGUFFile(path: input)
-        warn(file.warnings)
-        var out: DType? = nil
-        if let d = dtype {
-            guard let t = DType(userName: d), [.f32, .f16, .bf16].contains(t) else {
-                throw CheckpointError(.invalidArgument, "--dtype for a Hugging Face folder from GGUF must be f32, f16 or bf16, not '\(d)'")
-            }
-            out = t
-        }
-        let total = file.tensors.reduce(0) { $0 + $1.byteCount }
-        let progress = Progress(totalBytes: total, label: "convert", quiet: quiet)
-        let staged = try StagedFolder(destination: output)
-        let result = try GGUFToHuggingFace.convert(file, to: staged.path, options: .init(
-            dtype: out, maxShardSize: shardLimit, allowOverflow: allowOverflow, progress: { progress.update(bytesDone: $0) }))
-        if try GGUFModelMetadata(gguf: file).hasPerLayerSizes {
-            // A deci file with per-block sizes: config.json's auto_map points to the modeling file.
-            try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: FileSystem.join(staged.path, PrunedConfiguration.modelingFileName))
-        }
-        try staged.commit()
-        progress.finish()
-        warn(result.warnings)
-    }
-
-    /// Hugging Face folder → GGUF.
-    private func convertToGGUF() throws {
-        var type: GGMLType? = nil
-        if let d = dtype {
-            switch d.lowercased() {
-            case "f32", "float32": type = .f32
-            case "f16", "float16": type = .f16
-            case "bf16", "bfloat16": type = .bf16
-            default: type = .q8_0
-            }
-        }
-        let ckpt = try Checkpoint.open(input)
-        let progress = Progress(totalBytes: ckpt.tensorBytes, label: "convert", quiet: quiet)
-        let result = try HuggingFaceToGGUF.convert(folder: input, to: output, options: .init(
-            type: type, allowOverflow: allowOverflow, progress: { progress.update(bytesDone: $0) }))
-        progress.finish()
-        warn(result.warnings)
-        if result.architecture == "deci" && !quiet {
-            StandardError.print("convert: layers differ in size; wrote llama.cpp's deci architecture (\(result.layout.blocks.count) blocks with per-block head counts and feed-forward lengths)")
-        }
-    }
-
-    /// safetensors → safetensors (file or folder).
-    private func convertSafetensors() throws {
-        let source = try Checkpoint.open(input)
-        warn(source.warnings)
-        let targetType = dtype.flatMap { DType(userName: $0) }
-        let singleFile = output.hasSuffix(".safetensors")
-        func newType(_ t: DType) -> DType {
-            guard let targetType, t.isFloatingPoint, t.convertsToFloat32, t != targetType else { return t }
-            return targetType
-        }
-        let specs = source.entries.map { TensorSpec(name: $0.info.name, dtype: newType($0.info.dtype), shape: $0.info.shape) }
-        var done = 0
-        let progress = Progress(totalBytes: source.tensorBytes, label: "convert", quiet: quiet)
-        let recoder = DTypeRecoder(allowOverflow: allowOverflow)
-        let bytes = { (spec: TensorSpec, write: (UnsafeRawBufferPointer) throws(CheckpointError) -> Void) throws(CheckpointError) in
-            let view = try source.tensor(named: spec.name)
-            if view.dtype == spec.dtype {
-                try view.withUnsafeBytes(write)
-            } else {
-                try recoder.recode(view, to: spec.dtype, write)
-            }
-            done += view.byteCount
-            progress.update(bytesDone: done)
-        }
-        var metadata = source.metadata ?? Metadata()
-        if metadata["format"] == nil { metadata["format"] = "pt" }
-        if singleFile {
-            let w = try SafetensorsWriter(path: output, tensors: specs, metadata: metadata)
-            while let spec = w.nextTensor { try bytes(spec) { (raw) throws(CheckpointError) in try w.write(raw) } }
-            try w.finish()
-        } else {
-            let staged = try StagedFolder(destination: output)
-            try ShardedWriter.stream(folder: staged.path, tensors: specs, maxShardSize: shardLimit, metadata: metadata, bytes: bytes)
-            try copyCompanions(from: source.folder, to: staged.path, dtype: targetType)
-            try staged.commit()
-        }
-        progress.finish()
-    }
-
-    /// Copies config, tokenizer and generation files of a model folder, updating the dtype in config.json.
-    private func copyCompanions(from folder: String, to out: String, dtype: DType?) throws {
-        guard FileSystem.isDirectory(input) || input.hasSuffix(".json") else { return }
-        let names = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                     "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja"]
-        for name in names {
-            let src = FileSystem.join(folder, name)
-            guard FileSystem.isFile(src) else { continue }
-            var bytes = try FileSystem.readFile(src)
-            if name == "config.json", let dtype {
-                if var cfg = try? JSONValue.parse(bytes).objectValue {
-                    let torchName: String = switch dtype {
-                    case .f8E4M3: "float8_e4m3fn"
-                    case .f8E5M2: "float8_e5m2"
-                    default: GGUFModelMetadata.torchName(dtype)
-                    }
-                    if cfg["dtype"] != nil || cfg["torch_dtype"] == nil { cfg["dtype"] = .string(torchName) }
-                    if cfg["torch_dtype"] != nil { cfg["torch_dtype"] = .string(torchName) }
-                    bytes = JSONValue.object(cfg).serializedBytes(style: .pretty) + [0x0A]
-                }
-            }
-            try AtomicFile.write(bytes, to: FileSystem.join(out, name))
         }
     }
 }

@@ -5,6 +5,7 @@ import Engine
 import ModelArchitecture
 import ShearsConcurrency
 import ShearsJSON
+import ShearsPipeline
 
 /// `shears verify PATH`: every applicable check, each passed, failed or skipped with the reason.
 public struct VerifyCommand: ParsableCommand {
@@ -87,7 +88,7 @@ public struct VerifyCommand: ParsableCommand {
             }
             if let source, let manifest {
                 do {
-                    let o = try ManifestCheck.run(pruned: store, sourcePath: source, manifestPath: manifest, threads: threads)
+                    let o = try ManifestVerification.run(pruned: store, sourcePath: source, manifestPath: manifest, threads: threads)
                     checks.append(o.problems.isEmpty
                         ? Check(name: "manifest", status: .passed, detail: "all \(o.tensorsChecked) tensors are the source's with exactly the manifest's rows and columns removed"
                                 + (o.recoveryMethod.map { "; \(o.recoveredTensors) changed by recovery (\($0)): shapes and finite values checked" } ?? "")

@@ -83,3 +83,19 @@ public enum DType: String, Sendable, CaseIterable, Hashable, Comparable {
         if let d = aliases[userName.lowercased()] ?? DType(rawValue: userName.uppercased()) { self = d } else { return nil }
     }
 }
+
+extension DType {
+    /// PyTorch's name of a floating-point dtype (`bfloat16`), as `config.json`'s `dtype` /
+    /// `torch_dtype` spells it; other types by their lower-case name.
+    public var torchName: String {
+        switch self {
+        case .bf16: "bfloat16"
+        case .f16: "float16"
+        case .f32: "float32"
+        case .f64: "float64"
+        case .f8E4M3: "float8_e4m3fn"
+        case .f8E5M2: "float8_e5m2"
+        default: rawValue.lowercased()
+        }
+    }
+}

@@ -2,13 +2,13 @@ import CheckpointCore
 
 /// Re-encodes float tensors to another dtype in cache-sized blocks, into one reusable output
 /// buffer, checking the range of the target type unless overflow is allowed.
-final class DTypeRecoder {
+public final class DTypeRecoder {
     private var output = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private let block = 1 << 16
     private let floats: UnsafeMutableBufferPointer<Float>
-    let allowOverflow: Bool
+    public let allowOverflow: Bool
 
-    init(allowOverflow: Bool) {
+    public init(allowOverflow: Bool) {
         self.allowOverflow = allowOverflow
         floats = .allocate(capacity: block)
     }
@@ -19,7 +19,7 @@ final class DTypeRecoder {
     }
 
     /// Converts `view` to `dtype` and calls `body` with the bytes. Do not let the pointer escape.
-    func recode(_ view: TensorView, to dtype: DType, _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Void) throws(CheckpointError) {
+    public func recode(_ view: TensorView, to dtype: DType, _ body: (UnsafeRawBufferPointer) throws(CheckpointError) -> Void) throws(CheckpointError) {
         guard let fromWidth = view.dtype.byteSize, let toWidth = dtype.byteSize, view.dtype.convertsToFloat32 else {
             throw CheckpointError(.unsupportedConversion, "cannot convert \(view.dtype.rawValue) to \(dtype.rawValue)", path: view.file.path, tensor: view.name)
         }

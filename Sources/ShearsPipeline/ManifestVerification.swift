@@ -1,22 +1,24 @@
 import CheckpointCore
+import Crypto
 import ModelArchitecture
 import Pruning
 import ShearsJSON
-import ShearsPipeline
 
-/// `verify --source SRC --manifest M`: the pruned checkpoint is exactly the source with the
+/// `verify --source SRC --manifest M` as a library call: the pruned checkpoint is exactly the source with the
 /// manifest's structures removed, bit for bit in the stored dtype, and nothing else touched.
-enum ManifestCheck {
-    struct Outcome {
-        var problems: [String]
-        var tensorsChecked: Int
-        var sourceFilesMatch: Bool
+public enum ManifestVerification {
+    public struct Outcome {
+        public var problems: [String]
+        public var tensorsChecked: Int
+        public var sourceFilesMatch: Bool
         /// Tensors recovery recomputed (shape-checked only) and the method, when the manifest has one.
-        var recoveredTensors = 0
-        var recoveryMethod: String? = nil
+        public var recoveredTensors = 0
+        public var recoveryMethod: String? = nil
     }
 
-    static func run(pruned: any TensorStore, sourcePath: String, manifestPath: String, threads: Int) throws -> Outcome {
+    /// Checks `pruned` against the source at `sourcePath` (any model ``ModelSource`` opens) and the
+    /// manifest: every problem found, in words naming the tensor or file.
+    public static func run(pruned: any TensorStore, sourcePath: String, manifestPath: String, threads: Int) throws -> Outcome {
         let manifest: JSONValue
         do { manifest = try JSONValue.parse(FileSystem.readFile(manifestPath, limit: 1 << 30)) } catch let e as JSONError {
             throw CheckpointError(.invalidArgument, "manifest is not valid JSON: \(e.message)", path: manifestPath)
@@ -38,7 +40,7 @@ enum ManifestCheck {
                 let path = FileSystem.join(sourceFolder, name)
                 guard FileSystem.isFile(path) else { problems.append("source file \(name) named by the manifest is missing"); filesMatch = false; continue }
                 let m = try MappedFile(path: path)
-                let actual = m.withUnsafeBytes { ModelSource.hex(SHA256Digest.of($0)) }
+                let actual = m.withUnsafeBytes { ModelSource.hex(SHA256.hash(data: $0)) }
                 if actual != digest.stringValue { problems.append("source file \(name) is not the one the manifest was made from (SHA-256 differs)"); filesMatch = false }
             }
         }
@@ -114,9 +116,4 @@ enum ManifestCheck {
         return Outcome(problems: problems, tensorsChecked: checked, sourceFilesMatch: filesMatch,
                        recoveredTensors: recoveredCount, recoveryMethod: method)
     }
-}
-
-import Crypto
-enum SHA256Digest {
-    static func of(_ bytes: UnsafeRawBufferPointer) -> SHA256.Digest { SHA256.hash(data: bytes) }
 }
