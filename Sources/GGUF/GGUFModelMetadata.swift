@@ -178,10 +178,7 @@ public struct GGUFModelMetadata: Sendable {
             o["num_attention_heads_per_layer"] = .array(l.map { .int(Int64($0.numAttentionHeads)) })
             o["num_key_value_heads_per_layer"] = .array(l.map { .int(Int64($0.numKeyValueHeads)) })
             o["intermediate_size_per_layer"] = .array(l.map { .int(Int64($0.intermediateSize)) })
-            o["auto_map"] = .object(JSONObject([
-                ("AutoConfig", .string("\(Self.modelingModule).ShearsLlamaConfig")),
-                ("AutoModelForCausalLM", .string("\(Self.modelingModule).ShearsLlamaForCausalLM")),
-            ]))
+            o["auto_map"] = .object(family.perLayerCode.autoMap)
         } else if let first = layerSizes?.first {
             o["num_attention_heads"] = .int(Int64(first.numAttentionHeads))
             o["num_key_value_heads"] = .int(Int64(first.numKeyValueHeads))
@@ -204,10 +201,6 @@ public struct GGUFModelMetadata: Sendable {
             }
         }
     }
-
-    /// The module of the remote-code modeling file a per-layer config points to
-    /// (`modeling_shears_llama.py`, written next to it by the caller).
-    public static let modelingModule = "modeling_shears_llama"
 
     /// The sizes of one block (every block alike for the uniform architectures).
     public func sizes(ofLayer i: Int) -> LayerSizes {

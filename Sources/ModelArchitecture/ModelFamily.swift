@@ -17,6 +17,9 @@ public protocol ModelFamily: Sendable {
     var gguf: GGUFNaming { get }
     /// The engine blocks a layer of this family runs.
     var blocks: EngineBlocks { get }
+    /// The remote-code modeling file that loads a pruned model whose layers differ in width
+    /// (config.json's per-layer lists and `auto_map` point to it).
+    var perLayerCode: RemoteCode { get }
     /// Resolves a parsed `config.json` of this family.
     /// - Throws: `invalidConfig` naming the key that is missing, impossible or not supported.
     func describe(_ configuration: ModelConfiguration) throws(CheckpointError) -> ModelDescription
@@ -199,5 +202,30 @@ public struct StockConfigValues: Sendable, Equatable {
         self.rmsNormEps = rmsNormEps; self.ropeTheta = ropeTheta; self.ropeScaling = ropeScaling; self.tiedEmbeddings = tiedEmbeddings
         self.attentionBias = attentionBias; self.mlpBias = mlpBias; self.bosTokenId = bosTokenId; self.eosTokenId = eosTokenId
         self.padTokenId = padTokenId; self.dtype = dtype
+    }
+}
+
+/// A remote-code modeling file transformers loads with `trust_remote_code=True`.
+public struct RemoteCode: Sendable, Equatable {
+    /// The file written next to config.json (`modeling_shears_llama.py`).
+    public var fileName: String
+    public var configClass: String
+    public var modelClass: String
+    /// The file's text.
+    public var source: String
+
+    public init(fileName: String, configClass: String, modelClass: String, source: String) {
+        self.fileName = fileName
+        self.configClass = configClass
+        self.modelClass = modelClass
+        self.source = source
+    }
+
+    /// The Python module (the file name without `.py`).
+    public var module: String { fileName.hasSuffix(".py") ? String(fileName.dropLast(3)) : fileName }
+
+    /// config.json's `auto_map`.
+    public var autoMap: JSONObject {
+        JSONObject([("AutoConfig", .string("\(module).\(configClass)")), ("AutoModelForCausalLM", .string("\(module).\(modelClass)"))])
     }
 }

@@ -7,10 +7,8 @@ import ShearsJSON
 /// `intermediate_size`, `hidden_size`, `num_hidden_layers` and an explicit `head_dim` updated, which
 /// stock transformers loads. Uneven widths: the same, with the scalar head/width keys left at the
 /// source's values, plus `num_attention_heads_per_layer`, `num_key_value_heads_per_layer`,
-/// `intermediate_size_per_layer` and an `auto_map` to ``modelingFileName``.
+/// `intermediate_size_per_layer` and an `auto_map` to the family's ``ModelFamily/perLayerCode``.
 public enum PrunedConfiguration {
-    /// The remote-code modeling file placed next to an uneven config.
-    public static let modelingFileName = "modeling_shears_llama.py"
 
     /// Whether `plan`'s output is written with a stock config: every layer the same widths, and a
     /// hidden size that is a multiple of the query heads (transformers' `validate_architecture`
@@ -38,11 +36,7 @@ public enum PrunedConfiguration {
             c["num_attention_heads_per_layer"] = .array(widths.map { .int(Int64($0.numAttentionHeads)) })
             c["num_key_value_heads_per_layer"] = .array(widths.map { .int(Int64($0.numKeyValueHeads)) })
             c["intermediate_size_per_layer"] = .array(widths.map { .int(Int64($0.intermediateSize)) })
-            let module = String(modelingFileName.dropLast(3))
-            c["auto_map"] = .object(JSONObject([
-                ("AutoConfig", .string("\(module).ShearsLlamaConfig")),
-                ("AutoModelForCausalLM", .string("\(module).ShearsLlamaForCausalLM")),
-            ]))
+            c["auto_map"] = .object(plan.shape.family.perLayerCode.autoMap)
         }
         // Layer types and similar per-layer lists follow the kept layers.
         if case .array(let a)? = c["layer_types"], a.count == plan.shape.layerCount {

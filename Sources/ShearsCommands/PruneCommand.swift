@@ -126,7 +126,7 @@ public struct PruneCommand: ParsableCommand {
             s += "config: uniform widths (stock config.json)\n"
         } else {
             let why = plan.isUniform ? "uniform widths, but \(plan.keptHidden.count) hidden channels are not a multiple of the heads, which a stock config must have" : "per-layer widths"
-            s += "config: \(why) (\(PrunedConfiguration.modelingFileName), trust_remote_code)\n"
+            s += "config: \(why) (\(shape.family.perLayerCode.fileName), trust_remote_code)\n"
         }
         if let a = r.ggufArchitecture {
             s += "GGUF: \(output) (\(a == "deci" ? "deci (per-layer sizes)" : a), \(Format.bytes(r.outputBytes)))\n"

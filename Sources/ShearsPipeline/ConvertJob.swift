@@ -141,9 +141,11 @@ public struct ConvertJob {
         let staged = try StagedFolder(destination: output)
         let converted = try GGUFToHuggingFace.convert(file, to: staged.path, options: .init(
             dtype: dtype, maxShardSize: shardSize, allowOverflow: allowOverflow, progress: progress))
-        if try GGUFModelMetadata(gguf: file).hasPerLayerSizes {
+        let metadata = try GGUFModelMetadata(gguf: file)
+        if metadata.hasPerLayerSizes {
             // A deci file with per-block sizes: config.json's auto_map points to the modeling file.
-            try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: FileSystem.join(staged.path, PrunedConfiguration.modelingFileName))
+            let code = metadata.family.perLayerCode
+            try AtomicFile.write(Array((code.source + "\n").utf8), to: FileSystem.join(staged.path, code.fileName))
         }
         try staged.commit()
         result.warnings += converted.warnings

@@ -25,7 +25,7 @@ import Tokenizers
         for name in ["model.safetensors", "config.json", "generation_config.json", "pruning-manifest.json"] {
             #expect(try FileSystem.readFile(a + "/" + name) == FileSystem.readFile(b + "/" + name), "\(name) differs between runs")
         }
-        #expect(!FileSystem.isFile(a + "/" + PrunedConfiguration.modelingFileName))
+        #expect(!FileSystem.isFile(a + "/" + LlamaFamily.remoteCode.fileName))
         // Stock config: scalar widths updated, no per-layer keys.
         let cfg = try ModelConfiguration(path: a + "/config.json")
         #expect(cfg.numAttentionHeads == 2 && cfg.numKeyValueHeads == 1 && cfg.intermediateSize == 64 && cfg.headDim == 16)
@@ -183,7 +183,7 @@ import Tokenizers
 
     @Test func modelingSourceMatchesToolsFile() throws {
         let file = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_llama.py")
-        #expect(Array((ModelingSource.text + "\n").utf8) == file)
+        #expect(Array((LlamaFamily.remoteCode.source + "\n").utf8) == file)
     }
 }
 
@@ -199,7 +199,7 @@ import Tokenizers
         #expect(config["num_attention_heads"] == .int(8))    // the source's, so that LlamaConfig accepts it
         #expect(config["num_attention_heads_per_layer"] == .array(Array(repeating: .int(6), count: 3)))
         #expect(config["auto_map"] != nil)
-        #expect(FileSystem.isFile(out + "/" + PrunedConfiguration.modelingFileName))
+        #expect(FileSystem.isFile(out + "/" + LlamaFamily.remoteCode.fileName))
         // Heads that divide the hidden size keep the stock form.
         let stock = temporaryFolder("cli-uniform-stock")
         try PruneCommand.parse([fixtures + "/pruning/tiny-gqa", stock, "--uniform", "--importance", "l2", "--ratio", "0.5"]).run()

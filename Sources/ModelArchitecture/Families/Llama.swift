@@ -9,6 +9,11 @@ public struct LlamaFamily: ModelFamily {
     public var tensors: TensorNaming { Self.tensorNames }
     public var gguf: GGUFNaming { Self.ggufNames }
     public var blocks: EngineBlocks { .llama }
+    public var perLayerCode: RemoteCode { Self.remoteCode }
+
+    /// `modeling_shears_llama.py`: each decoder layer a stock LlamaDecoderLayer of its own sizes.
+    public static let remoteCode = RemoteCode(fileName: "modeling_shears_llama.py", configClass: "ShearsLlamaConfig",
+                                              modelClass: "ShearsLlamaForCausalLM", source: LlamaModelingSource.text)
 
     /// transformers' LLaMA names: `model.embed_tokens`, `model.layers.{i}.self_attn.q_proj`, ...
     public static let tensorNames = TensorNaming(

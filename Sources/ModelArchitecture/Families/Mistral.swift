@@ -15,6 +15,8 @@ public struct MistralFamily: ModelFamily {
         return g
     }
     public var blocks: EngineBlocks { .llama }
+    /// LLaMA's modeling file (its per-layer decoder layers are LLaMA's).
+    public var perLayerCode: RemoteCode { LlamaFamily.remoteCode }
 
     public func describe(_ c: ModelConfiguration) throws(CheckpointError) -> ModelDescription {
         try LlamaFamily.describeDecoder(c, family: self)
