@@ -24,6 +24,8 @@ public struct ModelSource {
     public let builtFiles: [(String, [UInt8])]
     /// The dtype quantized tensors are dequantized to (GGUF), else nil.
     public let dequantizedDType: DType?
+    /// Why a GGUF file's metadata gave no tokenizer.
+    var tokenizerProblem: String? = nil
 
     /// Opens `path`.
     /// - Throws: ``CheckpointError`` naming the file and the rule: an unreadable container, no
@@ -55,13 +57,18 @@ public struct ModelSource {
         do { description = try ModelDescription(ModelConfiguration(json: configJSON)) } catch { throw error.inFile(path) }
         do { try description.validate(store) } catch { throw error.inFile(path) }
         var files: [(String, [UInt8])] = [("config.json", configJSON.serializedBytes(style: .pretty) + [0x0A])]
-        if let tokenizer = try? GGUFTokenizer(gguf: store.file), let json = try? tokenizer.tokenizerJSON() {
-            files.append(("tokenizer.json", json.serializedBytes(style: .compact)))
+        var tokenizerProblem: String? = nil
+        do {
+            let tokenizer = try GGUFTokenizer(gguf: store.file)
+            files.append(("tokenizer.json", try tokenizer.tokenizerJSON().serializedBytes(style: .compact)))
             files.append(("tokenizer_config.json", tokenizer.tokenizerConfigJSON(contextLength: hp.contextLength).serializedBytes(style: .pretty) + [0x0A]))
+        } catch {
+            // Weights-only jobs (prune with l2, verify) do not need it; tokenizer() reports why.
+            tokenizerProblem = "no usable tokenizer in the file's metadata: \(error.message)"
         }
         let quantized = store.file.tensors.contains { $0.type.isQuantized }
         return ModelSource(path: path, store: store, description: description, companionFolder: nil, builtFiles: files,
-                           dequantizedDType: quantized ? .f32 : nil)
+                           dequantizedDType: quantized ? .f32 : nil, tokenizerProblem: tokenizerProblem)
     }
 
     /// Whether `path` is a GGUF file (by its name or its magic).
@@ -79,7 +86,7 @@ public struct ModelSource {
             return try Tokenizer(json: json, path: path, config: config)
         }
         guard let folder = companionFolder else {
-            throw CheckpointError(.invalidArgument, "the model has no tokenizer", path: path)
+            throw CheckpointError(.invalidArgument, tokenizerProblem ?? "the model has no tokenizer", path: path)
         }
         return try Tokenizer(contentsOf: folder)
     }
