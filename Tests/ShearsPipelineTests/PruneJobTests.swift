@@ -100,6 +100,26 @@ func temporaryFolder(_ prefix: String) -> String {
         }
     }
 
+    /// Taylor importance on a GGUF copy of the bundled model (BF16, read in place) picks what it
+    /// picks on the folder: the engine's gradients come from the same weights either way.
+    @Test func taylorOnAGGUFSourceGivesTheFolderPlan() throws {
+        let dir = temporaryFolder("shears-job-gguf-taylor")
+        defer { _ = system("rm -rf '\(dir)'") }
+        try ConvertJob(source: Self.model, output: dir + "/m.gguf").run()
+        var results: [PruneJob.Result] = []
+        for (source, out) in [(Self.model, "/f"), (dir + "/m.gguf", "/g")] {
+            var job = PruneJob.withEngine(source: source, output: dir + out)
+            job.settings.taylor = .paramMix
+            job.samples = 4
+            job.seqLen = 32
+            results.append(try job.run())
+        }
+        #expect(plan(results[1].manifest) == plan(results[0].manifest))
+        #expect(results[0].manifest.calibration?.sha256 == results[1].manifest.calibration?.sha256)
+        let a = try Checkpoint.open(dir + "/f"), b = try Checkpoint.open(dir + "/g")
+        for name in a.tensorNames { #expect(try a.bytes(name) == b.bytes(name), "\(name)") }
+    }
+
     /// SmolLM2's Q4_1 GGUF, read in place, prunes to the plan of the folder the Python gguf package
     /// dequantized from it (Tools/smollm2-hf), and `.ctz` output holds the same tensors.
     @Test func ggufSourceGivesTheFolderPlan() throws {
