@@ -21,7 +21,7 @@ public struct PruneCommand: ParsableCommand {
             \(ModelFamilies.modelTypes.joined(separator: ", ")).
 
             OUT is a folder (model.safetensors, sharded past --shard-size; config.json with stock keys \
-            when every layer has the same widths, else per-layer lists with a remote-code modeling \
+            when every layer has the same widths and the heads divide the hidden size, else per-layer lists with a remote-code modeling \
             file; tokenizer and generation files; pruning-manifest.json with every kept and removed \
             index and score, formats/manifest.md), a .gguf file (llama.cpp's deci architecture when \
             widths differ) or a .ctz file (tensors only, as convert writes it); a file's manifest is \

@@ -45,9 +45,9 @@ struct StructureOptions: ParsableArguments {
     var ratio: Double = 0.25
     @Option(help: "block: heads and MLP channels in layer ranges; channel: hidden channels (the kept count is rounded up to a multiple of num_attention_heads, as transformers requires of a stock config); layer: whole layers.")
     var strategy: PruningStrategy = .block
-    @Option(name: .customLong("attention-layers"), help: "Layers A:B (end exclusive) whose attention is pruned (default 4:L−2, clamped for small models).")
+    @Option(name: .customLong("attention-layers"), help: ArgumentHelp("Layers A:B (end exclusive) whose attention is pruned (default 4:L−2, clamped for small models).", valueName: "A:B"))
     var attentionLayers: LayerRange?
-    @Option(name: .customLong("mlp-layers"), help: "Layers A:B (end exclusive) whose MLP is pruned (default 4:L−2, clamped for small models).")
+    @Option(name: .customLong("mlp-layers"), help: ArgumentHelp("Layers A:B (end exclusive) whose MLP is pruned (default 4:L−2, clamped for small models).", valueName: "A:B"))
     var mlpLayers: LayerRange?
     @Option(help: "Grouped-query attention: kv-group (a KV head with its query heads) or query (query heads inside each KV group).")
     var gqa: GQAPolicy = .kvGroup
