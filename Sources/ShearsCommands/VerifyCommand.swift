@@ -124,7 +124,7 @@ public struct VerifyCommand: ParsableCommand {
             do {
                 let r = try ModelSignature.verify(model: path, signaturePath: signature, publicKey: key, threads: threads)
                 checks.append(r.verified
-                    ? Check(name: "signature", status: .passed, detail: "\(FileSystem.baseName(signature)) verifies with \(FileSystem.baseName(publicKey ?? "")); all \(r.filesChecked) files match it")
+                    ? Check(name: "signature", status: .passed, detail: "\(FileSystem.baseName(signature)) verifies with \(FileSystem.baseName(publicKey ?? "")); " + (r.filesChecked == 1 ? "the file matches it" : "all \(r.filesChecked) files match it"))
                     : Check(name: "signature", status: .failed, detail: r.problems.prefix(20).joined(separator: "; ") + (r.problems.count > 20 ? "; … \(r.problems.count - 20) more" : "")))
             } catch {
                 malformed = true
