@@ -105,7 +105,8 @@ let package = Package(
             "ShearsPipeline", "Pruning", "ModelArchitecture", "CheckpointCore", "CompactFormat", "ShearsJSON",
         ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: [
-            "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", .product(name: "Crypto", package: "swift-crypto"),
+            "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", "ModelSigning",
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ]
 )
