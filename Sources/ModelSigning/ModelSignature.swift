@@ -16,7 +16,8 @@ public enum ModelSignature {
         guard FileSystem.isDirectory(m) else { return m + ".sig" }
         let last = FileSystem.baseName(m)
         let folder = (last == "." || last == ".." || last.isEmpty) ? ModelFiles.resolved(m) : m
-        return FileSystem.join(FileSystem.directoryName(folder), "model.sig")
+        let parent = FileSystem.directoryName(folder)
+        return parent == "." ? "model.sig" : FileSystem.join(parent, "model.sig")
     }
 
     /// What ``sign(model:key:signaturePath:threads:)`` wrote.

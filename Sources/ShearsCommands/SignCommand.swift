@@ -41,7 +41,8 @@ public struct SignCommand: ParsableCommand {
         do {
             let signingKey = try ModelSigningKey(path: key)
             let r = try ModelSignature.sign(model: model, key: signingKey, signaturePath: signature, threads: threads)
-            StandardOutput.write("signed \(r.statement.resources.count) files (\(Format.bytes(r.bytes))) of \(model): \(r.signaturePath)\n")
+            let n = r.statement.resources.count
+            StandardOutput.write("signed \(n) file\(n == 1 ? "" : "s") (\(Format.bytes(r.bytes))) of \(model): \(r.signaturePath)\n")
         } catch {
             throw report(error)
         }
