@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Pruning", targets: ["Pruning"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "ShearsPipeline", targets: ["ShearsPipeline"]),
+        .library(name: "ModelSigning", targets: ["ModelSigning"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -66,10 +67,15 @@ let package = Package(
             "CheckpointCore", "ModelArchitecture", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // OpenSSF model signing (model-signing 1.1.1's `sign key` / `verify key` bundles): file
+        // digests in parallel, the in-toto statement, DSSE, Sigstore bundle v0.3, PEM EC keys.
+        .target(name: "ModelSigning", dependencies: [
+            "CheckpointCore", "ShearsJSON", "ShearsConcurrency", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // The command implementations, as a library so that tests can drive them.
         .target(name: "ShearsCommands", dependencies: [
             "CheckpointCore", "ModelArchitecture", "ShearsBLAS", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
-            "ShearsPipeline", "ShearsConcurrency", .product(name: "Crypto", package: "swift-crypto"),
+            "ShearsPipeline", "ShearsConcurrency", "ModelSigning", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "shears", dependencies: [
@@ -99,7 +105,8 @@ let package = Package(
             "ShearsPipeline", "Pruning", "ModelArchitecture", "CheckpointCore", "CompactFormat", "ShearsJSON",
         ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: [
-            "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", .product(name: "Crypto", package: "swift-crypto"),
+            "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", "ModelSigning",
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
     ]
 )

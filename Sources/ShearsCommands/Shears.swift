@@ -20,7 +20,7 @@ public struct Shears: ParsableCommand {
         version: version,
         subcommands: [
             InspectCommand.self, ConvertCommand.self, PruneCommand.self, EvalCommand.self, GenerateCommand.self,
-            TokenizeCommand.self, HashCommand.self, DiffCommand.self, VerifyCommand.self, DoctorCommand.self,
+            TokenizeCommand.self, HashCommand.self, SignCommand.self, DiffCommand.self, VerifyCommand.self, DoctorCommand.self,
         ]
     )
 

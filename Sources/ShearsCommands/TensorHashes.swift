@@ -3,6 +3,7 @@ import ShearsPipeline
 import Crypto
 import ShearsConcurrency
 import ShearsJSON
+import ModelSigning
 
 /// Per-tensor SHA-256 of the logical bytes (the stored dtype, little-endian, row-major) and per-file
 /// SHA-256, computed in parallel. The same tensor has the same digest in every container.
@@ -44,10 +45,9 @@ struct TensorHashes: Equatable {
         }
         var fileHashes: [String: String] = [:]
         if hashFiles {
-            for f in store.dataFiles {
-                let m = try MappedFile(path: f)
-                m.advise(.sequential)
-                fileHashes[FileSystem.baseName(f)] = m.withUnsafeBytes { ModelSource.hex(SHA256.hash(data: $0)) }
+            let files = store.dataFiles
+            for (f, digest) in zip(files, try FileDigests.sha256(files, threads: threads)) {
+                fileHashes[FileSystem.baseName(f)] = FileDigests.hex(digest)
             }
         }
         return TensorHashes(tensors: tensors, files: fileHashes, sourceFormat: store.formatName)
@@ -88,11 +88,4 @@ struct TensorHashes: Equatable {
         for (name, v) in json["files"]?.objectValue?.members ?? [] { files[name] = v.stringValue ?? "" }
         return TensorHashes(tensors: tensors, files: files, sourceFormat: nil)
     }
-}
-
-/// A counter shared by worker threads: each worker takes the next tensor index from it.
-final class AtomicCounter: @unchecked Sendable {
-    private var value = 0
-    private let lock = Lock()
-    func increment() -> Int { lock.withLock { defer { value += 1 }; return value } }
 }

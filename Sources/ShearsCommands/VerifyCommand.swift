@@ -3,6 +3,7 @@ import CheckpointCore
 import CompactFormat
 import Engine
 import ModelArchitecture
+import ModelSigning
 import ShearsConcurrency
 import ShearsJSON
 import ShearsPipeline
@@ -17,7 +18,11 @@ public struct VerifyCommand: ParsableCommand {
             and every tensor's SHA-256 checked), values (no NaN or infinity in floating-point tensors, \
             no all-zero weight matrices), config (tensor shapes agree with config.json for LLaMA-family \
             models), hashes (with --hashes: every tensor's SHA-256 matches the list written by \
-            `shears hash`; missing and extra tensors are failures).
+            `shears hash`; missing and extra tensors are failures), signature (with --signature and \
+            --public-key: an OpenSSF model-signing bundle from `shears sign` or `model_signing sign \
+            key`; the signature, and every file of PATH against it: changed, added, removed and \
+            renamed files fail, as do bundles with an unknown predicate or serialization method and \
+            keyless or certificate bundles, which need the network).
 
             Exit status: 0 when every check passes (or is skipped), 1 when any fails, 2 when an input \
             is malformed or missing. --json prints {"ok": bool, "checks": [{"name", "status", "detail"}]}.
@@ -41,6 +46,12 @@ public struct VerifyCommand: ParsableCommand {
     @Option(name: .customLong("max-ppl"), help: "Fail when the perplexity on --ppl-text (seq-len 128, first 32 windows) is above this.")
     var maxPPL: Double?
 
+    @Option(help: "A model signature bundle (with --public-key) to check PATH's files against.", completion: .file())
+    var signature: String?
+
+    @Option(name: .customLong("public-key"), help: "The PEM public key the signature must verify with (with --signature).", completion: .file())
+    var publicKey: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -52,6 +63,7 @@ public struct VerifyCommand: ParsableCommand {
     public func validate() throws {
         if (source == nil) != (manifest == nil) { throw ValidationError("--source and --manifest go together") }
         if (pplText == nil) != (maxPPL == nil) { throw ValidationError("--ppl-text and --max-ppl go together") }
+        if (signature == nil) != (publicKey == nil) { throw ValidationError("--signature and --public-key go together") }
     }
 
     struct Check {
@@ -66,6 +78,8 @@ public struct VerifyCommand: ParsableCommand {
         var malformed = false
         let expected: TensorHashes?
         do { expected = try hashes.map { try TensorHashes.read(path: $0) } } catch { throw report(error) }
+        let key: ModelVerificationKey?
+        do { key = try publicKey.map { try ModelVerificationKey(path: $0) } } catch { throw report(error) }
         let store: (any TensorStore)?
         do {
             store = try AnyCheckpoint.open(path)
@@ -106,6 +120,19 @@ public struct VerifyCommand: ParsableCommand {
             } else {
                 checks.append(Check(name: "perplexity", status: .skipped, detail: "no --ppl-text and --max-ppl given"))
             }
+        }
+        if let signature, let key {
+            do {
+                let r = try ModelSignature.verify(model: path, signaturePath: signature, publicKey: key, threads: threads)
+                checks.append(r.verified
+                    ? Check(name: "signature", status: .passed, detail: "\(FileSystem.baseName(signature)) verifies with \(FileSystem.baseName(publicKey ?? "")); " + (r.filesChecked == 1 ? "the file matches it" : "all \(r.filesChecked) files match it"))
+                    : Check(name: "signature", status: .failed, detail: r.problems.prefix(20).joined(separator: "; ") + (r.problems.count > 20 ? "; … \(r.problems.count - 20) more" : "")))
+            } catch {
+                malformed = true
+                checks.append(Check(name: "signature", status: .failed, detail: "\(error)"))
+            }
+        } else {
+            checks.append(Check(name: "signature", status: .skipped, detail: "no --signature and --public-key given"))
         }
         let ok = checks.allSatisfy { $0.status != .failed }
         if json {
