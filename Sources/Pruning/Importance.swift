@@ -58,7 +58,7 @@ public enum MemberRole: Sendable, Equatable {
             guard s.removeLayers != nil, let l = ref.layer else { return nil }
             return .total(layer: l)
         case .channel:
-            if d.isVector || d.columns == .hidden { return .hiddenChannels(axis: .columns) }
+            if d.columns == .hidden { return .hiddenChannels(axis: .columns) }
             return d.rows.contains(.hidden) ? .hiddenChannels(axis: .rows) : nil
         case .block:
             guard let l = ref.layer else { return nil }
