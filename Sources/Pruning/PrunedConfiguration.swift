@@ -1,4 +1,5 @@
 import CheckpointCore
+import ModelArchitecture
 import ShearsJSON
 
 /// The output `config.json` (formats/pruned-config-output.md).
@@ -7,10 +8,34 @@ import ShearsJSON
 /// `intermediate_size`, `hidden_size`, `num_hidden_layers` and an explicit `head_dim` updated, which
 /// stock transformers loads. Uneven widths: the same, with the scalar head/width keys left at the
 /// source's values, plus `num_attention_heads_per_layer`, `num_key_value_heads_per_layer`,
-/// `intermediate_size_per_layer` and an `auto_map` to ``modelingFileName``.
+/// `intermediate_size_per_layer` and an `auto_map` to the family's remote-code file
+/// (``remoteCode(for:)``).
 public enum PrunedConfiguration {
-    /// The remote-code modeling file placed next to an uneven config.
+    /// The remote-code modeling file placed next to an uneven LLaMA config.
     public static let modelingFileName = "modeling_shears_llama.py"
+
+    /// A remote-code modeling file: its name, classes and text.
+    public struct RemoteCode: Sendable, Equatable {
+        public var fileName: String
+        public var configClass: String
+        public var modelClass: String
+        public var text: String
+        public var module: String { String(fileName.dropLast(3)) }
+    }
+
+    /// Every remote-code file a pruned folder may hold (to remove stale ones).
+    public static let remoteCodeFiles = ["modeling_shears_llama.py", "modeling_shears_qwen3.py"]
+
+    /// The remote-code file for an uneven model of `family`: the family's own where it has one
+    /// (its decoder layer differs from LLaMA's), else LLaMA's.
+    public static func remoteCode(for family: any ModelFamily) -> RemoteCode {
+        switch family.modelType {
+        case "qwen3": RemoteCode(fileName: "modeling_shears_qwen3.py", configClass: "ShearsQwen3Config",
+                                 modelClass: "ShearsQwen3ForCausalLM", text: ModelingSource.qwen3)
+        default: RemoteCode(fileName: modelingFileName, configClass: "ShearsLlamaConfig",
+                            modelClass: "ShearsLlamaForCausalLM", text: ModelingSource.text)
+        }
+    }
 
     public static func make(source: JSONObject, plan: PruningPlan, dtype: DType? = nil) -> JSONObject {
         var c = source
@@ -27,10 +52,10 @@ public enum PrunedConfiguration {
             c["num_attention_heads_per_layer"] = .array(widths.map { .int(Int64($0.numAttentionHeads)) })
             c["num_key_value_heads_per_layer"] = .array(widths.map { .int(Int64($0.numKeyValueHeads)) })
             c["intermediate_size_per_layer"] = .array(widths.map { .int(Int64($0.intermediateSize)) })
-            let module = String(modelingFileName.dropLast(3))
+            let code = remoteCode(for: plan.shape.family)
             c["auto_map"] = .object(JSONObject([
-                ("AutoConfig", .string("\(module).ShearsLlamaConfig")),
-                ("AutoModelForCausalLM", .string("\(module).ShearsLlamaForCausalLM")),
+                ("AutoConfig", .string("\(code.module).\(code.configClass)")),
+                ("AutoModelForCausalLM", .string("\(code.module).\(code.modelClass)")),
             ]))
         }
         // Layer types and similar per-layer lists follow the kept layers.

@@ -29,7 +29,7 @@ public enum PrunedFolder {
         try FileSystem.createDirectory(folder)
         // Stale shards of an earlier run would make the folder a different checkpoint.
         for name in try FileSystem.contents(of: folder)
-        where name.hasSuffix(".safetensors") || name == "model.safetensors.index.json" || name == PrunedConfiguration.modelingFileName {
+        where name.hasSuffix(".safetensors") || name == "model.safetensors.index.json" || PrunedConfiguration.remoteCodeFiles.contains(name) {
             _ = unlink(FileSystem.join(folder, name))
         }
         var written = try Surgery.write(source, plan: plan, to: folder, dtype: dtype, maxShardSize: maxShardSize, recovered: recovered, progress: progress)
@@ -40,8 +40,9 @@ public enum PrunedFolder {
         try AtomicFile.write(JSONValue.object(cfg).serializedBytes(style: .pretty) + [0x0A], to: cfgPath)
         written.append(cfgPath)
         if !plan.isUniform {
-            let modeling = FileSystem.join(folder, PrunedConfiguration.modelingFileName)
-            try AtomicFile.write(Array((ModelingSource.text + "\n").utf8), to: modeling)
+            let code = PrunedConfiguration.remoteCode(for: plan.shape.family)
+            let modeling = FileSystem.join(folder, code.fileName)
+            try AtomicFile.write(Array((code.text + "\n").utf8), to: modeling)
             written.append(modeling)
         }
         for (name, bytes) in extraFiles {

@@ -122,7 +122,7 @@ public struct PruneCommand: ParsableCommand {
             if let lo = scored.min(), let hi = scored.max() { line += "  attention scores \(Self.short(lo))…\(Self.short(hi))" }
             s += line + "\n"
         }
-        s += plan.isUniform ? "config: uniform widths (stock config.json)\n" : "config: per-layer widths (\(PrunedConfiguration.modelingFileName), trust_remote_code)\n"
+        s += plan.isUniform ? "config: uniform widths (stock config.json)\n" : "config: per-layer widths (\(PrunedConfiguration.remoteCode(for: shape.family).fileName), trust_remote_code)\n"
         if let a = r.ggufArchitecture {
             s += "GGUF: \(output) (\(a == "deci" ? "deci (per-layer sizes)" : a), \(Format.bytes(r.outputBytes)))\n"
         }

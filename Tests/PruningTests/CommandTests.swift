@@ -184,5 +184,7 @@ import Tokenizers
     @Test func modelingSourceMatchesToolsFile() throws {
         let file = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_llama.py")
         #expect(Array((ModelingSource.text + "\n").utf8) == file)
+        let qwen3 = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_qwen3.py")
+        #expect(Array((ModelingSource.qwen3 + "\n").utf8) == qwen3)
     }
 }
