@@ -168,8 +168,11 @@ extension SalienceTable {
         return names
     }
 
-    /// A layer's members for layer ranking, the query projection first.
+    /// A layer's members for layer ranking, the query projection first: the projections, the two
+    /// norms, then any other weight the family declares per layer (Qwen3's q/k norms).
     func layerMembers(_ l: Int, _ shape: ModelDescription) -> [String] {
-        TensorRole.projections.map { shape.name($0, layer: l) } + TensorRole.layerNorms.map { shape.name($0, layer: l) }
+        let known = TensorRole.projections + TensorRole.layerNorms
+        let others = shape.tensors.layer.map(\.role).filter { !known.contains($0) }
+        return (known + others).map { shape.name($0, layer: l) }
     }
 }
