@@ -59,7 +59,7 @@ class ShearsLlamaForCausalLM(LlamaForCausalLM):
 # `intermediate_size_per_layer` (one entry per decoder layer) and an explicit `head_dim`; the
 # scalar keys keep the source model's values. Load with
 #   AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
-# Each decoder layer is a stock transformers Qwen3DecoderLayer (q_norm / k_norm over head_dim,
+# Each decoder layer is a stock transformers Qwen3DecoderLayer (per-head q/k norms over head_dim,
 # which pruning keeps) built from a copy of the config with that layer's sizes, so the forward
 # pass is transformers' own.
 import copy
