@@ -19,6 +19,8 @@ struct DecoderLayer {
     struct Internals {
         let h1: Matrix, inv1: [Float]
         let q: Matrix, k: Matrix, v: Matrix   // q, k after rotary
+        /// With per-head q/k norms: q and k before them, and their reciprocal RMS per (row, head).
+        let headNorms: HeadNormInputs?
         /// Attention probabilities, `batch·heads` blocks of `[seqLen, seqLen]`, when asked for.
         let p: Matrix?
         let attn: Matrix
@@ -29,7 +31,12 @@ struct DecoderLayer {
         let out: Matrix?
 
         /// The outputs of the layer's projections, for a backward pass without recomputing them.
-        var projections: Projections { Projections(q: q, k: k, v: v, x2: x2, g: mlp.g, u: mlp.u) }
+        var projections: Projections { Projections(q: q, k: k, v: v, x2: x2, g: mlp.g, u: mlp.u, qRaw: headNorms?.q, kRaw: headNorms?.k) }
+    }
+
+    /// The inputs of the per-head q/k norms, for their backward pass.
+    struct HeadNormInputs {
+        let q: Matrix, k: Matrix, invQ: [Float], invK: [Float]
     }
 
     /// Everything of a forward pass that costs a matrix product to recompute: q, k (after rotary)
@@ -37,11 +44,14 @@ struct DecoderLayer {
     /// outputs. The rest (norms, attention, SwiGLU product) is recomputed from these.
     struct Projections {
         let q: Matrix, k: Matrix, v: Matrix, x2: Matrix, g: Matrix, u: Matrix
+        /// q and k before the per-head norms (families with q/k norms).
+        let qRaw: Matrix?, kRaw: Matrix?
 
         /// Bytes kept for a layer of `sizes` in `model` over `rows` token rows (overflow-checked).
         static func bytes(_ sizes: LayerSizes, in model: ModelDescription, rows: Int) -> Int? {
             let d = model.headDim
-            let perRow = sizes.queryWidth(headDim: d) + 2 * sizes.keyValueWidth(headDim: d) + model.hiddenSize + 2 * sizes.intermediateSize
+            var perRow = sizes.queryWidth(headDim: d) + 2 * sizes.keyValueWidth(headDim: d) + model.hiddenSize + 2 * sizes.intermediateSize
+            if model.family.blocks.queryKeyNorm { perRow += sizes.queryWidth(headDim: d) + sizes.keyValueWidth(headDim: d) }
             let (floats, o1) = perRow.multipliedReportingOverflow(by: rows)
             let (bytes, o2) = floats.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
             return o1 || o2 ? nil : bytes
@@ -56,11 +66,24 @@ struct DecoderLayer {
                  reusing kept: Projections? = nil) -> Internals {
         let (h1, inv1) = RMSNorm.forward(x, weight: weights.inputNorm, eps: eps)
         let t = layout.seqLen, a = attention
-        let q: Matrix, k: Matrix, v: Matrix
+        var q: Matrix, k: Matrix, v: Matrix
+        var headNorms: HeadNormInputs? = nil
         if let kept {
             (q, k, v) = (kept.q, kept.k, kept.v)
+            if let qn = weights.queryNorm, let kn = weights.keyNorm, let qRaw = kept.qRaw, let kRaw = kept.kRaw {
+                let invQ = HeadNorm.forward(qRaw, weight: qn, heads: a.heads, eps: eps).inverseRMS
+                let invK = HeadNorm.forward(kRaw, weight: kn, heads: a.kvHeads, eps: eps).inverseRMS
+                headNorms = HeadNormInputs(q: qRaw, k: kRaw, invQ: invQ, invK: invK)
+            }
         } else {
             (q, k, v) = (weights.q.forward(h1), weights.k.forward(h1), weights.v.forward(h1))
+            if let qn = weights.queryNorm, let kn = weights.keyNorm {
+                let (qRaw, kRaw) = (q, k)
+                let invQ: [Float], invK: [Float]
+                (q, invQ) = HeadNorm.forward(qRaw, weight: qn, heads: a.heads, eps: eps)
+                (k, invK) = HeadNorm.forward(kRaw, weight: kn, heads: a.kvHeads, eps: eps)
+                headNorms = HeadNormInputs(q: qRaw, k: kRaw, invQ: invQ, invK: invK)
+            }
             rotary.apply(q.storage, rows: q.rows, ld: a.qDim, heads: a.heads, inverse: false) { $0 % t }
             rotary.apply(k.storage, rows: k.rows, ld: a.kvDim, heads: a.kvHeads, inverse: false) { $0 % t }
         }
@@ -83,7 +106,7 @@ struct DecoderLayer {
             m.add(x2)
             out = m
         }
-        return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, p: p, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: out)
+        return Internals(h1: h1, inv1: inv1, q: q, k: k, v: v, headNorms: headNorms, p: p, attn: attn, x2: x2, h2: h2, inv2: inv2, mlp: saved, out: out)
     }
 
     /// Recomputes the layer on `x` (from `kept` projections when given), then returns dL/dx for
@@ -108,12 +131,17 @@ struct DecoderLayer {
         withExtendedLifetime((f.p, dAttn)) {}
         rotary.apply(dq.storage, rows: n, ld: a.qDim, heads: a.heads, inverse: true) { $0 % t }
         rotary.apply(dk.storage, rows: n, ld: a.kvDim, heads: a.kvHeads, inverse: true) { $0 % t }
-        weights.q.backwardWeights(x: f.h1, dy: dq, weightGradient: grads.q, biasGradient: grads.qBias)
-        weights.k.backwardWeights(x: f.h1, dy: dk, weightGradient: grads.k, biasGradient: grads.kBias)
+        var (dqRaw, dkRaw) = (dq, dk)
+        if let hn = f.headNorms, let qn = weights.queryNorm, let kn = weights.keyNorm, let gq = grads.queryNorm, let gk = grads.keyNorm {
+            dqRaw = HeadNorm.backward(x: hn.q, inverseRMS: hn.invQ, weight: qn, heads: a.heads, dy: dq, weightGradient: gq)
+            dkRaw = HeadNorm.backward(x: hn.k, inverseRMS: hn.invK, weight: kn, heads: a.kvHeads, dy: dk, weightGradient: gk)
+        }
+        weights.q.backwardWeights(x: f.h1, dy: dqRaw, weightGradient: grads.q, biasGradient: grads.qBias)
+        weights.k.backwardWeights(x: f.h1, dy: dkRaw, weightGradient: grads.k, biasGradient: grads.kBias)
         weights.v.backwardWeights(x: f.h1, dy: dv, weightGradient: grads.v, biasGradient: grads.vBias)
         let dh1 = Matrix(uninitializedRows: n, cols: weights.hidden)
-        weights.q.backwardInput(dq, into: dh1, accumulate: false)
-        weights.k.backwardInput(dk, into: dh1, accumulate: true)
+        weights.q.backwardInput(dqRaw, into: dh1, accumulate: false)
+        weights.k.backwardInput(dkRaw, into: dh1, accumulate: true)
         weights.v.backwardInput(dv, into: dh1, accumulate: true)
         RMSNorm.backward(x: x, inverseRMS: f.inv1, weight: weights.inputNorm, dy: dh1, dx: dx2, accumulate: true,
                          weightGradient: grads.inputNorm)
@@ -124,6 +152,7 @@ struct DecoderLayer {
 /// The gradient accumulators of one layer, in the shapes of its weights.
 final class LayerGradients {
     let inputNorm, postAttentionNorm: GradientAccumulator
+    let queryNorm, keyNorm: GradientAccumulator?
     let q, k, v, o, gate, up, down: GradientAccumulator
     let qBias, kBias, vBias, oBias, gateBias, upBias, downBias: GradientAccumulator?
 
@@ -131,6 +160,7 @@ final class LayerGradients {
         func acc(_ m: Matrix) -> GradientAccumulator { GradientAccumulator(rows: m.rows, cols: m.cols, layout: layout, fisher: fisher) }
         func bias(_ l: Linear) -> GradientAccumulator? { l.bias.map(acc) }
         inputNorm = acc(w.inputNorm); postAttentionNorm = acc(w.postAttentionNorm)
+        queryNorm = w.queryNorm.map(acc); keyNorm = w.keyNorm.map(acc)
         q = acc(w.q.weight); k = acc(w.k.weight); v = acc(w.v.weight); o = acc(w.o.weight)
         gate = acc(w.gate.weight); up = acc(w.up.weight); down = acc(w.down.weight)
         qBias = bias(w.q); kBias = bias(w.k); vBias = bias(w.v); oBias = bias(w.o)
@@ -140,6 +170,8 @@ final class LayerGradients {
     /// Accumulators in the order of ``LayerWeights/parameters``.
     var inParameterOrder: [GradientAccumulator] {
         var out = [inputNorm, postAttentionNorm]
+        if let queryNorm { out.append(queryNorm) }
+        if let keyNorm { out.append(keyNorm) }
         for (wgt, b) in [(q, qBias), (k, kBias), (v, vBias), (o, oBias), (gate, gateBias), (up, upBias), (down, downBias)] {
             out.append(wgt)
             if let b { out.append(b) }

@@ -94,6 +94,7 @@ extension LayerWeights {
         if let newO { precondition(newO.weight.rows == o.weight.rows && newO.weight.cols == o.weight.cols, "replacing the output projection: shape") }
         if let newDown { precondition(newDown.weight.rows == down.weight.rows && newDown.weight.cols == down.weight.cols, "replacing the down projection: shape") }
         return LayerWeights(index: index, model: model, sizes: sizes, inputNorm: inputNorm, postAttentionNorm: postAttentionNorm,
+                            queryNorm: queryNorm, keyNorm: keyNorm,
                             q: q, k: k, v: v, o: newO ?? o, gate: gate, up: up, down: newDown ?? down)
     }
 }

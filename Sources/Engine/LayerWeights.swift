@@ -9,6 +9,8 @@ public struct LayerWeights: Sendable {
     public let sizes: LayerSizes
     public let inputNorm: Matrix          // [1, hidden]
     public let postAttentionNorm: Matrix  // [1, hidden]
+    /// Per-head query and key norms (`[1, head_dim]`), for families whose attention has them.
+    public let queryNorm: Matrix?, keyNorm: Matrix?
     public let q: Linear, k: Linear, v: Linear, o: Linear
     public let gate: Linear, up: Linear, down: Linear
 
@@ -21,10 +23,13 @@ public struct LayerWeights: Sendable {
     }
 
     /// (parameter name, matrix) pairs of this layer, weights and biases, with full Hugging Face
-    /// names: the norms, then each projection's weight followed by its bias.
+    /// names: the norms (input, post-attention, then query and key norms where present), then each
+    /// projection's weight followed by its bias.
     public var parameters: [(String, Matrix)] {
         var out: [(String, Matrix)] = [(model.name(.inputNorm, .weight, layer: index), inputNorm),
                                        (model.name(.postAttentionNorm, .weight, layer: index), postAttentionNorm)]
+        if let queryNorm { out.append((model.name(.queryNorm, .weight, layer: index), queryNorm)) }
+        if let keyNorm { out.append((model.name(.keyNorm, .weight, layer: index), keyNorm)) }
         for (role, l) in projections {
             out.append((model.name(role, .weight, layer: index), l.weight))
             if let b = l.bias { out.append((model.name(role, .bias, layer: index), b)) }
@@ -46,10 +51,15 @@ public struct LayerWeights: Sendable {
                 : try WeightLoader.matrix(checkpoint, bias, rows: 1, cols: out)
             return Linear(weight: w, bias: b)
         }
+        let headNorms = m.family.blocks.queryKeyNorm && s.hasAttention
+        func headNorm(_ role: TensorRole) throws(CheckpointError) -> Matrix? {
+            headNorms ? try WeightLoader.matrix(checkpoint, m.name(role, .weight, layer: index), rows: 1, cols: m.headDim) : nil
+        }
         return LayerWeights(
             index: index, model: m, sizes: s,
             inputNorm: try WeightLoader.matrix(checkpoint, m.name(.inputNorm, .weight, layer: index), rows: 1, cols: h),
             postAttentionNorm: try WeightLoader.matrix(checkpoint, m.name(.postAttentionNorm, .weight, layer: index), rows: 1, cols: h),
+            queryNorm: try headNorm(.queryNorm), keyNorm: try headNorm(.keyNorm),
             q: try lin(.query, out: qDim, in: h), k: try lin(.key, out: kvDim, in: h),
             v: try lin(.value, out: kvDim, in: h), o: try lin(.output, out: h, in: qDim),
             gate: try lin(.gate, out: inter, in: h), up: try lin(.up, out: inter, in: h),

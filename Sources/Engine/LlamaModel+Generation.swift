@@ -19,7 +19,12 @@ extension LlamaModel {
             let w = try layerWeights(i)
             let att = Attention(sizes: w.sizes, headDim: w.headDim)
             let (h1, _) = RMSNorm.forward(x, weight: w.inputNorm, eps: eps)
-            let q = w.q.forward(h1), k = w.k.forward(h1), v = w.v.forward(h1)
+            var q = w.q.forward(h1), k = w.k.forward(h1)
+            let v = w.v.forward(h1)
+            if let qn = w.queryNorm, let kn = w.keyNorm {
+                q = HeadNorm.forward(q, weight: qn, heads: att.heads, eps: eps).y
+                k = HeadNorm.forward(k, weight: kn, heads: att.kvHeads, eps: eps).y
+            }
             rot.apply(q.storage, rows: tq, ld: att.qDim, heads: att.heads, inverse: false) { start + $0 }
             rot.apply(k.storage, rows: tq, ld: att.kvDim, heads: att.kvHeads, inverse: false) { start + $0 }
             let ck = cache.keys[i], cv = cache.values[i]

@@ -52,7 +52,7 @@ public final class LlamaModel: @unchecked Sendable {
     ///   `tensorNotFound`, `shapeMismatch` or `unsupportedConversion` for a tensor the description
     ///   requires that is missing, shaped otherwise or not a float dtype.
     public init(store: any TensorStore, description: ModelDescription) throws(CheckpointError) {
-        guard description.family.blocks == .llama else {
+        guard [EngineBlocks.llama, .qwen3].contains(description.family.blocks) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type \(description.family.modelType) is not supported by the engine (it runs LLaMA decoder layers)")
         }
         checkpoint = store

@@ -68,3 +68,66 @@ enum RMSNorm {
         }
     }
 }
+
+/// RMSNorm of every attention head separately (Qwen3's q/k norm): row r of `x` (`[rows, heads·d]`)
+/// holds `heads` vectors of `d` channels, each normalised over its own `d` channels and scaled by
+/// the one weight `w` (`[1, d]`) all heads share.
+enum HeadNorm {
+    /// Returns `y` and the reciprocal RMS of each (row, head), index `r·heads + h`.
+    static func forward(_ x: Matrix, weight: Matrix, heads: Int, eps: Float) -> (y: Matrix, inverseRMS: [Float]) {
+        let d = weight.count
+        precondition(d * heads == x.cols, "HeadNorm: weight \(d) × \(heads) heads for width \(x.cols)")
+        let y = Matrix(uninitializedRows: x.rows, cols: x.cols)
+        var inv = [Float](repeating: 0, count: x.rows * heads)
+        guard heads > 0 else { return (y, inv) }
+        let w = UnsafeSendable(weight.storage), px0 = UnsafeSendable(x.storage), py0 = UnsafeSendable(y.storage)
+        inv.withUnsafeMutableBufferPointer { ib in
+            let pinv = UnsafeSendable(ib.baseAddress!)
+            Parallel.chunks(x.rows * heads, costPerItem: 4 * d) { items in
+                let w = w.value
+                for i in items {
+                    let px = px0.value + i * d, py = py0.value + i * d
+                    let s = Kernels.sumOfSquares(px, d)
+                    let ir = Float(1 / (s / Double(d) + Double(eps)).squareRoot())
+                    pinv.value[i] = ir
+                    for j in 0..<d { py[j] = w[j] * (px[j] * ir) }
+                }
+            }
+        }
+        return (y, inv)
+    }
+
+    /// Returns dL/dx for `dy`, adding `Σ_rows Σ_heads dy ∘ x̂` to `weightGradient` (`[1, d]`).
+    static func backward(x: Matrix, inverseRMS: [Float], weight: Matrix, heads: Int, dy: Matrix,
+                         weightGradient: GradientAccumulator) -> Matrix {
+        let d = weight.count, cols = x.cols
+        let dx = Matrix(rows: x.rows, cols: x.cols)
+        guard heads > 0 else { return dx }
+        let w = UnsafeSendable(weight.storage), px0 = UnsafeSendable(x.storage), pdy0 = UnsafeSendable(dy.storage)
+        let pdx0 = UnsafeSendable(dx.storage)
+        inverseRMS.withUnsafeBufferPointer { ib in
+            let pinv = UnsafeSendable(ib.baseAddress!)
+            Parallel.chunks(x.rows * heads, costPerItem: 6 * d) { items in
+                let w = w.value
+                for i in items {
+                    let ir = pinv.value[i]
+                    let px = px0.value + i * d, pdy = pdy0.value + i * d, pdx = pdx0.value + i * d
+                    var dot = 0.0
+                    for j in 0..<d { dot += Double(pdy[j] * w[j]) * Double(px[j] * ir) }
+                    let m = Float(dot / Double(d))
+                    for j in 0..<d { pdx[j] = ir * (pdy[j] * w[j] - (px[j] * ir) * m) }
+                }
+            }
+            weightGradient.addColumnReduction { r0, r1, js, out in
+                for r in r0..<r1 {
+                    for h in 0..<heads {
+                        let ir = pinv.value[r * heads + h], o = r * cols + h * d
+                        let px = px0.value + o, pdy = pdy0.value + o
+                        for j in js { out[j] += pdy[j] * (px[j] * ir) }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -42,10 +42,11 @@ public enum HuggingFaceToGGUF {
     }
 
     /// llama.cpp's order of a block's tensors (`convert_hf_to_gguf.py`'s): the norms, the attention
-    /// weights, their biases, the MLP weights, their biases.
+    /// weights, their biases, the per-head q/k norms, the MLP weights, their biases.
     static let blockOrder: [TensorReference] =
         TensorRole.layerNorms.map { TensorReference($0) }
         + TensorRole.attentionProjections.map { TensorReference($0) } + TensorRole.attentionProjections.map { TensorReference($0, .bias) }
+        + [TensorReference(.queryNorm), TensorReference(.keyNorm)]
         + TensorRole.mlpProjections.map { TensorReference($0) } + TensorRole.mlpProjections.map { TensorReference($0, .bias) }
 
     static func ggmlType(_ d: DType) -> GGMLType? {
@@ -113,6 +114,9 @@ public enum HuggingFaceToGGUF {
         let layout: GGUFLayerLayout
         do { layout = try GGUFLayerLayout(sizes: sizes) } catch { throw error.inFile(configPath) }
         let deci = !layout.isUniform
+        if deci && family.blocks != .llama {
+            throw CheckpointError(.unsupportedConversion, "per-layer widths of a \(modelType) model cannot be written as GGUF: llama.cpp's \(ggufNames.architecture) loader reads one head count and MLP width for every block, and deci (which reads per-layer sizes) runs LLaMA blocks, without this family's layers (\(family.blocks.queryKeyNorm ? "per-head q/k norms" : "its blocks")); prune with --uniform", path: configPath)
+        }
         let arch = deci ? "deci" : ggufNames.architecture
         // Q/K rows are permuted for llama.cpp's interleaved rotary (llama, deci); qwen2 uses NeoX
         // rotary unpermuted. Hugging Face qwen2 rotates like llama, so deci permutes it too.
@@ -164,8 +168,8 @@ public enum HuggingFaceToGGUF {
                     throw CheckpointError(.invalidConfig, "tensor of layer \(layer), but the config has \(sizes.count) layers", path: folder, tensor: name)
                 }
                 let s = sizes[layer]
-                let isAttention = TensorRole.attentionProjections.contains(ref.role)
-                let isMLP = TensorRole.mlpProjections.contains(ref.role)
+                let isAttention = ref.role.isAttention
+                let isMLP = ref.role.isMLP
                 // Shapes against the layer's sizes (llama.cpp checks them on load).
                 let q = s.numAttentionHeads * headDim, kv = (s.numAttentionHeads == 0 ? 0 : s.numKeyValueHeads) * headDim, f = s.intermediateSize
                 let expected: [Int]? = switch (ref.role, ref.kind) {

@@ -33,6 +33,7 @@ public struct LayerSizes: Sendable, Equatable, CustomStringConvertible {
         case .queryChannels: queryWidth(headDim: model.headDim)
         case .keyValueChannels: keyValueWidth(headDim: model.headDim)
         case .mlpChannels: intermediateSize
+        case .headDim: model.headDim
         }
     }
 }

@@ -85,17 +85,17 @@ public struct ModelDescription: Sendable {
     }
 
     /// Every weight the model must have, in checking order: embedding, final norm, LM head (when
-    /// untied), then each layer's norms and projections.
+    /// untied), then each layer's tensors in the family's declared order (norms, projections),
+    /// without the attention (MLP) tensors of a layer that has no attention (MLP).
     public var requiredTensors: [TensorReference] {
         var out = [TensorReference(.embedding), TensorReference(.finalNorm)]
         if !tieWordEmbeddings { out.append(TensorReference(.lmHead)) }
         for l in 0..<layerCount {
             let s = layers[l]
-            out += TensorRole.layerNorms.map { TensorReference($0, layer: l) }
-            for role in TensorRole.projections {
-                if !s.hasAttention && TensorRole.attentionProjections.contains(role) { continue }
-                if !s.hasMLP && TensorRole.mlpProjections.contains(role) { continue }
-                out.append(TensorReference(role, layer: l))
+            for d in family.tensors.layer {
+                if !s.hasAttention && d.role.isAttention { continue }
+                if !s.hasMLP && d.role.isMLP { continue }
+                out.append(TensorReference(d.role, layer: l))
             }
         }
         return out
@@ -141,7 +141,13 @@ public struct ModelDescription: Sendable {
         var n = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h
         if attentionBias { n += q + 2 * kv }
         if mlpBias { n += 2 * i + h }
+        if s.hasAttention { n += headNormWeights }
         return n
+    }
+
+    /// Elements of a layer's per-head norm weights (q/k norms: head dim each; 0 for LLaMA).
+    public var headNormWeights: Int {
+        family.tensors.layer.filter { $0.isVector && $0.columns == .headDim }.count * headDim
     }
 
     /// Parameters of the whole model with `layers` (default: this model's) and `hidden` channels:
@@ -157,7 +163,7 @@ public struct ModelDescription: Sendable {
     /// Elements of a layer's projection weights and two norm weights (biases aside).
     public func weightCount(ofLayer s: LayerSizes) -> Int {
         let q = s.queryWidth(headDim: headDim), kv = s.keyValueWidth(headDim: headDim)
-        return hiddenSize * (2 * q + 2 * kv + 3 * s.intermediateSize) + 2 * hiddenSize
+        return hiddenSize * (2 * q + 2 * kv + 3 * s.intermediateSize) + 2 * hiddenSize + (s.hasAttention ? headNormWeights : 0)
     }
 }
 

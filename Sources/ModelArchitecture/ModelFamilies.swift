@@ -7,6 +7,7 @@ public enum ModelFamilies {
         LlamaFamily(),
         MistralFamily(),
         Qwen2Family(),
+        Qwen3Family(),
     ]
 
     /// The `model_type` values, for messages.

@@ -146,8 +146,11 @@ public struct GGUFNaming: Sendable, Equatable {
 /// The engine blocks a decoder layer is built from.
 public struct EngineBlocks: Sendable, Equatable {
     public enum Attention: Sendable, Equatable {
-        /// Grouped-query self-attention with rotary embeddings (rotate-half), optional q/k/v/o biases.
-        case groupedQueryRotary
+        /// Grouped-query self-attention with rotary embeddings (rotate-half), optional q/k/v/o biases;
+        /// with `queryKeyNorm`, each query and key head is RMS-normalised over the head dim (one
+        /// weight shared by all heads, ``TensorRole/queryNorm`` / ``TensorRole/keyNorm``) before
+        /// the rotary embedding.
+        case groupedQueryRotary(queryKeyNorm: Bool)
     }
     public enum MLP: Sendable, Equatable {
         /// down(silu(gate(x)) · up(x)).
@@ -168,7 +171,14 @@ public struct EngineBlocks: Sendable, Equatable {
     }
 
     /// The LLaMA decoder layer.
-    public static let llama = EngineBlocks(attention: .groupedQueryRotary, mlp: .gatedSiLU, norm: .rmsPreNorm)
+    public static let llama = EngineBlocks(attention: .groupedQueryRotary(queryKeyNorm: false), mlp: .gatedSiLU, norm: .rmsPreNorm)
+    /// The Qwen3 decoder layer: LLaMA's with per-head q/k RMSNorm.
+    public static let qwen3 = EngineBlocks(attention: .groupedQueryRotary(queryKeyNorm: true), mlp: .gatedSiLU, norm: .rmsPreNorm)
+
+    /// Whether attention normalises each query and key head before the rotary embedding.
+    public var queryKeyNorm: Bool {
+        switch attention { case .groupedQueryRotary(let n): n }
+    }
 }
 
 /// The values a stock `config.json` states, whatever the family's keys for them.

@@ -6,6 +6,8 @@ public enum TensorRole: String, Sendable, Hashable, CaseIterable {
     // Per decoder layer.
     case inputNorm, postAttentionNorm
     case query, key, value, output
+    /// Per-head RMSNorm of the queries and keys (Qwen3): one weight of head-dim size shared by all heads.
+    case queryNorm, keyNorm
     case gate, up, down
 
     /// Whether the tensor belongs to a decoder layer (its name carries the layer index).
@@ -23,6 +25,11 @@ public enum TensorRole: String, Sendable, Hashable, CaseIterable {
     public static let mlpProjections: [TensorRole] = [.gate, .up, .down]
     /// A decoder layer's norms.
     public static let layerNorms: [TensorRole] = [.inputNorm, .postAttentionNorm]
+
+    /// Whether the tensor belongs to a layer's attention (absent from an attention-free layer).
+    public var isAttention: Bool { Self.attentionProjections.contains(self) || self == .queryNorm || self == .keyNorm }
+    /// Whether the tensor belongs to a layer's MLP (absent from an MLP-free layer).
+    public var isMLP: Bool { Self.mlpProjections.contains(self) }
 }
 
 /// A linear layer's parameters (norms and embeddings have weights only).
@@ -42,6 +49,9 @@ public enum Dimension: Sendable, Hashable {
     case keyValueChannels
     /// MLP channels.
     case mlpChannels
+    /// The channels of one attention head (a per-head norm's weight): pruning removes whole heads,
+    /// never entries of this.
+    case headDim
 }
 
 /// One tensor of a model: role, kind and (for decoder-layer tensors) the layer.

@@ -58,7 +58,7 @@ public enum MemberRole: Sendable, Equatable {
             guard s.removeLayers != nil, let l = ref.layer else { return nil }
             return .total(layer: l)
         case .channel:
-            if d.isVector || d.columns == .hidden { return .hiddenChannels(axis: .columns) }
+            if d.columns == .hidden { return .hiddenChannels(axis: .columns) }
             return d.rows.contains(.hidden) ? .hiddenChannels(axis: .rows) : nil
         case .block:
             guard let l = ref.layer else { return nil }
@@ -168,8 +168,11 @@ extension SalienceTable {
         return names
     }
 
-    /// A layer's members for layer ranking, the query projection first.
+    /// A layer's members for layer ranking, the query projection first: the projections, the two
+    /// norms, then any other weight the family declares per layer (Qwen3's q/k norms).
     func layerMembers(_ l: Int, _ shape: ModelDescription) -> [String] {
-        TensorRole.projections.map { shape.name($0, layer: l) } + TensorRole.layerNorms.map { shape.name($0, layer: l) }
+        let known = TensorRole.projections + TensorRole.layerNorms
+        let others = shape.tensors.layer.map(\.role).filter { !known.contains($0) }
+        return (known + others).map { shape.name($0, layer: l) }
     }
 }

@@ -29,7 +29,7 @@ public enum PrunedFolder {
         try FileSystem.createDirectory(folder)
         // Stale shards of an earlier run would make the folder a different checkpoint.
         for name in try FileSystem.contents(of: folder)
-        where name.hasSuffix(".safetensors") || name == "model.safetensors.index.json" || name == plan.shape.family.perLayerCode.fileName {
+        where name.hasSuffix(".safetensors") || name == "model.safetensors.index.json" || (name.hasPrefix("modeling_shears_") && name.hasSuffix(".py")) {
             _ = unlink(FileSystem.join(folder, name))
         }
         var written = try Surgery.write(source, plan: plan, to: folder, dtype: dtype, maxShardSize: maxShardSize, recovered: recovered, progress: progress)

@@ -41,7 +41,7 @@ public enum Surgery {
         /// The kept entries of one dimension (nil: all).
         func kept(_ dimension: Dimension) -> [Int]? {
             switch dimension {
-            case .vocabulary: return nil
+            case .vocabulary, .headDim: return nil
             case .hidden: return plan.keptHidden.count == model.hiddenSize ? nil : plan.keptHidden
             case .queryChannels: return channels(plan.layers[ref.layer!].keptHeads, model.attentionHeads)
             case .keyValueChannels: return channels(plan.layers[ref.layer!].keptKeyValueHeads, model.keyValueHeads)

@@ -184,6 +184,8 @@ import Tokenizers
     @Test func modelingSourceMatchesToolsFile() throws {
         let file = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_llama.py")
         #expect(Array((LlamaFamily.remoteCode.source + "\n").utf8) == file)
+        let qwen3 = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_qwen3.py")
+        #expect(Array((Qwen3Family().perLayerCode.source + "\n").utf8) == qwen3)
     }
 }
 

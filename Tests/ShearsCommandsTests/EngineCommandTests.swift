@@ -131,3 +131,22 @@ import ShearsJSON
         #expect(noTokenizer.status == 2 && noTokenizer.stderr.contains("tokenizer.json"))
     }
 }
+
+/// `shears eval` on a tiny Qwen3 (Tools/engine/make_goldens.py, case qwen3-eval): the perplexity
+/// transformers computes in float64 on the same windows, to 1e-5 relative.
+@Suite struct Qwen3EvalCommandTests {
+    @Test func evalMatchesTransformersPerplexity() throws {
+        let model = fixturesPath + "/engine/qwen3-eval"
+        let out = CommandRunner.run(["eval", model, "--text", model + "/eval.txt", "--seq-len", "32", "--json", "--threads", "2"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let j = try JSONValue.parse(out.stdout).objectValue!
+        let g = try Checkpoint.open(model + "/golden.safetensors")
+        func double(_ name: String) throws -> Double {
+            let v = try g.tensor(named: name)
+            return v.withUnsafeBytes { Double(bitPattern: UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self))) }
+        }
+        let ref = try double("ppl.perplexity")
+        let ppl = try #require(j["perplexity"]?.doubleValue)
+        #expect(abs(ppl - ref) / ref < 1e-5, "perplexity \(ppl) vs transformers \(ref)")
+    }
+}

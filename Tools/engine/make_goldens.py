@@ -1,6 +1,7 @@
 """Golden data for the Swift engine, computed with transformers in float64.
 
     python make_goldens.py tiny OUT_DIR          tiny random configurations → OUT_DIR/<name>/
+    python make_goldens.py tiny OUT_DIR qwen3    only the cases whose name starts with qwen3
     python make_goldens.py real HF_DIR OUT       a trained model folder with tokenizer.json (SmolLM2 converted
                                                  by Tools/smollm2-hf, the bundled austen-llama) → OUT (safetensors)
 
@@ -8,6 +9,9 @@ Tiny: each case folder holds config.json and model.safetensors (the model, store
 dtype) and golden.safetensors: the token batch, loss, all logits, the gradient of every parameter
 and the Fisher sum (Σ over samples of the squared gradient of each sample's own mean loss, by a
 per-sample loop), all from the float64 model whose weights are the stored (rounded) values.
+Qwen3 cases also hold a greedy continuation (`greedy.prompt`, `greedy.continuation`), and
+`qwen3-eval` (vocabulary of Fixtures/models/austen-llama's tokenizer.json, copied beside it) the
+perplexity of `eval.txt` as `shears eval --seq-len 32` computes it (`ppl.*`).
 """
 import json, math, os, sys
 import torch
@@ -26,8 +30,10 @@ def _rms_forward(self, h):
 def _patch_norms():
     import transformers.models.llama.modeling_llama as ml
     import transformers.models.qwen2.modeling_qwen2 as mq
+    import transformers.models.qwen3.modeling_qwen3 as mq3
     ml.LlamaRMSNorm.forward = _rms_forward
     mq.Qwen2RMSNorm.forward = _rms_forward
+    mq3.Qwen3RMSNorm.forward = _rms_forward   # the per-head q/k norms too
 
 def causal_loss(model, ids, reduction="mean"):
     logits = model(input_ids=ids).logits
@@ -38,6 +44,9 @@ def build(kind, **kw):
     from transformers import LlamaConfig, Qwen2Config, LlamaForCausalLM, Qwen2ForCausalLM
     if kind == "qwen2":
         return Qwen2ForCausalLM(Qwen2Config(**kw))
+    if kind == "qwen3":
+        from transformers import Qwen3Config, Qwen3ForCausalLM
+        return Qwen3ForCausalLM(Qwen3Config(**kw))
     return LlamaForCausalLM(LlamaConfig(**kw))
 
 BASE = dict(hidden_size=64, num_hidden_layers=2, vocab_size=64, intermediate_size=96, rms_norm_eps=1e-6,
@@ -58,6 +67,14 @@ CASES = {
     # Built from a GQA model by slicing, as a pruned model: layer 0 keeps KV head 1 (query heads 2, 3)
     # and 56 of 96 MLP channels; layer 1 keeps both KV heads and 80 channels.
     "uneven-pruned": ("llama", dict(num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False), torch.bfloat16),
+    # Qwen3: per-head q/k RMSNorm before rotary; head_dim 24 ≠ hidden / heads = 16, one KV head, tied.
+    "qwen3-kv1-tied-headdim": ("qwen3", dict(num_attention_heads=4, num_key_value_heads=1, head_dim=24, tie_word_embeddings=True,
+                                             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), torch.bfloat16),
+    "qwen3-gqa-untied": ("qwen3", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
+                                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), torch.float32),
+    "qwen3-eval": ("qwen3", dict(hidden_size=32, vocab_size=8000, intermediate_size=48, num_attention_heads=4, num_key_value_heads=2,
+                                 head_dim=16, tie_word_embeddings=True,
+                                 rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), torch.bfloat16),
 }
 
 def randomize(model, gen):
@@ -100,8 +117,38 @@ def state_for_saving(model):
         sd.pop("lm_head.weight", None)
     return sd
 
-def tiny(out_root):
+def greedy(model, prompt, n):
+    ids = prompt.clone()
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = model(input_ids=ids[None]).logits[0, -1].argmax()
+            ids = torch.cat([ids, nxt.reshape(1)])
+    return ids[len(prompt):]
+
+def eval_golden(model, out):
+    """Perplexity as `shears eval --seq-len 32` computes it: the text tokenized without special
+    tokens, non-overlapping windows of 32, the tail dropped, each window predicting its tokens 2..32."""
+    from tokenizers import Tokenizer
+    import shutil
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copy(os.path.join(root, "Fixtures/models/austen-llama/tokenizer.json"), out)
+    text = open(os.path.join(root, "Fixtures/text/austen-evaluation/persuasion.txt"), encoding="utf-8").read()[:1500]
+    open(os.path.join(out, "eval.txt"), "w", encoding="utf-8").write(text)
+    ids = Tokenizer.from_file(os.path.join(out, "tokenizer.json")).encode(text, add_special_tokens=False).ids
+    seq = 32
+    windows = len(ids) // seq
+    x = torch.tensor(ids[:seq * windows]).reshape(windows, seq)
+    with torch.no_grad():
+        nll = causal_loss(model, x, reduction="sum")[0].item()
+    n = windows * (seq - 1)
+    print(f"  eval.txt: {windows} windows of {seq}, ppl {math.exp(nll / n):.10f}")
+    return {"ppl.nll_sum": torch.tensor([nll], dtype=torch.float64), "ppl.predicted": torch.tensor([n], dtype=torch.int64),
+            "ppl.perplexity": torch.tensor([math.exp(nll / n)], dtype=torch.float64)}
+
+def tiny(out_root, only=None):
     for ci, (name, (kind, over, dtype)) in enumerate(CASES.items()):
+        if only and not name.startswith(only):
+            continue
         torch.manual_seed(1000 + ci)
         gen = torch.Generator().manual_seed(2000 + ci)
         model = build(kind, **{**BASE, **over})
@@ -129,7 +176,7 @@ def tiny(out_root):
         json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=2, sort_keys=True)
 
         B, T = 3, 9
-        tokens = torch.randint(0, BASE["vocab_size"], (B, T), generator=gen)
+        tokens = torch.randint(0, model.config.vocab_size, (B, T), generator=gen)
         model.zero_grad()
         loss, logits = causal_loss(model, tokens)
         loss.backward()
@@ -146,6 +193,11 @@ def tiny(out_root):
                 fisher[k] += p.grad.detach() ** 2
         for k, f in fisher.items():
             golden["fisher." + k] = f.float()
+        if kind == "qwen3":
+            golden["greedy.prompt"] = tokens[0, :4].to(torch.int32)
+            golden["greedy.continuation"] = greedy(model, tokens[0, :4], 8).to(torch.int32)
+        if name == "qwen3-eval":
+            golden.update(eval_golden(model, out))
         save_file({k: v.contiguous() for k, v in golden.items()}, os.path.join(out, "golden.safetensors"))
         print(f"{name}: loss {loss.item():.10f}, {sum(p.numel() for p in params.values())} parameters")
 
@@ -225,6 +277,6 @@ def real(hf_dir, out_path):
 if __name__ == "__main__":
     _patch_norms()
     if sys.argv[1] == "tiny":
-        tiny(sys.argv[2])
+        tiny(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     else:  # "real" (or the old name "smollm2")
         real(sys.argv[2], sys.argv[3])

@@ -3,7 +3,9 @@
     python check_pruned_model.py PRUNED_FOLDER SOURCE_FOLDER
 
 - Uniform widths (no auto_map): loads with stock AutoModelForCausalLM (no remote code).
-- Per-layer widths: loads with trust_remote_code=True (modeling_shears_llama.py in the folder).
+- Per-layer widths: loads with trust_remote_code=True (the family's modeling_shears_*.py in the
+  folder: llama, or qwen3 with its q/k norms).
+Qwen3's per-head q_norm / k_norm run along head_dim, which no strategy slices: they stay as they are.
 Block pruning: the logits must equal those of the source model with the removed heads, KV heads
 and MLP channels (from pruning-manifest.json) zeroed, on fixed random tokens, in float64.
 Layer pruning: the source with the removed layers skipped. Channel pruning changes RMSNorm's
