@@ -110,3 +110,26 @@ let package = Package(
         ]),
     ]
 )
+
+// Fuzz targets (Fuzz/, issue 21): one libFuzzer entry point per parser of untrusted bytes. Declared
+// only when SHEARS_FUZZ is set, as Tools/fuzz does (it builds them with the fuzzer and address
+// sanitizers into .build/fuzz), so the normal build and test never see them.
+if Context.environment["SHEARS_FUZZ"] != nil {
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("FuzzJSON", ["ShearsJSON"]),
+        ("FuzzSafetensorsHeader", ["CheckpointCore"]),
+        ("FuzzShardIndex", ["CheckpointCore"]),
+        ("FuzzConfig", ["CheckpointCore", "ModelArchitecture", "ShearsJSON"]),
+        ("FuzzGGUF", ["CheckpointCore", "GGUF"]),
+        ("FuzzCompact", ["CheckpointCore", "CompactFormat"]),
+        ("FuzzTokenizer", ["Tokenizers"]),
+        ("FuzzManifest", ["CheckpointCore", "ModelArchitecture", "Pruning", "ShearsJSON"]),
+        ("FuzzHashList", ["ShearsCommands"]),
+        ("FuzzCalibrationTokens", ["CheckpointCore", "ShearsPipeline"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support"))
+    for (name, deps) in fuzzTargets {
+        package.targets.append(.executableTarget(name: name, dependencies: deps + ["FuzzSupport"], path: "Fuzz/\(name)",
+                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

@@ -42,7 +42,7 @@ public final class LlamaModel: @unchecked Sendable {
         guard let configPath = checkpoint.configPath else {
             throw CheckpointError(.invalidConfig, "no config.json next to the checkpoint", path: checkpoint.folder)
         }
-        let description = try ModelDescription(configPath: configPath)
+        let description = try ModelDescription(configPath: configPath, store: checkpoint)
         do { try self.init(store: checkpoint, description: description) } catch { throw error.inFile(configPath) }
     }
 

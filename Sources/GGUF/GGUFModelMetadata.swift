@@ -75,6 +75,22 @@ public struct GGUFModelMetadata: Sendable {
         func optionalInt(_ key: String) throws(CheckpointError) -> Int? { f["\(arch).\(key)"] == nil ? nil : try int(key) }
         hiddenSize = try int("embedding_length")
         let blockCount = try int("block_count")
+        // block_count sizes per-block arrays and loops: it may not exceed the blocks the tensors have.
+        var blocks = Set<Int>()
+        for t in f.tensors where t.name.hasPrefix(GGUFNaming.layerPrefix) {
+            let tail = t.name.dropFirst(GGUFNaming.layerPrefix.count)
+            if let dot = tail.firstIndex(of: "."), let b = Int(tail[..<dot]), b >= 0 { blocks.insert(b) }
+        }
+        var firstMissing = 0
+        while firstMissing < blockCount && blocks.contains(firstMissing) { firstMissing += 1 }
+        // A file without tensors (metadata only) still bounds it: 8 bytes of file per block.
+        guard blockCount <= f.fileSize / 8 else {
+            throw CheckpointError(.ggufTruncated, "\(arch).block_count is \(blockCount), more blocks than a \(f.fileSize)-byte file can describe", path: f.path)
+        }
+        guard f.tensors.isEmpty || firstMissing == blockCount else {
+            let name = GGUFNaming.layerPrefix + String(firstMissing) + ".attn_norm.weight"
+            throw CheckpointError(.tensorNotFound, "\(arch).block_count is \(blockCount), but the file has no tensor '\(name)': its tensors hold \(firstMissing) block\(firstMissing == 1 ? "" : "s")", path: f.path, tensor: name)
+        }
         layers = blockCount
         contextLength = try int("context_length")
         if arch == "deci" {

@@ -21,9 +21,17 @@ public struct LayerSizes: Sendable, Equatable, CustomStringConvertible {
     public var hasAttention: Bool { numAttentionHeads > 0 }
     public var hasMLP: Bool { intermediateSize > 0 }
 
-    /// Query channels (query heads × head dim) and key/value channels.
-    public func queryWidth(headDim: Int) -> Int { numAttentionHeads * headDim }
-    public func keyValueWidth(headDim: Int) -> Int { numKeyValueHeads * headDim }
+    /// Query channels (query heads × head dim) and key/value channels. Saturates at `Int.max`
+    /// instead of trapping (sizes come from files; no tensor has that many rows, so a saturated
+    /// width is refused as a shape mismatch).
+    public func queryWidth(headDim: Int) -> Int { Self.saturatingProduct(numAttentionHeads, headDim) }
+    public func keyValueWidth(headDim: Int) -> Int { Self.saturatingProduct(numKeyValueHeads, headDim) }
+
+    /// a × b, or `Int.max` when that overflows.
+    public static func saturatingProduct(_ a: Int, _ b: Int) -> Int {
+        let (p, o) = a.multipliedReportingOverflow(by: b)
+        return o ? .max : p
+    }
 
     /// The number of entries of `dimension` in this layer.
     public func width(of dimension: Dimension, in model: ModelDescription) -> Int {

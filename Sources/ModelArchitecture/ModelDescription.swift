@@ -79,7 +79,10 @@ public struct ModelDescription: Sendable {
         if let hidden { m.hiddenSize = hidden }
         let d = family.tensors.declaration(ref.role)
         let s = sizes ?? ref.layer.map { layers[$0] } ?? LayerSizes(numAttentionHeads: 0, numKeyValueHeads: 0, intermediateSize: 0)
-        let rows = d.rows.reduce(0) { $0 + s.width(of: $1, in: m) }
+        let rows = d.rows.reduce(0) { (sum: Int, dim: Dimension) -> Int in
+            let (r, o) = sum.addingReportingOverflow(s.width(of: dim, in: m))
+            return o ? .max : r
+        }
         if ref.kind == .bias { return [rows] }
         return d.isVector ? [s.width(of: d.columns, in: m)] : [rows, s.width(of: d.columns, in: m)]
     }

@@ -73,8 +73,8 @@ public struct RecordedGradientSource: GradientSource {
 
     public func computeGradients(model: String, batch: [[Int32]], fisher wantsFisher: Bool,
                                  consumer: (ParameterView) throws -> Void) throws -> Double {
-        let description = try ModelDescription(configPath: FileSystem.join(model, "config.json"))
         let model = try Checkpoint.open(model)
+        let description = try ModelDescription(configPath: FileSystem.join(model.folder, "config.json"), store: model)
         let grads = try Checkpoint.open(gradients)
         let fisherFile = try wantsFisher ? fisher.map { (p) throws(CheckpointError) in try Checkpoint.open(p) } : nil
         if wantsFisher && fisherFile == nil { throw CheckpointError(.invalidArgument, "no Fisher sums were recorded", path: gradients) }

@@ -94,7 +94,7 @@ public struct DiffCommand: ParsableCommand {
             if let manifest {
                 let m = try JSONValue.parse(FileSystem.readFile(manifest, limit: 1 << 30))
                 guard let configPath = sa.configPath else { throw CheckpointError(.invalidConfig, "A has no config.json to read the manifest against", path: a) }
-                let plan = try PruningPlan(manifest: m, shape: ModelDescription(configPath: configPath))
+                let plan = try PruningPlan(manifest: m, shape: ModelDescription(configPath: configPath, store: sa))
                 for info in sa.tensorInfos {
                     guard let slice = Surgery.slice(info.name, shape: info.shape, plan: plan) else { continue }
                     expectedA.append(Expected(name: slice.outputName, dtype: info.dtype, shape: slice.outputShape) { body in

@@ -186,6 +186,12 @@ public struct VerifyCommand: ParsableCommand {
         guard let configPath = store.configPath else { return Check(name: "config", status: .skipped, detail: "no config.json next to the checkpoint") }
         let config: ModelConfiguration
         do { config = try ModelConfiguration(path: configPath) } catch { return Check(name: "config", status: .failed, detail: "\(error)") }
+        // A layer count the tensors cannot hold is refused before anything is built per layer.
+        if let family = try? ModelFamilies.family(of: config) {
+            do { try config.checkSizes(against: store.tensorInfos, naming: family.tensors, path: configPath, dimensions: false) } catch {
+                return Check(name: "config", status: .failed, detail: "\(error)")
+            }
+        }
         let expected: [String: [Int]]
         do { expected = try ExpectedShapes.of(config) } catch {
             return Check(name: "config", status: .skipped, detail: "\(error)")

@@ -41,8 +41,7 @@ public struct ModelSource {
         guard let configPath = store.configPath else {
             throw CheckpointError(.invalidConfig, "no config.json next to the weights; the model's sizes come from it", path: store.modelFolder ?? path)
         }
-        let description = try ModelDescription(configPath: configPath)
-        try description.validate(store)
+        let description = try ModelDescription(configPath: configPath, store: store)
         return ModelSource(path: path, store: store, description: description, companionFolder: store.modelFolder,
                            builtFiles: [], dequantizedDType: nil)
     }
@@ -54,8 +53,7 @@ public struct ModelSource {
         let dtype = GGUFToHuggingFace.defaultDType(store.file)
         let configJSON = hp.configJSON(dtype: dtype)
         let description: ModelDescription
-        do { description = try ModelDescription(ModelConfiguration(json: configJSON)) } catch { throw error.inFile(path) }
-        do { try description.validate(store) } catch { throw error.inFile(path) }
+        do { description = try ModelDescription(ModelConfiguration(json: configJSON), store: store) } catch { throw error.inFile(path) }
         var files: [(String, [UInt8])] = [("config.json", configJSON.serializedBytes(style: .pretty) + [0x0A])]
         var tokenizerProblem: String? = nil
         do {

@@ -54,3 +54,36 @@ import CheckpointCore
         }
     }
 }
+
+/// Sizes in config.json are checked against the tensors before anything is built from them (issue 21).
+@Suite struct ConfigurationSizeCheckTests {
+    static let hostile = ModelConfigurationTests.fixtures + "/hostile"
+
+    @Test func agreeingSizesPass() throws {
+        let store = try Checkpoint.open(Self.hostile + "/valid-one-layer")
+        let m = try ModelDescription(configPath: Self.hostile + "/valid-one-layer/config.json", store: store)
+        #expect(m.layerCount == 1 && m.hiddenSize == 8 && m.vocabSize == 16)
+    }
+
+    @Test(arguments: [
+        ("layers-1e9", CheckpointError.Code.tensorNotFound, "model.layers.0.input_layernorm.weight"),
+        ("hidden-1e12", .shapeMismatch, "model.embed_tokens.weight"),
+        ("vocab-1e12", .shapeMismatch, "model.embed_tokens.weight"),
+        ("heads-1e12", .shapeMismatch, "model.layers.0.self_attn.q_proj.weight"),
+        ("head-dim-overflow", .shapeMismatch, "model.layers.0.self_attn.q_proj.weight"),
+        ("intermediate-1e12", .shapeMismatch, "model.layers.0.mlp.gate_proj.weight"),
+    ])
+    func disagreeingSizesNameTheTensor(_ folder: String, _ code: CheckpointError.Code, _ tensor: String) throws {
+        let store = try Checkpoint.open(Self.hostile + "/" + folder)
+        let e = #expect(throws: CheckpointError.self) {
+            try ModelDescription(configPath: Self.hostile + "/" + folder + "/config.json", store: store)
+        }
+        #expect(e?.code == code && e?.tensor == tensor, "\(String(describing: e))")
+    }
+
+    /// Widths saturate instead of trapping when a product of sizes overflows.
+    @Test func widthsSaturate() {
+        let s = LayerSizes(numAttentionHeads: 1_000_000_000_000, numKeyValueHeads: 1, intermediateSize: 1)
+        #expect(s.queryWidth(headDim: 1_000_000_000_000) == .max)
+    }
+}
