@@ -111,7 +111,13 @@ public struct PruneJob {
         switch outputKind {
         case .folder:
             if !dryRun { try checkFolderOutput() }
-            return try pruneIntoFolder(model, folder: output, report)
+            // Built in a staging folder next to OUT and moved into place when complete, so that a
+            // failure (a full disk, an interrupted run) leaves OUT as it was.
+            let staged = try StagedFolder(destination: output)
+            var result = try pruneIntoFolder(model, folder: staged.path, report)
+            try staged.commit()
+            result.manifestPath = FileSystem.join(output, "pruning-manifest.json")
+            return result
         case .gguf, .compact:
             if FileSystem.isDirectory(output) {
                 throw CheckpointError(.invalidArgument, "is a folder; a .\(outputKind == .gguf ? "gguf" : CompactLayout.fileExtension) output must be a file path", path: output)
@@ -280,7 +286,7 @@ public struct PruneJob {
         var resultFiles: [String: String] = [:]
         var fileSizes = 0
         if !dryRun {
-            report(.message("prune: writing \(output)"))
+            report(.message("prune: writing \(self.output)"))
             let phase = "prune: writing"
             let written = try PrunedFolder.write(source, configuration: config, plan: plan, to: output, dtype: target, maxShardSize: shardSize,
                                                  recovered: recovered, companionFolder: model.companionFolder,

@@ -27,7 +27,9 @@ import Testing
         return out
     }
 
-    @Test(arguments: [["convert", model, "OUT/folder"], ["convert", model, "OUT/m.ctz"], ["hash", model, "-o", "OUT/h.json"]])
+    @Test(arguments: [["convert", model, "OUT/folder"], ["convert", model, "OUT/m.ctz"], ["hash", model, "-o", "OUT/h.json"],
+                      ["prune", model, "OUT/pruned", "--importance", "l2"], ["prune", model, "OUT/p.gguf", "--importance", "l2"],
+                      ["prune", model, "OUT/p.ctz", "--importance", "l2"]])
     func fileSizeLimitLeavesNothing(_ template: [String]) throws {
         let dir = temporaryFolder("shears-fulldisk")
         defer { _ = system("rm -rf '\(dir)'") }
