@@ -47,7 +47,7 @@ public struct LayerWeights: Sendable {
         func lin(_ role: TensorRole, out: Int, in inF: Int) throws(CheckpointError) -> Linear {
             let weight = m.name(role, .weight, layer: index), bias = m.name(role, .bias, layer: index)
             let w = try WeightLoader.matrix(checkpoint, weight, rows: out, cols: inF)
-            let b: Matrix? = checkpoint.tensorInfo(named: bias) == nil ? nil
+            let b: Matrix? = checkpoint.tensorInfo(named: bias) == nil || !m.tensors.declaration(role).mayHaveBias ? nil
                 : try WeightLoader.matrix(checkpoint, bias, rows: 1, cols: out)
             return Linear(weight: w, bias: b)
         }

@@ -179,6 +179,9 @@ public struct RecoveryRun {
             for (site, proj, kept, width) in [(ActivationSite.attention, shape.name(.output, layer: l), layer.keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, shape.attentionHeads * d),
                                               (ActivationSite.mlp, shape.name(.down, layer: l), layer.keptChannels, shape.intermediateSize)] {
                 guard kept.count < width else { continue }
+                if method != .none && !shape.tensors.declaration(site == .attention ? .output : .down).mayHaveBias {
+                    throw CheckpointError(.unsupportedConversion, "--recover \(method) writes a bias on the \(site == .attention ? "output" : "down") projection, which \(shape.family.modelType) models cannot have (transformers would ignore it); use --recover none, or leave the \(site == .attention ? "attention" : "MLP") unpruned", tensor: proj)
+                }
                 let biasName = String(proj.dropLast("weight".count)) + "bias"
                 let wInfo = source.tensorInfo(named: proj)!
                 let w = try source.tensorFloats(proj).map(Double.init)

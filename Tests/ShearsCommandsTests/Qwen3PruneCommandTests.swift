@@ -49,4 +49,21 @@ import ShearsJSON
             #expect(g.status == 0, "\(g.stderr)")
         }
     }
+
+    /// Qwen3's MLP has no biases in transformers: recovery that would add a down-projection bias is
+    /// refused; recovery of the attention output (attention_bias) is written and verifies.
+    @Test func recoveryRefusesAnMLPBias() throws {
+        let dir = temporaryFolder("shears-qwen3-recover")
+        defer { removeFolder(dir) }
+        let options = ["--strategy", "block", "--ratio", "0.5", "--attention-layers", "0:2", "--importance", "wanda-sp", "--recover", "ls"]
+        let refused = CommandRunner.run(["prune", Self.model, dir + "/mlp"] + options + ["--mlp-layers", "0:2"] + Self.calibration)
+        #expect(refused.status != 0 && refused.stderr.contains("down projection"), "\(refused.stderr)")
+        let out = dir + "/attention"
+        let p = CommandRunner.run(["prune", Self.model, out] + options + ["--mlp-layers", "0:0"] + Self.calibration)
+        #expect(p.status == 0, "\(p.stderr)")
+        let v = CommandRunner.run(["verify", out, "--source", Self.model, "--manifest", out + "/pruning-manifest.json"])
+        #expect(v.status == 0, "\(v.stdout)\(v.stderr)")
+        let c = try JSONValue.parse(try FileSystem.readFile(out + "/config.json"))
+        #expect(c["attention_bias"]?.boolValue == true && c["mlp_bias"] == nil)
+    }
 }

@@ -4,7 +4,8 @@ import ShearsJSON
 /// Qwen3 (`Qwen3ForCausalLM`): LLaMA's tensors plus a per-head RMSNorm of the queries and keys
 /// (`self_attn.q_norm` / `k_norm`, one weight of head-dim size shared by all heads, applied before
 /// the rotary embedding), an explicit `head_dim` (128 when the config omits it), no attention
-/// biases by default, and NeoX-style rotary that llama.cpp stores unpermuted.
+/// biases by default, an MLP that never has biases (Qwen3MLP), and NeoX-style rotary that
+/// llama.cpp stores unpermuted.
 public struct Qwen3Family: ModelFamily {
     public init() {}
     public var modelType: String { "qwen3" }
@@ -20,9 +21,10 @@ public struct Qwen3Family: ModelFamily {
     }
 
     /// transformers' Qwen3 names: LLaMA's, and `model.layers.{i}.self_attn.q_norm` / `k_norm`
-    /// along the head dim (which pruning never slices).
+    /// along the head dim (which pruning never slices). transformers' Qwen3MLP has no biases.
     public static let tensorNames: TensorNaming = {
         var t = LlamaFamily.tensorNames
+        for i in t.layer.indices where t.layer[i].role.isMLP { t.layer[i].mayHaveBias = false }
         let k = t.layer.firstIndex { $0.role == .key }!
         t.layer.insert(.vector(.keyNorm, "self_attn.k_norm", along: .headDim), at: k + 1)
         t.layer.insert(.vector(.queryNorm, "self_attn.q_norm", along: .headDim), at: k)
