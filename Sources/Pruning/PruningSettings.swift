@@ -212,6 +212,12 @@ public struct PruningSettings: Sendable, Equatable {
         if recovery != .none && strategy != .block {
             throw CheckpointError(.invalidUsage, "--recover applies to --strategy block (the inputs of the output and down projections); \(strategy.rawValue) pruning has nothing to refit")
         }
+        if recovery != .none {
+            for (role, range, what) in [(TensorRole.output, s.attentionLayers!, "attention"), (.down, s.mlpLayers!, "mlp")]
+            where range.start < range.end && !shape.tensors.declaration(role).mayHaveBias {
+                throw CheckpointError(.invalidUsage, "--recover \(recovery.rawValue) adds a bias to the \(role == .output ? "output" : "down") projection, which \(shape.family.modelType) models cannot have (transformers would ignore it); use --recover none, or leave the \(what == "mlp" ? "MLP" : "attention") unpruned (--\(what)-layers 0:0)")
+            }
+        }
         if let d = damping {
             guard d >= 0, d.isFinite else { throw CheckpointError(.invalidUsage, "--damping must be zero or positive") }
             guard recovery.needsCovariance else { throw CheckpointError(.invalidUsage, "--damping applies to --recover ls and anchored-ls") }

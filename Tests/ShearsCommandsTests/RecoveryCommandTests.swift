@@ -173,6 +173,16 @@ import ShearsJSON
         #expect(out.contains("model.layers.2.mlp.up_proj.weight is not the source's"), "\(out)")
     }
 
+    /// transformers' Qwen2 has no bias on o_proj or the MLP, so recovery that adds one is refused
+    /// before any work, as a usage error naming the family; pruning only the attention of a
+    /// family whose output projection may not carry a bias is refused the same way.
+    @Test func recoveryBiasesTheFamilyCannotHaveAreRefused() throws {
+        let r = CommandRunner.run(["prune", fixturesPath + "/engine/qwen2-bias", "/tmp/shears-never-\(getpid())", "--importance", "l2", "--recover", "bias"])
+        #expect(r.status == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("qwen2 models cannot have") && r.stderr.contains("--recover none"), "\(r.stderr)")
+        #expect(!FileSystem.isDirectory("/tmp/shears-never-\(getpid())"))
+    }
+
     /// Options that cannot apply are refused with the option named, as usage errors (exit 64).
     @Test func refusals() throws {
         let source = fixturesPath + "/pruning/tiny-gqa"

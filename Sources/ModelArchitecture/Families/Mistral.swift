@@ -7,7 +7,15 @@ public struct MistralFamily: ModelFamily {
     public init() {}
     public var modelType: String { "mistral" }
     public var architectureClass: String { "MistralForCausalLM" }
-    public var tensors: TensorNaming { LlamaFamily.tensorNames }
+    public var tensors: TensorNaming { Self.tensorNames }
+
+    /// LLaMA's names; transformers' Mistral projections have no biases at all, so recovery cannot
+    /// add one (transformers would ignore it).
+    public static let tensorNames: TensorNaming = {
+        var t = LlamaFamily.tensorNames
+        for i in t.layer.indices { t.layer[i].mayHaveBias = false }
+        return t
+    }()
     /// llama.cpp's converter writes Mistral as `llama`; files that say `mistral` read as Mistral.
     public var gguf: GGUFNaming {
         var g = LlamaFamily.ggufNames

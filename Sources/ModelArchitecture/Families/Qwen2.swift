@@ -7,7 +7,15 @@ public struct Qwen2Family: ModelFamily {
     public init() {}
     public var modelType: String { "qwen2" }
     public var architectureClass: String { "Qwen2ForCausalLM" }
-    public var tensors: TensorNaming { LlamaFamily.tensorNames }
+    public var tensors: TensorNaming { Self.tensorNames }
+
+    /// LLaMA's names; transformers' Qwen2Attention has biases on q/k/v only (none on o_proj), and
+    /// Qwen2MLP none, so recovery cannot add one there (transformers would ignore it).
+    public static let tensorNames: TensorNaming = {
+        var t = LlamaFamily.tensorNames
+        for i in t.layer.indices where t.layer[i].role.isMLP || t.layer[i].role == .output { t.layer[i].mayHaveBias = false }
+        return t
+    }()
     public var gguf: GGUFNaming {
         var g = LlamaFamily.ggufNames
         g.architecture = "qwen2"
