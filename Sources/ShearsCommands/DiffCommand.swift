@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import ShearsPipeline
 import ModelArchitecture
 import Pruning
 import ShearsJSON
@@ -79,8 +80,8 @@ public struct DiffCommand: ParsableCommand {
     public func run() throws {
         let sa: any TensorStore, sb: any TensorStore
         do {
-            sa = try AnyCheckpoint.open(a)
-            sb = try AnyCheckpoint.open(b)
+            sa = try ModelSource.openStore(a)
+            sb = try ModelSource.openStore(b)
         } catch { throw report(error) }
         // A's tensors as B should hold them: A itself, or A sliced by the manifest's plan.
         struct Expected {

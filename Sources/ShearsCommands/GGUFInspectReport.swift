@@ -14,12 +14,6 @@ struct GGUFInspectReport {
     /// Arrays longer than this are shown as "[N type]".
     static let arrayLimit = 16
 
-    static func isGGUF(_ path: String) -> Bool {
-        if path.hasSuffix(".gguf") { return true }
-        guard FileSystem.isFile(path), let m = try? MappedFile(path: path), m.count >= 4 else { return false }
-        return m.bytes(in: 0..<4) == Array("GGUF".utf8)
-    }
-
     init(path: String) throws {
         file = try GGUFFile(path: path)
         hyperparameters = try? GGUFModelMetadata(gguf: file)

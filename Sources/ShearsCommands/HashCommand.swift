@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import ShearsPipeline
 import CompactFormat
 import ShearsConcurrency
 
@@ -36,7 +37,7 @@ public struct HashCommand: ParsableCommand {
 
     public func run() throws {
         do {
-            let store = try AnyCheckpoint.open(path)
+            let store = try ModelSource.openStore(path)
             let hashes = try TensorHashes.compute(store, threads: threads)
             let text = hashes.json.serialized(style: .pretty) + "\n"
             if let output { try AtomicFile.write(Array(text.utf8), to: output) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CheckpointCore
+import ShearsPipeline
 import CompactFormat
 import GGUF
 import ModelArchitecture
@@ -42,7 +43,7 @@ public struct InspectCommand: ParsableCommand {
             }
             return
         }
-        if GGUFInspectReport.isGGUF(path) {
+        if path.hasSuffix(".gguf") || ModelSource.isGGUF(path) {
             try emit { try GGUFInspectReport(path: path) }
         } else {
             try emit { try InspectReport(path: path) }

@@ -82,7 +82,7 @@ public struct VerifyCommand: ParsableCommand {
         do { key = try publicKey.map { try ModelVerificationKey(path: $0) } } catch { throw report(error) }
         let store: (any TensorStore)?
         do {
-            store = try AnyCheckpoint.open(path)
+            store = try ModelSource.openStore(path)
         } catch {
             store = nil
             malformed = true

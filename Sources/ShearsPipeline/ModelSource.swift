@@ -32,12 +32,7 @@ public struct ModelSource {
     ///   `config.json`, an unsupported family, or tensors that disagree with the configuration.
     public static func open(_ path: String) throws -> ModelSource {
         if isGGUF(path) { return try openGGUF(path) }
-        let store: any TensorStore
-        if FileSystem.isFile(path), CompactFile.looksLikeCompact(path) || path.hasSuffix("." + CompactLayout.fileExtension) {
-            store = try CompactFile(path: path)
-        } else {
-            store = try Checkpoint.open(path)
-        }
+        let store = try openStore(path)
         guard let configPath = store.configPath else {
             throw CheckpointError(.invalidConfig, "no config.json next to the weights; the model's sizes come from it", path: store.modelFolder ?? path)
         }
@@ -67,6 +62,17 @@ public struct ModelSource {
         let quantized = store.file.tensors.contains { $0.type.isQuantized }
         return ModelSource(path: path, store: store, description: description, companionFolder: nil, builtFiles: files,
                            dequantizedDType: quantized ? .f32 : nil, tokenizerProblem: tokenizerProblem)
+    }
+
+    /// The tensors at `path` in any format Shears reads, chosen by content: a compact file by its
+    /// magic, a GGUF file as its Hugging Face tensors (``GGUFTensorStore``), otherwise safetensors
+    /// (a file, an index or a folder). No configuration is needed (hash, diff, verify).
+    public static func openStore(_ path: String) throws -> any TensorStore {
+        if FileSystem.isFile(path), CompactFile.looksLikeCompact(path) || path.hasSuffix("." + CompactLayout.fileExtension) {
+            return try CompactFile(path: path)
+        }
+        if isGGUF(path) { return try GGUFTensorStore(path: path) }
+        return try Checkpoint.open(path)
     }
 
     /// Whether `path` is a GGUF file (by its name or its magic).
