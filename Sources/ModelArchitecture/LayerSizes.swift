@@ -55,3 +55,29 @@ public enum RotaryScaling: Sendable, Equatable {
     /// `llama3`: long wavelengths divided by `factor`, short ones kept, a smooth blend between.
     case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
 }
+
+/// How one decoder layer attends: settings that pruning never changes, but that the layer
+/// strategy must keep aligned with the layers that remain (Gemma's `layer_types`, per-layer
+/// rotary bases, sliding windows).
+public struct LayerAttention: Sendable, Equatable {
+    /// Sliding window in tokens, as transformers applies it: position i attends to positions j
+    /// with i - window < j <= i. nil: full causal attention.
+    public var slidingWindow: Int?
+    /// The rotary base of this layer when it differs from the model's (Gemma 3's
+    /// `rope_local_base_freq` on sliding layers). nil: ``ModelDescription/ropeTheta``.
+    public var ropeTheta: Double?
+    /// The rotary scaling of this layer when it differs from the model's (Gemma 3 scales only its
+    /// full-attention layers). nil: ``ModelDescription/rotaryScaling``.
+    public var rotaryScaling: RotaryScaling?
+
+    public init(slidingWindow: Int? = nil, ropeTheta: Double? = nil, rotaryScaling: RotaryScaling? = nil) {
+        self.slidingWindow = slidingWindow
+        self.ropeTheta = ropeTheta
+        self.rotaryScaling = rotaryScaling
+    }
+
+    /// Full causal attention with the model's rotary settings.
+    public static let full = LayerAttention()
+    /// Whether the layer attends through a sliding window.
+    public var isSliding: Bool { slidingWindow != nil }
+}

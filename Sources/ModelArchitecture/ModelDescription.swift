@@ -21,6 +21,9 @@ public struct ModelDescription: Sendable {
     public var mlpBias: Bool
     /// The configuration this was resolved from (written back, amended, into outputs).
     public var configuration: ModelConfiguration
+    /// How each layer attends (one entry per layer, or empty: every layer full causal attention
+    /// with the model's rotary settings). See ``attention(ofLayer:)``.
+    public var layerAttention: [LayerAttention] = []
 
     public init(family: any ModelFamily, hiddenSize: Int, headDim: Int, vocabSize: Int, layers: [LayerSizes],
                 rmsNormEps: Double, ropeTheta: Double, rotaryScaling: RotaryScaling, tieWordEmbeddings: Bool,
@@ -52,6 +55,11 @@ public struct ModelDescription: Sendable {
     }
 
     public var layerCount: Int { layers.count }
+
+    /// How layer `l` attends (``LayerAttention/full`` where ``layerAttention`` is empty).
+    public func attention(ofLayer l: Int) -> LayerAttention {
+        layerAttention.indices.contains(l) ? layerAttention[l] : .full
+    }
 
     /// Whether every layer has the same sizes.
     public var isUniform: Bool { layers.allSatisfy { $0 == layers.first } }
@@ -176,6 +184,7 @@ extension ModelDescription: Equatable {
             && a.vocabSize == b.vocabSize && a.layers == b.layers && a.rmsNormEps == b.rmsNormEps && a.ropeTheta == b.ropeTheta
             && a.rotaryScaling == b.rotaryScaling && a.tieWordEmbeddings == b.tieWordEmbeddings
             && a.attentionBias == b.attentionBias && a.mlpBias == b.mlpBias && a.configuration == b.configuration
+            && a.layerAttention == b.layerAttention
     }
 }
 
