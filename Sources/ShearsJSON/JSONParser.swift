@@ -49,17 +49,26 @@ extension JSONValue {
         defer { json_tokener_free(tok) }
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT)
         let base = bytes.baseAddress!.advanced(by: start).assumingMemoryBound(to: CChar.self)
-        let root = json_tokener_parse_ex(tok, base, Int32(end - start))
-        let err = json_tokener_get_error(tok)
-        guard let root, err == json_tokener_success else {
+        var root = json_tokener_parse_ex(tok, base, Int32(end - start))
+        var err = json_tokener_get_error(tok)
+        var fedNul = false
+        if root == nil, err == json_tokener_continue, json_tokener_get_parse_end(tok) == end - start {
+            // A scalar at the top level (`5`, `true`, `-Infinity`) ends only where json-c sees the
+            // terminating NUL, which a counted buffer does not have: hand json-c that byte.
+            fedNul = true
+            root = json_tokener_parse_ex(tok, "", 1)
+            err = json_tokener_get_error(tok)
+        }
+        // json-c's null is a NULL object: a document `null` is a success with no object.
+        guard err == json_tokener_success else {
             if let root { json_object_put(root) }
-            let why = err == json_tokener_continue
+            let why = err == json_tokener_continue || fedNul
                 ? "unexpected end of JSON" : String(cString: json_tokener_error_desc(err))
-            let at = json_tokener_get_parse_end(tok) + start
+            let at = fedNul ? end : json_tokener_get_parse_end(tok) + start
             throw JSONError(.syntax, "invalid JSON at byte \(at): \(why)")
         }
-        defer { json_object_put(root) }
-        let parsedEnd = json_tokener_get_parse_end(tok)
+        defer { if let root { json_object_put(root) } }
+        let parsedEnd = fedNul ? end - start : json_tokener_get_parse_end(tok)
         guard parsedEnd == end - start else {
             throw JSONError(.syntax, "invalid JSON at byte \(parsedEnd + start): trailing characters after the value")
         }
@@ -175,6 +184,9 @@ enum StrictScan {
                     else if !(d == UInt8(ascii: "-") || d == UInt8(ascii: "+") || (d >= 0x30 && d <= 0x39)) { break }
                     j += 1
                 }
+                // `-Infinity` (json-c reads it, and the writer spells negative overflow that way,
+                // as Python's json does) is a bare minus here: not an integer literal.
+                if j == i + 1, c == UInt8(ascii: "-") { isInteger = false }
                 if isInteger {
                     let text = String(decoding: UnsafeRawBufferPointer(rebasing: b[i..<j]), as: UTF8.self)
                     let fits = text.hasPrefix("-") ? Int64(text) != nil : UInt64(text) != nil
