@@ -15,10 +15,14 @@ static volatile sig_atomic_t shears_cleanup_used[SHEARS_CLEANUP_SLOTS];
 static atomic_flag shears_cleanup_lock = ATOMIC_FLAG_INIT;
 static atomic_int shears_cleanup_installed = 0;
 
-static void shears_cleanup_handler(int sig) {
+void shears_cleanup_unlink_all(void) {
     for (int i = 0; i < SHEARS_CLEANUP_SLOTS; i++) {
         if (shears_cleanup_used[i]) unlink(shears_cleanup_paths[i]);
     }
+}
+
+static void shears_cleanup_handler(int sig) {
+    shears_cleanup_unlink_all();
     signal(sig, SIG_DFL);
     raise(sig);
 }

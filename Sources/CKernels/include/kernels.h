@@ -18,3 +18,14 @@ uint32_t shears_crc32c(uint32_t crc, const void *data, size_t n);
 /// is full or the path too long (the file is then only removed on normal unwinding).
 int shears_cleanup_register(const char *path);
 void shears_cleanup_unregister(int slot);
+
+/// Unlinks every registered temporary file now (from a fatal-signal handler; async-signal-safe).
+void shears_cleanup_unlink_all(void);
+
+/// Registers a read-only mapping of an input file, so that a SIGBUS inside it (the file was
+/// truncated while mapped) ends the process with a message naming the file, the temporary files
+/// removed and exit status 2, instead of a silent crash. Installs the handler on first use. Returns
+/// a slot for shears_mapping_unregister (call it before munmap), or -1 when the table is full (the
+/// mapping is then unguarded).
+int shears_mapping_register(const void *base, size_t length, const char *path);
+void shears_mapping_unregister(int slot);

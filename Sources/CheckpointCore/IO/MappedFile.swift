@@ -3,6 +3,7 @@ import Glibc
 #else
 #error("Shears is built and tested on Linux only")
 #endif
+import CKernels
 
 /// A read-only memory map of a whole file, unmapped when the last reference goes away.
 ///
@@ -15,6 +16,9 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init
     /// The file's size in bytes at open time.
     public let count: Int
     private let base: UnsafeRawPointer?
+    /// The mapping's slot in the SIGBUS guard (`mapguard.c`): a file truncated while mapped ends
+    /// the process with an error naming it (exit 2) rather than a silent crash.
+    private var guardSlot: Int32 = -1
 
     /// Access-pattern hints passed to `madvise`.
     public enum Advice: Sendable {
@@ -38,9 +42,11 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init
         let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else { throw CheckpointError.system("mmap", path: path) }
         base = UnsafeRawPointer(p)
+        guardSlot = shears_mapping_register(p, count, path)
     }
 
     deinit {
+        shears_mapping_unregister(guardSlot)
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 
