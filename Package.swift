@@ -64,7 +64,7 @@ let package = Package(
         // The jobs as library calls over any model Shears opens: pruning (PruneJob), model sources,
         // the engine-backed gradient and activation sources, staged outputs.
         .target(name: "ShearsPipeline", dependencies: [
-            "CheckpointCore", "ModelArchitecture", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
+            "CheckpointCore", "CKernels", "ModelArchitecture", "ShearsJSON", "Tokenizers", "CompactFormat", "GGUF", "Pruning", "Engine",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // OpenSSF model signing (model-signing 1.1.1's `sign key` / `verify key` bundles): file

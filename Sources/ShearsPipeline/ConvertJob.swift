@@ -73,7 +73,24 @@ public struct ConvertJob {
         if FileSystem.kind(of: output) != nil && sameFile(source, output) {
             throw CheckpointError(.invalidArgument, "is the input; converting a checkpoint onto itself is refused (choose another output)", path: output)
         }
+        try OutputPlacement.checkOutside(output: output, source: source)
+        // One writer per output: a second shears on the same OUT fails here (and stale temporaries
+        // of killed runs are swept).
+        let lock = try OutputLock(destination: output)
+        let result = try runClaimed(target: target, progress: progress)
+        lock.succeed()
+        lock.release()
+        return result
+    }
+
+    private func runClaimed(target: Target, progress: @escaping (Int) -> Void) throws -> Result {
         let singleFile = target == .gguf || target == .compact || output.hasSuffix(".safetensors")
+        if !singleFile, FileSystem.kind(of: output) == .file {
+            throw CheckpointError(.invalidArgument, "is a file; this conversion writes a model folder (give a folder path, or a .safetensors, .gguf or .\(CompactLayout.fileExtension) file name)", path: output)
+        }
+        if singleFile && FileSystem.isDirectory(output) {
+            throw CheckpointError(.invalidArgument, "is a folder; a \(target == .gguf ? ".gguf" : target == .compact ? ".ctz" : ".safetensors") output must be a file path", path: output)
+        }
         if let kind = FileSystem.kind(of: output), !force {
             if singleFile || kind == .file {
                 throw CheckpointError(.invalidArgument, "exists already; pass --force to replace it", path: output)
@@ -81,9 +98,6 @@ public struct ConvertJob {
             if try FileSystem.contents(of: output).contains(where: { $0.hasSuffix(".safetensors") || $0.hasSuffix(".index.json") || $0 == "config.json" }) {
                 throw CheckpointError(.invalidArgument, "folder already holds a checkpoint; pass --force to replace it", path: output)
             }
-        }
-        if singleFile && FileSystem.isDirectory(output) {
-            throw CheckpointError(.invalidArgument, "is a folder; a \(target == .gguf ? ".gguf" : target == .compact ? ".ctz" : ".safetensors") output must be a file path", path: output)
         }
         // A folder output must not contain the input (staging renames would touch it).
         if !singleFile, FileSystem.isDirectory(output), sameFile(FileSystem.isDirectory(source) ? source : FileSystem.directoryName(source), output) {

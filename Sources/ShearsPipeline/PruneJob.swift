@@ -108,6 +108,17 @@ public struct PruneJob {
     /// Runs the job on an opened model.
     @discardableResult
     public func run(_ model: ModelSource, _ report: @escaping (Event) -> Void = { _ in }) throws -> Result {
+        try OutputPlacement.checkOutside(output: output, source: source)
+        // One writer per output: a second shears on the same OUT fails here (and stale temporaries
+        // of killed runs are swept).
+        let lock = try OutputLock(destination: output, companions: outputKind == .folder ? [] : [Self.manifestPath(forFile: output)])
+        let result = try runClaimed(model, report)
+        lock.succeed()
+        lock.release()
+        return result
+    }
+
+    private func runClaimed(_ model: ModelSource, _ report: @escaping (Event) -> Void) throws -> Result {
         switch outputKind {
         case .folder:
             if !dryRun { try checkFolderOutput() }
@@ -137,13 +148,8 @@ public struct PruneJob {
                     result.outputBytes = r.fileSize
                 } else {
                     report(.message("prune: writing compact \(output)"))
-                    let tmp = output + ".tmp-\(getpid())"
-                    do {
-                        try CompactConversion.write(try Checkpoint.open(staged.path), to: tmp)
-                        guard rename(tmp, output) == 0 else {
-                            throw CheckpointError(.io, "cannot move the output into place: \(String(cString: strerror(errno)))", path: output)
-                        }
-                    } catch { unlink(tmp); throw error }
+                    // Written under a temporary name and renamed into place (AtomicFile).
+                    try CompactConversion.write(try Checkpoint.open(staged.path), to: output)
                     result.outputBytes = try FileSystem.size(of: output)
                 }
                 result.manifest.resultFiles = [FileSystem.baseName(output): try ModelSource.sha256(output)]

@@ -37,7 +37,12 @@ public final class StagedFolder {
     public func commit() throws(CheckpointError) {
         let existing = FileSystem.isDirectory(destination) ? try FileSystem.contents(of: destination) : nil
         if existing == nil || existing!.isEmpty {
-            guard rename(path, destination) == 0 else { throw CheckpointError(.io, "cannot move the output into place: \(String(cString: strerror(errno)))", path: destination) }
+            guard rename(path, destination) == 0 else {
+                if errno == ENOTEMPTY || errno == EEXIST {
+                    throw CheckpointError(.io, "was written by another process while this run worked; it is left as it is (run again with --force to replace it)", path: destination)
+                }
+                throw CheckpointError(.io, "cannot move the output into place: \(String(cString: strerror(errno)))", path: destination)
+            }
             committed = true
             return
         }

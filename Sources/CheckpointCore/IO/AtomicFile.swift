@@ -41,7 +41,10 @@ public final class AtomicFile {
             descriptor = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             if descriptor >= 0 || errno != EEXIST || attempt == 99 { break }
         }
-        guard descriptor >= 0 else { throw CheckpointError.system("create", path: name) }
+        guard descriptor >= 0 else {
+            let e = errno
+            throw CheckpointError(.io, "cannot be written: creating a temporary file in its folder failed: \(String(cString: strerror(e))) (errno \(e))", path: path)
+        }
         temporaryPath = name
         fd = descriptor
         cleanupSlot = shears_cleanup_register(name)
