@@ -75,18 +75,28 @@ extension GGUFInspectReport: InspectOutput {
 }
 
 extension InspectReport: InspectOutput {
-    var warnings: [String] { checkpoint.warnings }
+    var warnings: [String] { checkpoint.warnings + (configProblem.map { [$0] } ?? []) }
 }
 
 /// Everything `inspect` reports, computed from the headers.
 struct InspectReport {
     let checkpoint: Checkpoint
     let config: ModelConfiguration?
+    /// Why `config.json` does not fit the tensors (issue 21: sizes from files are not trusted), as
+    /// `eval` and `prune` would refuse it; inspect still shows what the file says.
+    let configProblem: String?
     let dtypes: [(dtype: DType, tensors: Int, parameters: Int, bytes: Int)]
 
     init(path: String) throws {
         checkpoint = try Checkpoint.open(path)
         config = try checkpoint.configPath.map { (p) throws(CheckpointError) in try ModelConfiguration(path: p) }
+        var problem: String? = nil
+        if let config, let family = try? ModelFamilies.family(of: config) {
+            do { try config.checkSizes(against: checkpoint.entries.map(\.info), naming: family.tensors, path: checkpoint.configPath) } catch {
+                problem = "\(error) (eval, prune and conversion to GGUF refuse this model; verify fails its config check)"
+            }
+        }
+        configProblem = problem
         var by: [DType: (Int, Int, Int)] = [:]
         for e in checkpoint.entries {
             let v = by[e.info.dtype] ?? (0, 0, 0)
@@ -132,7 +142,7 @@ struct InspectReport {
                 ("file", .string(relative(checkpoint.files[e.fileIndex].path))),
             ]))
         })
-        o["warnings"] = .array(checkpoint.warnings.map { .string($0) })
+        o["warnings"] = .array(warnings.map { .string($0) })
         return .object(o)
     }
 

@@ -79,9 +79,12 @@ import Testing
     }
 
     @Test(.enabled(if: timeAvailable, "needs /usr/bin/time to measure the child's peak memory"), arguments: cases)
-    func inspectStaysFast(_ c: Case) throws {
+    func inspectStaysFastAndWarns(_ c: Case) throws {
         let m = try Self.measure(["inspect", fixturesPath + "/hostile/" + c.folder])
         #expect(m.status == 0, "\(c.folder): \(m.stderr)")
+        // inspect shows what the file says, and warns as eval and prune would refuse it.
+        #expect(m.stderr.hasPrefix("shears: warning: ") && m.stderr.contains("config.json"), "\(c.folder): \(m.stderr)")
+        for s in c.mentions { #expect(m.stderr.contains(s), "inspect \(c.folder): '\(s)' not in: \(m.stderr)") }
         #expect(m.seconds < 10 && m.peakKilobytes < 400_000, "\(c.folder): \(m.seconds) s, \(m.peakKilobytes) KB")
     }
 }
