@@ -187,7 +187,9 @@ enum StrictScan {
                 // `-Infinity` (json-c reads it, and the writer spells negative overflow that way,
                 // as Python's json does) is a bare minus here: not an integer literal.
                 if j == i + 1, c == UInt8(ascii: "-") { isInteger = false }
-                if isInteger {
+                // Up to 18 digits always fits in 64 bits: only longer literals are converted.
+                let digits = j - i - (c == UInt8(ascii: "-") ? 1 : 0)
+                if isInteger && digits > 18 {
                     let text = String(decoding: UnsafeRawBufferPointer(rebasing: b[i..<j]), as: UTF8.self)
                     let fits = text.hasPrefix("-") ? Int64(text) != nil : UInt64(text) != nil
                     if !fits {
