@@ -24,7 +24,9 @@ struct ZeroShotArguments: ParsableArguments {
     var tokensPerBatch = 4096
 
     func validate() throws {
-        if let tasks { _ = try ZeroShotTask.parseList(tasks) }
+        if let tasks {
+            do { _ = try ZeroShotTask.parseList(tasks) } catch { throw ValidationError(error.message) }
+        }
         if let l = limit, l < 1 { throw ValidationError("--limit must be at least 1") }
         guard tokensPerBatch >= 1 else { throw ValidationError("--tokens-per-batch must be at least 1") }
     }
