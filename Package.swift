@@ -103,6 +103,7 @@ let package = Package(
         ]),
         .testTarget(name: "ShearsPipelineTests", dependencies: [
             "ShearsPipeline", "Pruning", "ModelArchitecture", "CheckpointCore", "CompactFormat", "ShearsJSON",
+            "Engine", "Tokenizers",
         ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: [
             "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", "ModelSigning",

@@ -1,14 +1,16 @@
 import ArgumentParser
 import CheckpointCore
 import Engine
+import ShearsPipeline
 import ShearsJSON
 import Tokenizers
 
-/// `shears eval MODEL --text FILE`: perplexity by LLM-Pruner's protocol.
+/// `shears eval MODEL --text FILE`: perplexity by LLM-Pruner's protocol; `--tasks`: zero-shot
+/// accuracy as lm-eval-harness 0.4 computes it. Both in one run when both are given.
 public struct EvalCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Measure a model's perplexity on text files (LLM-Pruner's protocol).",
+        abstract: "Measure a model's perplexity on text files (LLM-Pruner's protocol) and zero-shot task accuracy.",
         discussion: """
             The --text files are joined as given (no separator) and tokenized once with the model's \
             tokenizer.json (special tokens such as BOS are added only with --add-special-tokens). \
@@ -20,10 +22,23 @@ public struct EvalCommand: ParsableCommand {
             Weights stay memory-mapped and are converted to F32 one layer at a time; compute is F32 \
             with OpenBLAS. Progress goes to standard error.
 
+            --tasks scores multiple-choice tasks as lm-eval-harness 0.4.13 defines them (prompts, \
+            choices, targets, the " " delimiter, HellaSwag preprocessing, WinoGrande partial scoring; \
+            acc = argmax log-likelihood, acc_norm = argmax log-likelihood / choice length in \
+            characters; stderr = sample standard deviation / sqrt(n)) over the JSONL files of \
+            Tools/fetch-tasks. ARC and OpenBookQA are their validation splits (lm-eval uses test). \
+            The requests are tokenized as lm-eval's Hugging Face backend does (no BOS except Gemma). \
+            --samples-out writes one JSON line per item: per-choice log-likelihoods, prediction, gold.
+
             Exit status: 0 on success, 2 when an input is malformed or missing.
             """)
 
     @OptionGroup var engine: EngineArguments
+
+    @OptionGroup var zeroShot: ZeroShotArguments
+
+    @Option(name: .customLong("samples-out"), help: "With --tasks: write per-item results (JSON lines) to this file.", completion: .file())
+    var samplesOut: String?
 
     @Option(help: "A text file to evaluate on (repeat for several; joined in the order given).", completion: .file())
     var text: [String] = []
@@ -49,7 +64,8 @@ public struct EvalCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        guard !text.isEmpty else { throw ValidationError("give at least one --text FILE") }
+        guard !text.isEmpty || zeroShot.tasks != nil else { throw ValidationError("give at least one --text FILE, or --tasks") }
+        if samplesOut != nil && zeroShot.tasks == nil { throw ValidationError("--samples-out goes with --tasks") }
         guard seqLen >= 2 else { throw ValidationError("--seq-len must be at least 2") }
         if let m = maxWindows, m < 1 { throw ValidationError("--max-windows must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -58,6 +74,12 @@ public struct EvalCommand: ParsableCommand {
     public func run() throws {
         do {
             let (model, tokenizer) = try engine.load()
+            let report = try zeroShot.run(model: model, tokenizer: tokenizer)
+            if let report, let samplesOut { try AtomicFile.write(Array(report.samplesJSONL.utf8), to: samplesOut) }
+            guard !text.isEmpty else {
+                if let report { StandardOutput.write(json ? report.json.serialized() + "\n" : ZeroShotTable.render(report)) }
+                return
+            }
             var bytes: [UInt8] = []
             for path in text { bytes += try FileSystem.readFile(path, limit: 1 << 31) }
             let ids = tokenizer.encode(bytes: bytes, addSpecialTokens: addSpecialTokens)
@@ -83,10 +105,11 @@ public struct EvalCommand: ParsableCommand {
                     ("perplexity", .double(result.perplexity)), ("nll", .double(result.nll)),
                     ("tokens", .int(Int64(result.tokens))), ("windows", .int(Int64(result.windows))),
                     ("seq_len", .int(Int64(result.seqLen))),
-                ])
+                ] + (report.map { [("zero_shot", $0.json)] } ?? []))
                 StandardOutput.write(JSONValue.object(o).serialized() + "\n")
             } else {
                 StandardOutput.write("perplexity \(Format.fixed(result.perplexity, 4)) (mean NLL \(Format.fixed(result.nll, 6)) over \(result.tokens) predicted tokens, \(result.windows) windows of \(result.seqLen))\n")
+                if let report { StandardOutput.write("\n" + ZeroShotTable.render(report)) }
             }
         } catch {
             throw report(error)

@@ -22,7 +22,10 @@ public struct VerifyCommand: ParsableCommand {
             --public-key: an OpenSSF model-signing bundle from `shears sign` or `model_signing sign \
             key`; the signature, and every file of PATH against it: changed, added, removed and \
             renamed files fail, as do bundles with an unknown predicate or serialization method and \
-            keyless or certificate bundles, which need the network).
+            keyless or certificate bundles, which need the network), zero-shot (with --tasks and \
+            --min-acc: the tasks' average acc, scored as `shears eval --tasks` does, is at least the \
+            bound; with --tasks, --max-drop and --baseline: no task's acc is more than --max-drop below \
+            its acc in the --baseline file, the --json output of an earlier `shears eval --tasks`).
 
             Exit status: 0 when every check passes (or is skipped), 1 when any fails, 2 when an input \
             is malformed or missing. --json prints {"ok": bool, "checks": [{"name", "status", "detail"}]}.
@@ -46,6 +49,17 @@ public struct VerifyCommand: ParsableCommand {
     @Option(name: .customLong("max-ppl"), help: "Fail when the perplexity on --ppl-text (seq-len 128, first 32 windows) is above this.")
     var maxPPL: Double?
 
+    @OptionGroup var zeroShot: ZeroShotArguments
+
+    @Option(name: .customLong("min-acc"), help: "With --tasks: fail when the average acc over the tasks is below this (0 … 1).")
+    var minAcc: Double?
+
+    @Option(name: .customLong("max-drop"), help: "With --tasks and --baseline: fail when any task's acc is more than this below the baseline's (absolute, 0 … 1).")
+    var maxDrop: Double?
+
+    @Option(help: "The --json output of an earlier `shears eval --tasks` (with --max-drop).", completion: .file())
+    var baseline: String?
+
     @Option(help: "A model signature bundle (with --public-key) to check PATH's files against.", completion: .file())
     var signature: String?
 
@@ -64,6 +78,9 @@ public struct VerifyCommand: ParsableCommand {
         if (source == nil) != (manifest == nil) { throw ValidationError("--source and --manifest go together") }
         if (pplText == nil) != (maxPPL == nil) { throw ValidationError("--ppl-text and --max-ppl go together") }
         if (signature == nil) != (publicKey == nil) { throw ValidationError("--signature and --public-key go together") }
+        if (maxDrop == nil) != (baseline == nil) { throw ValidationError("--max-drop and --baseline go together") }
+        if zeroShot.tasks != nil && minAcc == nil && maxDrop == nil { throw ValidationError("--tasks needs --min-acc or --max-drop with --baseline") }
+        if (minAcc != nil || maxDrop != nil) && zeroShot.tasks == nil { throw ValidationError("--min-acc and --max-drop go with --tasks") }
     }
 
     struct Check {
@@ -115,6 +132,9 @@ public struct VerifyCommand: ParsableCommand {
             } else {
                 checks.append(Check(name: "manifest", status: .skipped, detail: "no --source and --manifest given"))
             }
+            if zeroShot.tasks != nil {
+                checks.append(zeroShotCheck())
+            }
             if let pplText, let maxPPL {
                 checks.append(perplexityCheck(text: pplText, bound: maxPPL))
             } else {
@@ -157,6 +177,38 @@ public struct VerifyCommand: ParsableCommand {
             return Check(name: "perplexity", status: r.perplexity <= bound ? .passed : .failed, detail: detail)
         } catch {
             return Check(name: "perplexity", status: .failed, detail: "\(error)")
+        }
+    }
+
+    func zeroShotCheck() -> Check {
+        do {
+            let base = try baseline.map { try ZeroShotBaseline(path: $0) }
+            let (model, tokenizer) = try EngineArguments.load(path: path, threads: threads)
+            guard let report = try zeroShot.run(model: model, tokenizer: tokenizer) else {
+                return Check(name: "zero-shot", status: .skipped, detail: "no --tasks given")
+            }
+            var problems: [String] = []
+            var parts = report.results.map { "\($0.task.name) \(Format.fixed($0.acc, 4))" }
+            parts.append("average \(Format.fixed(report.averageAcc, 4))")
+            if let minAcc, !(report.averageAcc >= minAcc) {
+                problems.append("average acc \(Format.fixed(report.averageAcc, 4)) is below --min-acc \(Format.fixed(minAcc, 4))")
+            }
+            if let base, let maxDrop {
+                for r in report.results {
+                    guard let b = base.acc[r.task.name] else {
+                        problems.append("\(r.task.name) is not in the baseline \(FileSystem.baseName(base.path))")
+                        continue
+                    }
+                    if !(b - r.acc <= maxDrop) {
+                        problems.append("\(r.task.name) acc \(Format.fixed(r.acc, 4)) is \(Format.fixed(b - r.acc, 4)) below the baseline's \(Format.fixed(b, 4)) (--max-drop \(Format.fixed(maxDrop, 4)))")
+                    }
+                }
+            }
+            let detail = "acc " + parts.joined(separator: ", ") + (report.splitNote.map { "; \($0)" } ?? "")
+            return problems.isEmpty ? Check(name: "zero-shot", status: .passed, detail: detail)
+                : Check(name: "zero-shot", status: .failed, detail: problems.joined(separator: "; ") + " (" + detail + ")")
+        } catch {
+            return Check(name: "zero-shot", status: .failed, detail: "\(error)")
         }
     }
 
@@ -244,5 +296,29 @@ enum ExpectedShapes {
         var s: [String: [Int]] = [:]
         for r in refs { s[m.tensors.name(r)] = m.shape(of: r) }
         return s
+    }
+}
+
+/// The per-task acc of an earlier `shears eval --tasks --json` output (the zero-shot object, or
+/// the perplexity object holding it under "zero_shot").
+struct ZeroShotBaseline {
+    let path: String
+    let acc: [String: Double]
+
+    init(path: String) throws {
+        self.path = path
+        let v = try JSONValue.parse(try FileSystem.readFile(path, limit: 64 << 20))
+        let report = v["zero_shot"] ?? v
+        guard let tasks = report["tasks"]?.arrayValue else {
+            throw CheckpointError(.invalidFormat, "not a `shears eval --tasks --json` output: no \"tasks\" list", path: path)
+        }
+        var acc: [String: Double] = [:]
+        for t in tasks {
+            guard let name = t["task"]?.stringValue, let a = t["acc"]?.doubleValue else {
+                throw CheckpointError(.invalidFormat, "a task entry lacks \"task\" or \"acc\"", path: path)
+            }
+            acc[name] = a
+        }
+        self.acc = acc
     }
 }
