@@ -100,7 +100,7 @@ public final class LlamaModel: @unchecked Sendable {
         var whole = embeddingCache
         if whole == nil && keepsTablesWhole { whole = try embedding() }
         return try VocabularyTable(store: checkpoint, name: description.name(.embedding), rows: description.vocabSize,
-                                   cols: description.hiddenSize, whole: whole, blockBytes: memory.tableBlockBytes)
+                                   cols: description.hiddenSize, whole: whole, blockBytes: memory.blockBytes)
     }
 
     /// The LM head as a ``VocabularyTable`` (the embedding's tensor when tied): whole when small
@@ -110,7 +110,7 @@ public final class LlamaModel: @unchecked Sendable {
         if forceWhole || keepsTablesWhole { whole = try lmHead() }
         let name = description.tieWordEmbeddings ? description.name(.embedding) : description.name(.lmHead)
         return try VocabularyTable(store: checkpoint, name: name, rows: description.vocabSize, cols: description.hiddenSize, whole: whole,
-                                   blockBytes: memory.tableBlockBytes)
+                                   blockBytes: memory.blockBytes)
     }
 
     /// The least memory a pass over `rows` token rows needs besides the mapped weights (one
@@ -126,7 +126,7 @@ public final class LlamaModel: @unchecked Sendable {
         let whole = keepsTablesWhole
         let logitRows = max(1, min(rows, memory.logitBytes(blockedHead: !whole) / max(1, a.vocabSize * f)))
         need += logitRows * a.vocabSize * f
-        need += whole ? tableBytes * (a.tieWordEmbeddings ? 1 : 2) : min(tableBytes, memory.tableBlockBytes)
+        need += whole ? tableBytes * (a.tieWordEmbeddings ? 1 : 2) : min(tableBytes, memory.blockBytes)
         return need
     }
 

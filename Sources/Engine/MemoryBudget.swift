@@ -47,9 +47,16 @@ public struct MemoryBudget: Sendable, Equatable {
     /// limit, whichever is smaller (SmolLM2's 113 MB tables are kept; Llama-3-8B's 2.1 GB are not).
     public var wholeTableBytes: Int { wholeTableLimit ?? min(512 << 20, bytes / 8) }
 
-    /// Bytes one block of logits may take: 64 MiB with a whole head; with a blocked head, where
-    /// every block of rows reads the head again, up to a sixteenth of the limit.
-    func logitBytes(blockedHead: Bool) -> Int { blockedHead ? max(64 << 20, bytes / 16) : 64 << 20 }
+    /// Bytes one block of logits may take: 64 MiB (at most an eighth of the limit) with a whole
+    /// head; with a blocked head, where every block of rows reads the head again, up to a
+    /// sixteenth of the limit when that is more.
+    func logitBytes(blockedHead: Bool) -> Int {
+        let base = min(64 << 20, bytes / 8)
+        return blockedHead ? max(base, bytes / 16) : base
+    }
+
+    /// Bytes of F32 per decoded block of a table: ``tableBlockBytes``, at most a sixteenth of the limit.
+    var blockBytes: Int { max(1, min(tableBlockBytes, bytes / 16)) }
 
     /// The process's anonymous resident memory now (RssAnon of /proc/self/status), in bytes.
     public static var residentAnonymous: Int? { procValue("/proc/self/status", "RssAnon:").map { $0 * 1024 } }
@@ -62,7 +69,7 @@ public struct MemoryBudget: Sendable, Equatable {
         while fgets(&line, Int32(line.count), f) != nil {
             let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             guard s.hasPrefix(key) else { continue }
-            return Int(s.dropFirst(key.count).split(separator: " ").first ?? "")
+            return Int(s.dropFirst(key.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
         }
         return nil
     }

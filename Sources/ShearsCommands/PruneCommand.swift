@@ -87,6 +87,7 @@ public struct PruneCommand: ParsableCommand {
 
     public func run() throws {
         if let t = out.threads { Parallel.setThreads(t) }
+        out.memory.apply()
         let started = monotonicSeconds()
         var bars: [String: Progress] = [:]
         do {
@@ -100,6 +101,7 @@ public struct PruneCommand: ParsableCommand {
                 }
             }
             for w in result.warnings { StandardError.print("shears: warning: \(w)") }
+            StandardError.print(out.memory.report("prune"))
             StandardOutput.write(summary(result, seconds: monotonicSeconds() - started))
         } catch { throw report(error) }
     }
