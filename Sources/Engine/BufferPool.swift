@@ -15,7 +15,9 @@ import ShearsConcurrency
 /// reuse, 50.8 s with it). Buffers of at least ``minimumBytes`` are kept here, up to ``capacity`` bytes
 /// in total (beyond that they are freed), and handed out again for a request of exactly the same
 /// size. Memory therefore stays bounded: live matrices plus at most the cap, which is 64 MiB or
-/// four times the largest layer's F32 weights, whichever is larger (``LlamaModel`` raises it), and
+/// four times the largest decoder layer's F32 weights, whichever is larger, but at most a quarter
+/// of the memory limit (``LlamaModel`` sets it from ``MemoryBudget``; the embedding and head are
+/// not layers), and
 /// the pool is emptied at the end of every forward+backward and loss pass.
 final class BufferPool: @unchecked Sendable {
     /// `SHEARS_BUFFER_POOL=0` turns reuse off (for measuring what it saves).
@@ -29,6 +31,10 @@ final class BufferPool: @unchecked Sendable {
     private let lock = Lock()
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private(set) var keptBytes = 0
+    /// Bytes of buffers handed out and not yet released.
+    private(set) var liveBytes = 0
+    /// The most that live and kept buffers held together since the last ``resetPeak()``.
+    private var peak = 0
     /// Negative: nothing is kept (`SHEARS_BUFFER_POOL=0`).
     private var capacityBytes: Int
 
@@ -40,6 +46,18 @@ final class BufferPool: @unchecked Sendable {
         lock.withLock { if capacityBytes >= 0 { capacityBytes = max(capacityBytes, bytes) } }
     }
 
+    /// Sets the cap to `bytes` (raising or lowering it; kept buffers beyond it are freed).
+    func setCapacity(_ bytes: Int) {
+        lock.withLock { if capacityBytes >= 0 { capacityBytes = max(0, bytes) } }
+        if keptBytes > bytes { drain() }
+    }
+
+    /// The most engine matrices (live, plus buffers kept for reuse) held at once since the last
+    /// ``resetPeak()``: the engine's own share of the process's anonymous memory.
+    var peakBytes: Int { lock.withLock { peak } }
+
+    func resetPeak() { lock.withLock { peak = liveBytes + keptBytes } }
+
     /// A separate pool (tests); the engine's matrices use ``shared``.
     init(capacity: Int = BufferPool.defaultCapacity) {
         capacityBytes = capacity
@@ -50,9 +68,14 @@ final class BufferPool: @unchecked Sendable {
         if bytes >= Self.minimumBytes, let p = lock.withLock({ () -> UnsafeMutableRawPointer? in
             guard let p = free[bytes]?.popLast() else { return nil }
             keptBytes -= bytes
+            liveBytes += bytes
             return p
         }) {
             return p
+        }
+        lock.withLock {
+            liveBytes += bytes
+            peak = max(peak, liveBytes + keptBytes)
         }
         var raw: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
@@ -66,8 +89,9 @@ final class BufferPool: @unchecked Sendable {
 
     /// Takes back a buffer from ``allocate(bytes:)``.
     func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
-        if bytes >= Self.minimumBytes, lock.withLock({ () -> Bool in
-            guard keptBytes + bytes <= capacityBytes else { return false }
+        if lock.withLock({ () -> Bool in
+            liveBytes -= bytes
+            guard bytes >= Self.minimumBytes, keptBytes + bytes <= capacityBytes else { return false }
             free[bytes, default: []].append(p)
             keptBytes += bytes
             return true

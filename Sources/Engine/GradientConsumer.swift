@@ -20,7 +20,15 @@ public struct ParameterGradient: @unchecked Sendable {
 public protocol GradientConsumer: AnyObject {
     /// Whether to compute the per-sample squared-gradient sums (``ParameterGradient/fisher``).
     var wantsFisher: Bool { get }
+    /// Whether the embedding's or LM head's gradient is wanted (`layer` nil); decoder layers'
+    /// and the final norm's always come. Not wanting them lets the engine skip the two
+    /// `[vocab, hidden]` gradient matrices and read the head in blocks. Default: true.
+    func wantsGradient(of name: String, layer: Int?) -> Bool
     func consume(_ gradient: ParameterGradient) throws
+}
+
+extension GradientConsumer {
+    public func wantsGradient(of name: String, layer: Int?) -> Bool { true }
 }
 
 /// Keeps every gradient: for tests and small models.

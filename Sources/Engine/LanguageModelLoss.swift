@@ -21,9 +21,10 @@ public struct LossResult: Sendable, Equatable {
 /// (``sequencesPerBlock(seqLen:vocab:sequences:)``) so that only a bounded block of `[seqLen, vocab]`
 /// logits exists at once, while the head's products stay large.
 enum LanguageModelLoss {
-    /// Sequences whose logits are computed together: as many as fit in 64 MiB of logits, at least one.
-    static func sequencesPerBlock(seqLen: Int, vocab: Int, sequences: Int) -> Int {
-        max(1, min(sequences, (64 << 20) / max(1, seqLen * vocab * MemoryLayout<Float>.stride)))
+    /// Sequences whose logits are computed together: as many as fit in `bytes` (64 MiB by default)
+    /// of logits, at least one.
+    static func sequencesPerBlock(seqLen: Int, vocab: Int, sequences: Int, bytes: Int = 64 << 20) -> Int {
+        max(1, min(sequences, bytes / max(1, seqLen * vocab * MemoryLayout<Float>.stride)))
     }
 
     /// Logits of rows `rows` of `hidden` into the first `rows.count` rows of `logits` (`[·, vocab]`).

@@ -6,9 +6,11 @@ extension LlamaModel {
     /// The causal-LM loss of `batch` and the gradient of every parameter, streamed to `consumer`
     /// layer by layer (see ``GradientConsumer`` for the order).
     ///
-    /// Memory: the embedding and head in F32, one `[tokens, hidden]` input per layer, one layer's
-    /// weights, internals and gradients, and one block of sequences' logits (at most 64 MiB, or one
-    /// sequence's). With the Fisher sum, a scratch matrix per parameter being reduced (and the
+    /// Memory: one `[tokens, hidden]` input per layer, one layer's weights, internals and
+    /// gradients, and one block of sequences' logits (at most 64 MiB, or one sequence's, or more
+    /// with a blocked head: ``MemoryBudget``); the embedding and head in F32 when they are small or
+    /// when the consumer wants their gradients (``GradientConsumer/wantsGradient(of:layer:)``),
+    /// otherwise a head block and per-token embedding rows. With the Fisher sum, a scratch matrix per parameter being reduced (and the
     /// head's size once). With ``activationMemory``, the last layers' projection outputs up to that
     /// many bytes, each freed once its layer's backward pass is done.
     /// - Throws: ``CheckpointError`` for weights that cannot be read or tokens outside the
@@ -17,6 +19,7 @@ extension LlamaModel {
     public func backward(_ batch: TokenBatch, consumer: GradientConsumer) throws -> LossResult {
         // Buffers kept for reuse between layers are given back once the pass is over.
         defer { BufferPool.shared.drain() }
+        try checkMemory(rows: batch.tokens.count, backward: true, fisher: consumer.wantsFisher)
         return try backwardPass(batch, consumer: consumer)
     }
 
@@ -27,24 +30,34 @@ extension LlamaModel {
         var (x, inputs, kept) = try decoderStack(batch, saveInputs: true, keptFrom: firstKeptLayer(rows: layout.rows))
         let normWeight = try finalNorm()
         let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: eps)
-        let head = try lmHead()
         let predicted = batch.batch * (t - 1)
         let scale = 1 / Float(predicted)
+        // The head's weight gradient (the embedding's too when tied) only when the consumer wants
+        // it: it is a whole [vocab, hidden] matrix, and so needs the whole head.
+        let wantsEmbedding = consumer.wantsGradient(of: a.name(.embedding), layer: nil)
+        let wantsHead = a.tieWordEmbeddings ? wantsEmbedding : consumer.wantsGradient(of: a.name(.lmHead), layer: nil)
+        let headTable = try headTable(whole: wantsHead)
 
         // LM head and loss, a block of sequences at a time.
-        let headGrad = GradientAccumulator(rows: v, cols: h, layout: layout, fisher: fisher)
+        let headGrad: GradientAccumulator? = wantsHead ? GradientAccumulator(rows: v, cols: h, layout: layout, fisher: fisher) : nil
         let dhf = Matrix(uninitializedRows: layout.rows, cols: h)
-        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: v, sequences: batch.batch)
+        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: v, sequences: batch.batch,
+                                                        bytes: memory.logitBytes(blockedHead: headTable.whole == nil))
         let dlogits = Matrix(uninitializedRows: block * t, cols: v)
+        let transformed = logitTransform.isIdentity ? nil : Matrix(uninitializedRows: block * t, cols: v)
         // Tied + Fisher: each sample's head-gradient rows for its own input tokens (for the cross term).
         var headRows: [[Int32: [Float]]] = Array(repeating: [:], count: batch.batch)
         let tiedFisher = fisher && a.tieWordEmbeddings
         var nll = 0.0
         for b0 in stride(from: 0, to: batch.batch, by: block) {
             let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)
-            LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: dlogits)
+            try headTable.logits(hidden: hf, rows: rows, into: dlogits, transform: logitTransform)
+            transformed?.storage.update(from: dlogits.storage, count: rows.count * v)
             nll += LanguageModelLoss.crossEntropy(logits: dlogits, sequences: nb, seqLen: t, tokens: batch.tokens[rows], gradientScale: scale)
-            if fisher {
+            if let transformed {
+                for r in 0..<rows.count { logitTransform.backward(dlogits.storage + r * v, transformed.storage + r * v, v) }
+            }
+            if let headGrad, fisher {
                 for b in b0..<(b0 + nb) {
                     let r0 = layout.rowRange(b).lowerBound
                     headGrad.addSampleOuterProducts(dy: dlogits.storage + (r0 - rows.lowerBound) * v, x: hf.storage + r0 * h, rows: t, sample: b,
@@ -54,15 +67,14 @@ extension LlamaModel {
                         }
                     } : nil)
                 }
-            } else {
+            } else if let headGrad {
                 headGrad.addSampleOuterProducts(dy: dlogits.storage, x: hf.storage + rows.lowerBound * h, rows: rows.count, sample: b0)
             }
-            BLAS.sgemm(m: rows.count, n: h, k: v, a: dlogits.storage, lda: v, b: head.storage, ldb: h,
-                       c: dhf.storage + rows.lowerBound * h, ldc: h)
+            try headTable.backwardInput(dlogits, count: rows.count, into: dhf.storage + rows.lowerBound * h)
         }
         withExtendedLifetime(hf) {}
-        headGrad.dropScratch()
-        if !a.tieWordEmbeddings {
+        headGrad?.dropScratch()
+        if !a.tieWordEmbeddings, let headGrad, let head = headTable.whole {
             try consumer.consume(ParameterGradient(layer: nil, name: a.name(.lmHead), weight: head, gradient: headGrad.gradient, fisher: headGrad.fisher))
         }
 
@@ -89,9 +101,10 @@ extension LlamaModel {
         }
 
         // Embedding: scatter-add each token's input gradient (plus the head's when tied).
+        guard wantsEmbedding else { return LossResult(nllSum: nll, tokens: predicted) }
         let embed = try embedding()
-        let embGrad = a.tieWordEmbeddings ? headGrad.gradient : Matrix(rows: v, cols: h)
-        let embFisher: Matrix? = fisher ? (a.tieWordEmbeddings ? headGrad.fisher! : Matrix(rows: v, cols: h)) : nil
+        let embGrad = a.tieWordEmbeddings ? headGrad!.gradient : Matrix(rows: v, cols: h)
+        let embFisher: Matrix? = fisher ? (a.tieWordEmbeddings ? headGrad!.fisher! : Matrix(rows: v, cols: h)) : nil
         for b in 0..<batch.batch {
             var sampleRows: [Int32: [Float]] = [:]
             for r in layout.rowRange(b) {

@@ -47,7 +47,7 @@ extension LlamaModel {
         last.storage.update(from: x.storage + (tq - 1) * a.hiddenSize, count: a.hiddenSize)
         let (hf, _) = RMSNorm.forward(last, weight: try finalNorm(), eps: eps)
         let logits = Matrix(rows: 1, cols: a.vocabSize)
-        LanguageModelLoss.logits(hidden: hf, rows: 0..<1, head: try lmHead(), into: logits)
+        try headTable().logits(hidden: hf, rows: 0..<1, into: logits, transform: logitTransform)
         return logits.values
     }
 
@@ -59,9 +59,13 @@ extension LlamaModel {
                          onToken: (Int32) throws -> Void = { _ in }) throws -> [Int32] {
         guard !prompt.isEmpty else { throw CheckpointError(.invalidArgument, "the prompt has no tokens") }
         let cache = KVCache(description: description, capacity: prompt.count + max(0, maxTokens))
-        let keep = keepsLayersConverted
+        let keep = keepsLayersConverted, limit = convertedLayerLimit
         keepsLayersConverted = true
-        defer { keepsLayersConverted = keep }
+        // Converted layers are kept within what the memory limit leaves besides one pass.
+        let room = max(0, memory.bytes - memoryNeed(rows: prompt.count, backward: false))
+        convertedLayerLimit = min(limit ?? room, room)
+        defer { keepsLayersConverted = keep; convertedLayerLimit = limit }
+        try checkMemory(rows: prompt.count, backward: false)
         var out: [Int32] = []
         guard maxTokens > 0 else { return out }
         var logits = try step(prompt, cache: cache)

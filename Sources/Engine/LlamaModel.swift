@@ -6,7 +6,10 @@ import ShearsBLAS
 ///
 /// Weights stay mapped in their stored dtype; each decoder layer is converted to F32 when it runs
 /// and dropped afterwards (unless ``keepsLayersConverted`` is set, for generation, where every
-/// token visits every layer). The embedding and LM head are converted once per pass.
+/// token visits every layer). The embedding and LM head are converted whole when they are small
+/// (``MemoryBudget/wholeTableBytes``); otherwise the embedding is gathered per token and the head
+/// applied in blocks of vocabulary rows from the stored tensor (``VocabularyTable``), so that
+/// memory stays at about one decoder layer in F32 (``memory``).
 public final class LlamaModel: @unchecked Sendable {
     /// The weights: a safetensors checkpoint, or any other store that presents Hugging Face names
     /// and layouts (a GGUF file through the GGUF module's `GGUFTensorStore`).
@@ -33,6 +36,14 @@ public final class LlamaModel: @unchecked Sendable {
     private var converted: [Int: LayerWeights] = [:]
     private var embeddingCache: Matrix?
     private var rotary: Rotary
+    /// The memory this model's passes may use (``MemoryBudget``): decides whether the embedding
+    /// and head are kept whole, the size of logit blocks, and the buffer pool's cap. Set from
+    /// ``MemoryBudget/current`` when the model is opened.
+    public var memory: MemoryBudget {
+        didSet { capBufferPool() }
+    }
+    /// Applied to each block of logits after the LM head (and its derivative on the way back).
+    var logitTransform = LogitTransform.identity
 
     /// Opens a model folder (or safetensors file / index with `config.json` beside it).
     /// - Throws: ``CheckpointError`` for a missing or unsupported configuration, or tensors that are
@@ -60,10 +71,79 @@ public final class LlamaModel: @unchecked Sendable {
         eps = Float(description.rmsNormEps)
         rotary = Rotary(headDim: description.headDim, theta: description.ropeTheta, scaling: description.rotaryScaling)
         try description.validate(store, computable: true)
-        // Room to reuse a layer's F32 weights, their gradients and its activations in the next layer.
-        let largestLayer = description.layers.map { description.weightCount(ofLayer: $0) }.max() ?? 0
-        BufferPool.shared.reserve(atLeast: largestLayer.multipliedReportingOverflow(by: 4 * MemoryLayout<Float>.stride).partialValue)
+        memory = MemoryBudget.current
+        capBufferPool()
     }
+
+    /// Bytes of the largest decoder layer's weights in F32.
+    var largestLayerBytes: Int {
+        let count = description.layers.map { description.weightCount(ofLayer: $0) }.max() ?? 0
+        return count.multipliedReportingOverflow(by: MemoryLayout<Float>.stride).partialValue
+    }
+
+    /// Room to reuse a layer's F32 weights, their gradients and its activations in the next layer:
+    /// four times the largest decoder layer, at most a quarter of ``memory``.
+    private func capBufferPool() {
+        BufferPool.shared.reserve(atLeast: min(largestLayerBytes.multipliedReportingOverflow(by: 4).partialValue, memory.bytes / 4))
+    }
+
+    /// The bytes an F32 copy of a `[vocab, hidden]` table takes.
+    var tableBytes: Int {
+        description.vocabSize.multipliedReportingOverflow(by: description.hiddenSize * MemoryLayout<Float>.stride).partialValue
+    }
+
+    /// Whether the embedding and head are kept whole in F32 under ``memory``.
+    public var keepsTablesWhole: Bool { tableBytes <= memory.wholeTableBytes }
+
+    /// The embedding as a ``VocabularyTable``: whole (kept) when small enough, else read per token.
+    func embeddingTable() throws(CheckpointError) -> VocabularyTable {
+        var whole = embeddingCache
+        if whole == nil && keepsTablesWhole { whole = try embedding() }
+        return try VocabularyTable(store: checkpoint, name: description.name(.embedding), rows: description.vocabSize,
+                                   cols: description.hiddenSize, whole: whole, blockBytes: memory.blockBytes)
+    }
+
+    /// The LM head as a ``VocabularyTable`` (the embedding's tensor when tied): whole when small
+    /// enough or when `whole` (the head's weight gradient needs the whole matrix anyway).
+    func headTable(whole forceWhole: Bool = false) throws(CheckpointError) -> VocabularyTable {
+        var whole = description.tieWordEmbeddings ? embeddingCache : nil
+        if forceWhole || keepsTablesWhole { whole = try lmHead() }
+        let name = description.tieWordEmbeddings ? description.name(.embedding) : description.name(.lmHead)
+        return try VocabularyTable(store: checkpoint, name: name, rows: description.vocabSize, cols: description.hiddenSize, whole: whole,
+                                   blockBytes: memory.blockBytes)
+    }
+
+    /// The least memory a pass over `rows` token rows needs besides the mapped weights (one
+    /// decoder layer in F32, with its gradients for `backward`, and the Fisher sums and their
+    /// scratch for `fisher`; the hidden states kept between layers; one layer's activations;
+    /// logits and head blocks; the tables when kept whole).
+    public func memoryNeed(rows: Int, backward: Bool, fisher: Bool = false) -> Int {
+        let f = MemoryLayout<Float>.stride, a = description, h = a.hiddenSize
+        let widest = a.layers.map { max($0.intermediateSize, $0.queryWidth(headDim: a.headDim)) }.max() ?? 0
+        var need = largestLayerBytes * (backward ? (fisher ? 4 : 2) : 1)
+        need += rows * (backward ? (a.layerCount + 2) : 2) * h * f            // hidden states (and saved inputs)
+        need += rows * (4 * h + 4 * widest) * f * (backward ? 2 : 1)          // one layer's activations
+        let whole = keepsTablesWhole
+        let logitRows = max(1, min(rows, memory.logitBytes(blockedHead: !whole) / max(1, a.vocabSize * f)))
+        need += logitRows * a.vocabSize * f
+        need += whole ? tableBytes * (a.tieWordEmbeddings ? 1 : 2) : min(tableBytes, memory.blockBytes)
+        return need
+    }
+
+    /// Refuses a pass whose ``memoryNeed(rows:backward:fisher:)`` exceeds ``memory``.
+    /// - Throws: `invalidArgument` naming the need and the limit.
+    public func checkMemory(rows: Int, backward: Bool, fisher: Bool = false) throws(CheckpointError) {
+        let need = memoryNeed(rows: rows, backward: backward, fisher: fisher)
+        guard need <= memory.bytes else {
+            throw CheckpointError(.invalidArgument, "this pass over \(rows) tokens needs about \(need >> 20) MiB (one decoder layer in F32\(backward ? " with its gradients" : ""), the hidden states, logits), more than the memory limit of \(memory.bytes >> 20) MiB: raise --memory-limit, or use fewer or shorter windows")
+        }
+    }
+
+    /// The most memory the engine's own matrices held at once since the last
+    /// ``resetPeakMemory()`` (live matrices and buffers kept for reuse; the process's other
+    /// anonymous memory, a few tens of MB, is not counted).
+    public static var peakMatrixBytes: Int { BufferPool.shared.peakBytes }
+    public static func resetPeakMemory() { BufferPool.shared.resetPeak() }
 
     // MARK: Weights
 
@@ -119,10 +199,7 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     func embed(_ tokens: [Int32]) throws(CheckpointError) -> Matrix {
-        let e = try embedding(), h = description.hiddenSize
-        let x = Matrix(rows: tokens.count, cols: h)
-        for (r, t) in tokens.enumerated() { (x.storage + r * h).update(from: e.storage + Int(t) * h, count: h) }
-        return x
+        try embeddingTable().gather(tokens)
     }
 
     /// Runs the decoder stack. With `saveInputs`, returns each layer's input as well.
@@ -161,28 +238,29 @@ public final class LlamaModel: @unchecked Sendable {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
         let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
         let out = Matrix(rows: x.rows, cols: description.vocabSize)
-        let head = try lmHead()
-        LanguageModelLoss.logits(hidden: hf, rows: 0..<x.rows, head: head, into: out)
+        try headTable().logits(hidden: hf, rows: 0..<x.rows, into: out, transform: logitTransform)
         return out
     }
 
     /// The causal-LM loss (mean NLL over the predicted tokens), forward only.
     public func loss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
         defer { BufferPool.shared.drain() }
+        try checkMemory(rows: batch.tokens.count, backward: false)
         return try forwardLoss(batch)
     }
 
     private func forwardLoss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
         let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
-        let head = try lmHead()
+        let head = try headTable()
         let t = batch.seqLen
-        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: description.vocabSize, sequences: batch.batch)
+        let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: description.vocabSize, sequences: batch.batch,
+                                                        bytes: memory.logitBytes(blockedHead: head.whole == nil))
         let logits = Matrix(uninitializedRows: block * t, cols: description.vocabSize)
         var nll = 0.0
         for b0 in stride(from: 0, to: batch.batch, by: block) {
             let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)
-            LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: logits)
+            try head.logits(hidden: hf, rows: rows, into: logits, transform: logitTransform)
             nll += LanguageModelLoss.crossEntropy(logits: logits, sequences: nb, seqLen: t, tokens: batch.tokens[rows], gradientScale: nil)
         }
         return LossResult(nllSum: nll, tokens: batch.batch * (batch.seqLen - 1))

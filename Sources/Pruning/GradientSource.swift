@@ -45,6 +45,21 @@ public protocol GradientSource {
     @discardableResult
     func computeGradients(model: String, batch: [[Int32]], fisher: Bool,
                           consumer: (ParameterView) throws -> Void) throws -> Double
+
+    /// The same, told which parameters outside the decoder layers (the embedding and LM head,
+    /// by full name) the consumer uses: a source may skip the others' gradients (the engine then
+    /// never builds a whole `[vocab, hidden]` matrix). The default ignores `wanting`.
+    @discardableResult
+    func computeGradients(model: String, batch: [[Int32]], fisher: Bool, wanting: (String) -> Bool,
+                          consumer: (ParameterView) throws -> Void) throws -> Double
+}
+
+extension GradientSource {
+    @discardableResult
+    public func computeGradients(model: String, batch: [[Int32]], fisher: Bool, wanting: (String) -> Bool,
+                                 consumer: (ParameterView) throws -> Void) throws -> Double {
+        try computeGradients(model: model, batch: batch, fisher: fisher, consumer: consumer)
+    }
 }
 
 /// A gradient source that has none: `--importance taylor` in a build without the engine.

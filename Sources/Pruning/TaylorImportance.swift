@@ -29,7 +29,8 @@ public struct TaylorImportance: ImportanceEstimator {
         var table = SalienceTable()
         let salience = ElementSalience.taylor(variant)
         let shape = plan.shape
-        let loss = try source.computeGradients(model: folder, batch: try batch(step), fisher: variant.needsFisher) { p in
+        let wanting = { (name: String) in MemberRole.of(name, settings: settings, shape: shape) != nil }
+        let loss = try source.computeGradients(model: folder, batch: try batch(step), fisher: variant.needsFisher, wanting: wanting) { p in
             guard let role = MemberRole.of(p.name, settings: settings, shape: shape) else { return }
             try table.add(p, role: role, salience: salience, plan: plan)
         }

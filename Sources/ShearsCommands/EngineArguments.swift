@@ -15,13 +15,16 @@ struct EngineArguments: ParsableArguments {
     @Option(help: "Threads for OpenBLAS (default: OpenBLAS's own choice, normally every core).")
     var threads: Int?
 
+    @OptionGroup var memory: MemoryLimitOption
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     /// Applies --threads, opens the model and its tokenizer.
     func load() throws -> (LlamaModel, Tokenizer) {
-        try EngineArguments.load(path: model, threads: threads)
+        memory.apply()
+        return try EngineArguments.load(path: model, threads: threads)
     }
 
     /// Opens the model at `path` (any model ``ModelSource`` opens: a folder, an index, a

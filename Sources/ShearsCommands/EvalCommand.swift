@@ -92,6 +92,7 @@ public struct EvalCommand: ParsableCommand {
                 progress?.update(done)
             }
             progress?.finish()
+            StandardError.print(engine.memory.report("eval"))
             if let logitsOut {
                 let window = Array(ids[0..<seqLen])
                 let logits = try model.logits(TokenBatch([window]))

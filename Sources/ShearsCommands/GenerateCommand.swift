@@ -91,6 +91,7 @@ public struct GenerateCommand: ParsableCommand {
             let final = tokenizer.decode(generated.filter { !stop.contains($0) })
             if final.hasPrefix(shown) { StandardOutput.write(String(final.dropFirst(shown.count))) }
             StandardOutput.write("\n")
+            StandardError.print(engine.memory.report("generate"))
         } catch {
             throw report(error)
         }

@@ -87,6 +87,7 @@ public struct PruneCommand: ParsableCommand {
 
     public func run() throws {
         if let t = out.threads { Parallel.setThreads(t) }
+        out.memory.apply()
         let started = monotonicSeconds()
         var bars: [String: Progress] = [:]
         do {
@@ -100,6 +101,7 @@ public struct PruneCommand: ParsableCommand {
                 }
             }
             for w in result.warnings { StandardError.print("shears: warning: \(w)") }
+            StandardError.print(out.memory.report("prune"))
             StandardOutput.write(summary(result, seconds: monotonicSeconds() - started))
         } catch { throw report(error) }
     }
@@ -109,6 +111,9 @@ public struct PruneCommand: ParsableCommand {
         let (before, after) = (m.sourceParameters ?? 0, m.resultParameters ?? 0)
         var s = out.dryRun ? "Plan (dry run; only the manifest written)\n" : "Pruned \(input) → \(output)\n"
         s += "parameters: \(Format.grouped(before)) → \(Format.grouped(after)) (\(Format.fixed(100 * Double(after) / Double(max(before, 1)), 2))% kept)\n"
+        if let e = Self.expectedSpeedUp(before: before, after: after, shape: shape, keptHidden: plan.keptHidden.count) {
+            s += "expected speed-up: \(Format.fixed(e, 2))× (an estimate: weights read per token, decoder layers and LM head, before/after; see docs/benchmarks.md for measured llama.cpp speeds)\n"
+        }
         if !out.dryRun { s += "files: \(Format.bytes(r.source.store.dataFiles.reduce(0) { $0 + ((try? FileSystem.size(of: $1)) ?? 0) })) → \(Format.bytes(r.outputBytes))\n" }
         if plan.keptHidden.count != shape.hiddenSize { s += "hidden: \(shape.hiddenSize) → \(plan.keptHidden.count)\n" }
         if !plan.removedLayers.isEmpty { s += "removed layers: \(plan.removedLayers.map(String.init).joined(separator: ", "))\n" }
@@ -133,6 +138,18 @@ public struct PruneCommand: ParsableCommand {
         }
         if r.manifestPath != FileSystem.join(output, "pruning-manifest.json") { s += "manifest: \(r.manifestPath)\n" }
         return s + "time: \(Format.fixed(seconds, 1)) s\n"
+    }
+
+    /// Generation and prompt processing both scale with the weights each token multiplies:
+    /// every decoder layer and the LM head (the embedding is a lookup). The ratio of those before
+    /// and after the prune; nil when the counts are unknown.
+    static func expectedSpeedUp(before: Int, after: Int, shape: ModelDescription, keptHidden: Int) -> Double? {
+        guard before > 0, after > 0 else { return nil }
+        let tables = shape.tieWordEmbeddings ? 1 : 2
+        let perToken = { (total: Int, hidden: Int) -> Int in total - tables * shape.vocabSize * hidden + shape.vocabSize * hidden }
+        let b = perToken(before, shape.hiddenSize), a = perToken(after, keptHidden)
+        guard a > 0, b > 0 else { return nil }
+        return Double(b) / Double(a)
     }
 
     /// A score in 4 decimals, or 3 significant digits with an exponent when far from 1.

@@ -120,6 +120,7 @@ struct PruneOutputOptions: ParsableArguments {
     var activationMemory = SizeArgument(bytes: 0)
     @Option(help: "Threads for the engine's passes (OpenBLAS and its own loops; default: OpenBLAS's own choice, normally every core).")
     var threads: Int?
+    @OptionGroup var memory: MemoryLimitOption
     @Option(help: "Output dtype for floating-point tensors (default: the source's; F32 for dequantized GGUF tensors).")
     var dtype: FloatDType?
     @Option(name: .customLong("shard-size"), help: "Shard the output past this much tensor data (e.g. 5GB).")

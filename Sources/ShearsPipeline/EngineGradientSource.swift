@@ -14,12 +14,19 @@ public struct EngineGradientSource: GradientSource {
 
     public func computeGradients(model path: String, batch: [[Int32]], fisher: Bool,
                                  consumer: (ParameterView) throws -> Void) throws -> Double {
+        try computeGradients(model: path, batch: batch, fisher: fisher, wanting: { _ in true }, consumer: consumer)
+    }
+
+    public func computeGradients(model path: String, batch: [[Int32]], fisher: Bool, wanting: (String) -> Bool,
+                                 consumer: (ParameterView) throws -> Void) throws -> Double {
         let model = try ModelSource.open(path).engineModel()
         model.activationMemory = activationMemory
         let tokens = try TokenBatch(batch)
         return try withoutActuallyEscaping(consumer) { body in
-            let forward = Forward(wantsFisher: fisher, samples: batch.count, body: body)
-            return try model.backward(tokens, consumer: forward).loss
+            try withoutActuallyEscaping(wanting) { wanting in
+                let forward = Forward(wantsFisher: fisher, samples: batch.count, wanting: wanting, body: body)
+                return try model.backward(tokens, consumer: forward).loss
+            }
         }
     }
 
@@ -28,12 +35,16 @@ public struct EngineGradientSource: GradientSource {
         let wantsFisher: Bool
         let samples: Int
         let body: (ParameterView) throws -> Void
+        let wanting: (String) -> Bool
 
-        init(wantsFisher: Bool, samples: Int, body: @escaping (ParameterView) throws -> Void) {
+        init(wantsFisher: Bool, samples: Int, wanting: @escaping (String) -> Bool, body: @escaping (ParameterView) throws -> Void) {
             self.wantsFisher = wantsFisher
             self.samples = samples
+            self.wanting = wanting
             self.body = body
         }
+
+        func wantsGradient(of name: String, layer: Int?) -> Bool { layer != nil || wanting(name) }
 
         func consume(_ g: ParameterGradient) throws {
             try g.weight.withUnsafeBufferPointer { (w) throws in

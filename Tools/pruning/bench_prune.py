@@ -177,11 +177,21 @@ def record(args):
             i += 2
         elif rest[i] == "--manifest": manifest = rest[i + 1]; i += 2
         elif rest[i] == "--shears-stderr":
-            # Lines "EPOCH text"; scoring (load, gradients, selection) ends when writing starts.
+            # Lines "EPOCH text": the phases start at prune's messages (open+calibration until the
+            # first scoring step, scoring = gradients or activation statistics and selection,
+            # recovery, writing until the process ends).
             stderr, start, end = rest[i + 1], float(rest[i + 2]), float(rest[i + 3])
-            write_at = next((float(l.split(" ", 1)[0]) for l in open(stderr) if " prune: writing" in l), None)
-            if write_at is not None:
-                r["split_s"] = {"calibration+gradients+scoring": write_at - start, "writing": end - write_at}
+            marks = [("scoring", " prune: step "), ("recovery", " prune: recovery ("), ("writing", " prune: writing")]
+            at = {}
+            for l in open(stderr):
+                for k, m in marks:
+                    if m in l and k not in at: at[k] = float(l.split(" ", 1)[0])
+            if at:
+                order = sorted(at.items(), key=lambda kv: kv[1])
+                split = {"open+calibration": order[0][1] - start}
+                for (k, t0), nxt in zip(order, order[1:] + [("end", end)]):
+                    split[k] = nxt[1] - t0
+                r["split_s"] = split
             i += 4
         else: raise SystemExit(f"record: unknown option {rest[i]}")
     if torch_json:
