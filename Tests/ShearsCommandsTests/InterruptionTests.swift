@@ -99,7 +99,9 @@ import Testing
         let out = dir + "/held"
         let status = Self.bash("""
             "$1" prune "$2" "$3" --importance l2 >/dev/null 2>"$4/a.err" & a=$!
-            for _ in $(seq 1 5000); do [ -e "$(dirname "$3")/.$(basename "$3").lock" ] && break; sleep 0.001; done
+            lock="$(dirname "$3")/.$(basename "$3").lock"
+            for _ in $(seq 1 60000); do [ -e "$lock" ] && break; kill -0 $a 2>/dev/null || break; sleep 0.002; done
+            [ -e "$lock" ] || exit 12
             kill -STOP $a
             "$1" prune "$2" "$3" --importance l2 --force >/dev/null 2>"$4/b.err"; echo $? >"$4/b.status"
             kill -CONT $a
