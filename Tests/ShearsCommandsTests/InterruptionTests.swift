@@ -50,7 +50,14 @@ import Testing
         let status = Self.bash("""
             "$1" convert "$2" "$3/x.safetensors" --dtype bf16 >"$4/stdout" 2>"$4/stderr" &
             pid=$!
-            for _ in $(seq 1 2000); do grep -qF "$2" /proc/$pid/maps 2>/dev/null && break; sleep 0.002; done
+            # Wait (up to 2 minutes on a loaded machine) until the input is mapped.
+            seen=0
+            for _ in $(seq 1 60000); do
+              grep -qF "$2" /proc/$pid/maps 2>/dev/null && { seen=1; break; }
+              kill -0 $pid 2>/dev/null || break
+              sleep 0.002
+            done
+            [ $seen = 1 ] || { echo "the input was never seen mapped" >>"$4/stderr"; kill $pid; exit 99; }
             kill -STOP $pid
             truncate -s 128 "$2"
             kill -CONT $pid
@@ -92,7 +99,9 @@ import Testing
         let out = dir + "/held"
         let status = Self.bash("""
             "$1" prune "$2" "$3" --importance l2 >/dev/null 2>"$4/a.err" & a=$!
-            for _ in $(seq 1 5000); do [ -e "$(dirname "$3")/.$(basename "$3").lock" ] && break; sleep 0.001; done
+            lock="$(dirname "$3")/.$(basename "$3").lock"
+            for _ in $(seq 1 60000); do [ -e "$lock" ] && break; kill -0 $a 2>/dev/null || break; sleep 0.002; done
+            [ -e "$lock" ] || exit 12
             kill -STOP $a
             "$1" prune "$2" "$3" --importance l2 --force >/dev/null 2>"$4/b.err"; echo $? >"$4/b.status"
             kill -CONT $a
