@@ -29,7 +29,7 @@ tasks = a.tasks.split(",")
 
 torch.set_num_threads(a.threads)
 t0 = time.time()
-tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(a.model, "tokenizer.json"))
+tok = lm_eval_local.tokenizer(a.model)
 model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
 lm = HFLM(pretrained=model, tokenizer=tok, batch_size=a.batch_size)
 ref_results, ref_samples = lm_eval_local.run(lm, a.data, tasks, limit=a.limit)

@@ -19,6 +19,21 @@ TASKS = {
 }
 
 
+def tokenizer(folder):
+    """The folder's tokenizer.json with BOS and EOS named from config.json's ids (lm-eval needs a
+    prefix token); special tokens are added as the tokenizer's post-processor says."""
+    from transformers import PreTrainedTokenizerFast
+    tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, "tokenizer.json"))
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    kw = {}
+    if cfg.get("bos_token_id") is not None:
+        kw["bos_token"] = tok.convert_ids_to_tokens(cfg["bos_token_id"])
+    if cfg.get("eos_token_id") is not None:
+        eos = cfg["eos_token_id"]
+        kw["eos_token"] = tok.convert_ids_to_tokens(eos[0] if isinstance(eos, list) else eos)
+    return PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, "tokenizer.json"), **kw)
+
+
 def write_configs(data_dir, out_dir):
     """One `<task>_local.yaml` per task in out_dir; returns {task: local task name}."""
     tasks_root = os.path.join(os.path.dirname(lm_eval.__file__), "tasks")
