@@ -26,7 +26,8 @@ extension LlamaModel {
         let layout = batch.layout, fisher = consumer.wantsFisher
         var (x, inputs, kept) = try decoderStack(batch, saveInputs: true, keptFrom: firstKeptLayer(rows: layout.rows))
         let normWeight = try finalNorm()
-        let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: eps)
+        let off = a.family.blocks.normWeightOffset
+        let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: eps, offset: off)
         let head = try lmHead()
         let predicted = batch.batch * (t - 1)
         let scale = 1 / Float(predicted)
@@ -36,14 +37,18 @@ extension LlamaModel {
         let dhf = Matrix(uninitializedRows: layout.rows, cols: h)
         let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: v, sequences: batch.batch)
         let dlogits = Matrix(uninitializedRows: block * t, cols: v)
+        // With a final soft-cap, the capped logits of the block, for the cap's derivative.
+        let capped: Matrix? = a.finalLogitSoftcap == nil ? nil : Matrix(uninitializedRows: block * t, cols: v)
         // Tied + Fisher: each sample's head-gradient rows for its own input tokens (for the cross term).
         var headRows: [[Int32: [Float]]] = Array(repeating: [:], count: batch.batch)
         let tiedFisher = fisher && a.tieWordEmbeddings
         var nll = 0.0
         for b0 in stride(from: 0, to: batch.batch, by: block) {
             let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)
-            LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: dlogits)
+            headLogits(hidden: hf, rows: rows, head: head, into: dlogits)
+            if let capped { capped.storage.update(from: dlogits.storage, count: rows.count * v) }
             nll += LanguageModelLoss.crossEntropy(logits: dlogits, sequences: nb, seqLen: t, tokens: batch.tokens[rows], gradientScale: scale)
+            if let capped, let cap = a.finalLogitSoftcap { GemmaKernels.softcapBackward(dlogits, capped: capped, rows: rows.count, cap: Float(cap)) }
             if fisher {
                 for b in b0..<(b0 + nb) {
                     let r0 = layout.rowRange(b).lowerBound
@@ -69,19 +74,18 @@ extension LlamaModel {
         // Final norm.
         let normGrad = GradientAccumulator(rows: 1, cols: h, layout: layout, fisher: fisher)
         var dx = Matrix(rows: layout.rows, cols: h)
-        RMSNorm.backward(x: x, inverseRMS: invF, weight: normWeight, dy: dhf, dx: dx, accumulate: false, weightGradient: normGrad)
+        RMSNorm.backward(x: x, inverseRMS: invF, weight: normWeight, dy: dhf, dx: dx, accumulate: false, weightGradient: normGrad, offset: off)
         try consumer.consume(ParameterGradient(layer: nil, name: a.name(.finalNorm), weight: normWeight, gradient: normGrad.gradient, fisher: normGrad.fisher))
         x = dx
 
         // Decoder layers, last to first, each recomputed from its saved input (and its kept
         // projections, if any).
-        let rot = rotaryTables(positions: t)
         for i in stride(from: a.layerCount - 1, through: 0, by: -1) {
             let w = try layerWeights(i)
             let grads = LayerGradients(w, layout: layout, fisher: fisher)
             let input = inputs.removeLast()
             let projections = kept.removeLast()
-            dx = DecoderLayer(weights: w, eps: eps).backward(input, dOut: dx, layout: layout, rotary: rot, grads: grads,
+            dx = DecoderLayer(weights: w, eps: eps).backward(input, dOut: dx, layout: layout, rotary: rotaryTables(positions: t, layer: i), grads: grads,
                                                              kept: projections)
             for ((name, weight), g) in zip(w.parameters, grads.inParameterOrder) {
                 try consumer.consume(ParameterGradient(layer: i, name: name, weight: weight, gradient: g.gradient, fisher: g.fisher))
@@ -92,10 +96,14 @@ extension LlamaModel {
         let embed = try embedding()
         let embGrad = a.tieWordEmbeddings ? headGrad.gradient : Matrix(rows: v, cols: h)
         let embFisher: Matrix? = fisher ? (a.tieWordEmbeddings ? headGrad.fisher! : Matrix(rows: v, cols: h)) : nil
+        // Gemma: the embedding's output was scaled, so its gradient is too.
+        if let es = a.embeddingScale { for i in 0..<dx.count { dx.storage[i] *= es } }
+        let padding = a.paddingTokenId.map { Int32($0) }
         for b in 0..<batch.batch {
             var sampleRows: [Int32: [Float]] = [:]
             for r in layout.rowRange(b) {
                 let tok = batch.tokens[r]
+                if let pad = padding, tok == pad { continue }   // nn.Embedding's padding_idx
                 let src = dx.storage + r * h
                 var acc = sampleRows[tok] ?? [Float](repeating: 0, count: h)
                 for j in 0..<h { acc[j] += src[j] }

@@ -32,7 +32,10 @@ public final class LlamaModel: @unchecked Sendable {
     public var activationMemory = 0
     private var converted: [Int: LayerWeights] = [:]
     private var embeddingCache: Matrix?
-    private var rotary: Rotary
+    /// The distinct rotary tables (one per rotary base and scaling the layers use) and each
+    /// layer's index into them.
+    private var rotaries: [Rotary]
+    private let rotaryOfLayer: [Int]
 
     /// Opens a model folder (or safetensors file / index with `config.json` beside it).
     /// - Throws: ``CheckpointError`` for a missing or unsupported configuration, or tensors that are
@@ -52,13 +55,26 @@ public final class LlamaModel: @unchecked Sendable {
     ///   `tensorNotFound`, `shapeMismatch` or `unsupportedConversion` for a tensor the description
     ///   requires that is missing, shaped otherwise or not a float dtype.
     public init(store: any TensorStore, description: ModelDescription) throws(CheckpointError) {
-        guard [EngineBlocks.llama, .qwen3].contains(description.family.blocks) else {
+        guard [EngineBlocks.llama, .qwen3, .gemma2, .gemma3].contains(description.family.blocks) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type \(description.family.modelType) is not supported by the engine (it runs LLaMA decoder layers)")
         }
         checkpoint = store
         self.description = description
         eps = Float(description.rmsNormEps)
-        rotary = Rotary(headDim: description.headDim, theta: description.ropeTheta, scaling: description.rotaryScaling)
+        var settings: [(Double, RotaryScaling)] = [], index: [Int] = []
+        for l in 0..<description.layerCount {
+            let a = description.attention(ofLayer: l)
+            let s = (a.ropeTheta ?? description.ropeTheta, a.rotaryScaling ?? description.rotaryScaling)
+            if let i = settings.firstIndex(where: { $0.0 == s.0 && $0.1 == s.1 }) {
+                index.append(i)
+            } else {
+                index.append(settings.count)
+                settings.append(s)
+            }
+        }
+        if settings.isEmpty { settings = [(description.ropeTheta, description.rotaryScaling)] }
+        rotaries = settings.map { Rotary(headDim: description.headDim, theta: $0.0, scaling: $0.1) }
+        rotaryOfLayer = index
         try description.validate(store, computable: true)
         // Room to reuse a layer's F32 weights, their gradients and its activations in the next layer.
         let largestLayer = description.layers.map { description.weightCount(ofLayer: $0) }.max() ?? 0
@@ -105,9 +121,11 @@ public final class LlamaModel: @unchecked Sendable {
         try WeightLoader.matrix(checkpoint, description.name(.finalNorm), rows: 1, cols: description.hiddenSize)
     }
 
-    func rotaryTables(positions: Int) -> Rotary {
-        rotary.reserve(positions)
-        return rotary
+    /// The rotary tables of layer `layer`, covering positions 0 ..< `positions`.
+    func rotaryTables(positions: Int, layer: Int) -> Rotary {
+        let i = rotaryOfLayer.indices.contains(layer) ? rotaryOfLayer[layer] : 0
+        rotaries[i].reserve(positions)
+        return rotaries[i]
     }
 
     // MARK: Forward
@@ -122,7 +140,16 @@ public final class LlamaModel: @unchecked Sendable {
         let e = try embedding(), h = description.hiddenSize
         let x = Matrix(rows: tokens.count, cols: h)
         for (r, t) in tokens.enumerated() { (x.storage + r * h).update(from: e.storage + Int(t) * h, count: h) }
+        if let scale = description.embeddingScale {
+            for i in 0..<x.count { x.storage[i] *= scale }
+        }
         return x
+    }
+
+    /// Logits of rows `rows` of `hidden` into `logits`, soft-capped where the model caps them.
+    func headLogits(hidden: Matrix, rows: Range<Int>, head: Matrix, into logits: Matrix) {
+        LanguageModelLoss.logits(hidden: hidden, rows: rows, head: head, into: logits)
+        if let cap = description.finalLogitSoftcap { GemmaKernels.softcap(logits, rows: rows.count, cap: Float(cap)) }
     }
 
     /// Runs the decoder stack. With `saveInputs`, returns each layer's input as well.
@@ -132,12 +159,11 @@ public final class LlamaModel: @unchecked Sendable {
         -> (hidden: Matrix, inputs: [Matrix], kept: [DecoderLayer.Projections?]) {
         try checkTokens(batch.tokens)
         var x = try embed(batch.tokens)
-        let rot = rotaryTables(positions: batch.seqLen)
         var inputs: [Matrix] = [], kept: [DecoderLayer.Projections?] = []
         for i in 0..<description.layerCount {
             if saveInputs { inputs.append(x) }
             let layer = DecoderLayer(weights: try layerWeights(i), eps: eps)
-            let f = layer.forward(x, layout: batch.layout, rotary: rot)
+            let f = layer.forward(x, layout: batch.layout, rotary: rotaryTables(positions: batch.seqLen, layer: i))
             kept.append(i >= keptFrom ? f.projections : nil)
             x = f.out!
         }
@@ -159,10 +185,10 @@ public final class LlamaModel: @unchecked Sendable {
     /// Logits `[batch·seqLen, vocab]` for every position.
     public func logits(_ batch: TokenBatch) throws(CheckpointError) -> Matrix {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
-        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps, offset: description.family.blocks.normWeightOffset)
         let out = Matrix(rows: x.rows, cols: description.vocabSize)
         let head = try lmHead()
-        LanguageModelLoss.logits(hidden: hf, rows: 0..<x.rows, head: head, into: out)
+        headLogits(hidden: hf, rows: 0..<x.rows, head: head, into: out)
         return out
     }
 
@@ -174,7 +200,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     private func forwardLoss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
-        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps, offset: description.family.blocks.normWeightOffset)
         let head = try lmHead()
         let t = batch.seqLen
         let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: description.vocabSize, sequences: batch.batch)
@@ -182,7 +208,7 @@ public final class LlamaModel: @unchecked Sendable {
         var nll = 0.0
         for b0 in stride(from: 0, to: batch.batch, by: block) {
             let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)
-            LanguageModelLoss.logits(hidden: hf, rows: rows, head: head, into: logits)
+            headLogits(hidden: hf, rows: rows, head: head, into: logits)
             nll += LanguageModelLoss.crossEntropy(logits: logits, sequences: nb, seqLen: t, tokens: batch.tokens[rows], gradientScale: nil)
         }
         return LossResult(nllSum: nll, tokens: batch.batch * (batch.seqLen - 1))
