@@ -49,12 +49,8 @@ public struct Gemma3Family: ModelFamily {
     public var architectureClass: String { "Gemma3ForConditionalGeneration" }
     public var tensors: TensorNaming { Self.tensorNames }
     /// llama.cpp's converter writes the language model as `gemma3` (the vision tower goes to a
-    /// separate mmproj file); such files read as ``Gemma3TextFamily``.
-    public var gguf: GGUFNaming {
-        var g = Gemma3TextFamily.ggufNames
-        g.architecture = "gemma3-vlm"
-        return g
-    }
+    /// separate mmproj file); such files read as ``Gemma3TextFamily`` (listed first).
+    public var gguf: GGUFNaming { Gemma3TextFamily.ggufNames }
     public var blocks: EngineBlocks { .gemma3 }
     public var perLayerCode: RemoteCode { Gemma3TextFamily.remoteCode }
 
