@@ -28,6 +28,32 @@ import ShearsJSON
         #expect(abs(ppl - ref) / ref < 1e-5, "perplexity \(ppl) vs transformers \(ref)")
     }
 
+    /// `--tokens` gives the same perplexity as the text it was tokenized from; `--bos window`
+    /// puts BOS before every window of seq-len − 1 tokens and says so; the fixture's tokenizer adds
+    /// no BOS, so `--bos auto` (the default) evaluates without.
+    @Test func tokensAndBOSProtocols() throws {
+        let dir = temporaryFolder("shears-gemma-eval")
+        defer { removeFolder(dir) }
+        let plain = CommandRunner.run(["eval", Self.model, "--text", Self.model + "/eval.txt", "--seq-len", "32", "--json", "--logits-out", dir + "/l"])
+        #expect(plain.status == 0 && plain.stderr.contains("eval: no BOS (--bos auto"), "\(plain.stderr)")
+        let tokens = try JSONValue.parse(try FileSystem.readFile(dir + "/l.tokens.json"))
+        #expect(tokens.arrayValue?.count == 32)
+        let all = CommandRunner.run(["tokenize", Self.model, "--text", Self.model + "/eval.txt", "--json", "--no-add-special-tokens"])
+        #expect(all.status == 0, "\(all.stderr)")
+        let ids = try JSONValue.parse(all.stdout)
+        let idList = ids["ids"] ?? ids
+        try AtomicFile.write(Array(idList.serialized().utf8), to: dir + "/ids.json")
+        let fromTokens = CommandRunner.run(["eval", Self.model, "--tokens", dir + "/ids.json", "--seq-len", "32", "--json"])
+        #expect(fromTokens.status == 0, "\(fromTokens.stderr)")
+        #expect(try JSONValue.parse(fromTokens.stdout)["perplexity"]?.doubleValue == JSONValue.parse(plain.stdout)["perplexity"]?.doubleValue)
+        let bos = CommandRunner.run(["eval", Self.model, "--tokens", dir + "/ids.json", "--seq-len", "32", "--json", "--bos", "window"])
+        #expect(bos.status == 0 && bos.stderr.contains("at the start of every window"), "\(bos.stderr)")
+        let j = try JSONValue.parse(bos.stdout)
+        #expect(j["tokens"]?.intValue == j["windows"]!.intValue! * 31 && j["bos"]?.intValue != nil)
+        let bad = CommandRunner.run(["eval", Self.model, "--tokens", Self.model + "/config.json"])
+        #expect(bad.status == 2, "\(bad.stderr)")
+    }
+
     @Test(arguments: [
         ["--strategy", "block", "--ratio", "0.5", "--attention-layers", "0:2", "--mlp-layers", "0:2", "--gqa", "query"],
         ["--strategy", "block", "--ratio", "0.5", "--attention-layers", "0:2", "--mlp-layers", "0:2", "--gqa", "kv-group", "--global"],
