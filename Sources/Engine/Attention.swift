@@ -17,9 +17,17 @@ import ShearsConcurrency
 struct Attention {
     /// Head dim, query heads, KV heads, query heads per KV head, query and key/value channels.
     let headDim: Int, heads: Int, kvHeads: Int, groupSize: Int, qDim: Int, kvDim: Int
-    var scale: Float { 1 / Float(headDim).squareRoot() }
+    /// The score scale (head_dim^-0.5 unless the model says otherwise).
+    let scale: Float
+    /// Sliding window: row at position i sees keys at positions i - window < j <= i (nil: all j <= i).
+    let window: Int?
+    /// Attention logit soft-cap (scores become tanh(s / cap) · cap before the softmax).
+    let softcap: Float?
 
-    init(sizes: LayerSizes, headDim: Int) {
+    init(sizes: LayerSizes, headDim: Int, scale: Double? = nil, window: Int? = nil, softcap: Double? = nil) {
+        self.scale = scale.map { Float($0) } ?? 1 / Float(headDim).squareRoot()
+        self.window = window
+        self.softcap = softcap.map { Float($0) }
         self.headDim = headDim
         heads = sizes.numAttentionHeads
         kvHeads = sizes.numKeyValueHeads
@@ -37,12 +45,24 @@ struct Attention {
         for i in 0..<tq {
             let row = p + i * tk
             let visible = min(tk, start + i + 1)
-            let m = Kernels.maximum(row, visible)
-            for j in 0..<visible { row[j] = Kernels.exp(row[j] - m) }
-            let inv = 1 / Kernels.sum(row, visible)
-            for j in 0..<visible { row[j] *= inv }
+            let first = window.map { max(0, min(visible, start + i + 1 - $0)) } ?? 0
+            if let softcap { GemmaKernels.softcap(row + first, visible - first, cap: softcap) }
+            let m = Kernels.maximum(row + first, visible - first)
+            for j in first..<visible { row[j] = Kernels.exp(row[j] - m) }
+            let inv = 1 / Kernels.sum(row + first, visible - first)
+            for j in first..<visible { row[j] *= inv }
+            for j in 0..<first { row[j] = 0 }
             for j in visible..<tk { row[j] = 0 }
         }
+    }
+
+    /// The soft-capped scores tanh(s / cap) · cap of query head `h` (`[t, t]`, start 0), for the
+    /// soft-cap's derivative in the backward pass.
+    private func cappedScores(q: UnsafePointer<Float>, k: UnsafePointer<Float>, h: Int, t: Int, cap: Float,
+                              into c: UnsafeMutablePointer<Float>) {
+        let d = headDim, g = h / groupSize
+        BLAS.sgemm(transB: true, m: t, n: t, k: d, alpha: scale, a: q + h * d, lda: qDim, b: k + g * d, ldb: kvDim, c: c, ldc: t)
+        GemmaKernels.softcap(c, t * t, cap: cap)
     }
 
     /// Head `h` of out[tq, qDim] = attention of `q` rows over `tk` keys/values, `p` (`[tq, tk]`)
@@ -96,6 +116,7 @@ struct Attention {
         Parallel.chunksCallingBLAS(sequences * kvHeads) { items in
             let dp = Matrix(uninitializedRows: t, cols: t)
             let scratch: Matrix? = pp.value == nil ? Matrix(uninitializedRows: t, cols: t) : nil
+            let capped: Matrix? = softcap == nil ? nil : Matrix(uninitializedRows: t, cols: t)
             for item in items {
                 let b = item / kvHeads, g = item % kvHeads, r0 = b * t
                 let q = pq.value + r0 * qd, k = pk.value + r0 * kvd, v = pv.value + r0 * kvd
@@ -107,11 +128,13 @@ struct Attention {
                         scores(q: q, k: k, h: h, tq: t, tk: t, start: 0, into: scratch!.storage)
                         p = UnsafePointer(scratch!.storage)
                     }
+                    if let capped, let cap = softcap { cappedScores(q: q, k: k, h: h, t: t, cap: cap, into: capped.storage) }
                     headBackward(h, q: q, k: k, v: v, dOut: pdo.value + r0 * qd, t: t, p: p,
-                                 dq: pdq.value + r0 * qd, dk: pdk.value + r0 * kvd, dv: pdv.value + r0 * kvd, dp: dp.storage)
+                                 dq: pdq.value + r0 * qd, dk: pdk.value + r0 * kvd, dv: pdv.value + r0 * kvd, dp: dp.storage,
+                                 capped: capped.map { UnsafePointer($0.storage) })
                 }
             }
-            withExtendedLifetime((dp, scratch)) {}
+            withExtendedLifetime((dp, scratch, capped)) {}
         }
     }
 
@@ -119,7 +142,7 @@ struct Attention {
     private func headBackward(_ h: Int, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               dOut: UnsafePointer<Float>, t: Int, p: UnsafePointer<Float>,
                               dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-                              dp: UnsafeMutablePointer<Float>) {
+                              dp: UnsafeMutablePointer<Float>, capped: UnsafePointer<Float>? = nil) {
         let d = headDim, qd = qDim, kvd = kvDim, g = h / groupSize
         // dP = dO · Vᵀ
         BLAS.sgemm(transB: true, m: t, n: t, k: d, a: dOut + h * d, lda: qd, b: v + g * d, ldb: kvd, c: dp, ldc: t)
@@ -138,6 +161,11 @@ struct Attention {
             while j0 <= i { s += pr[j0] * dr[j0]; j0 += 1 }
             for j in 0...i { dr[j] = pr[j] * (dr[j] - s) }
             for j in (i + 1)..<t { dr[j] = 0 }
+            // Through the soft-cap: d(tanh(s / cap) · cap)/ds = 1 − (c / cap)².
+            if let capped, let cap = softcap {
+                let cr = capped + i * t, inv = 1 / cap
+                for j in 0...i { let u = cr[j] * inv; dr[j] *= 1 - u * u }
+            }
         }
         // dQ = scale · dS · K ; dK += scale · dSᵀ · Q
         BLAS.sgemm(m: t, n: d, k: t, alpha: scale, a: dp, lda: t, b: k + g * d, ldb: kvd, c: dq + h * d, ldc: qd)

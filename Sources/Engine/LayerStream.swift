@@ -66,7 +66,7 @@ public final class LayerStream {
     private func run(weights: LayerWeights, chunkWindows: Int, advance: Bool, observe: ((LayerActivations) throws -> Void)?) throws {
         let t = batch.seqLen, h = hidden.cols
         let layer = DecoderLayer(weights: weights, eps: model.eps)
-        let rot = model.rotaryTables(positions: t)
+        let rot = model.rotaryTables(positions: t, layer: nextLayer)
         let next = advance ? Matrix(rows: hidden.rows, cols: h) : nil
         var b0 = 0
         while b0 < batch.batch {
@@ -93,8 +93,11 @@ extension LayerWeights {
     public func replacing(o newO: Linear?, down newDown: Linear?) -> LayerWeights {
         if let newO { precondition(newO.weight.rows == o.weight.rows && newO.weight.cols == o.weight.cols, "replacing the output projection: shape") }
         if let newDown { precondition(newDown.weight.rows == down.weight.rows && newDown.weight.cols == down.weight.cols, "replacing the down projection: shape") }
-        return LayerWeights(index: index, model: model, sizes: sizes, inputNorm: inputNorm, postAttentionNorm: postAttentionNorm,
-                            queryNorm: queryNorm, keyNorm: keyNorm,
-                            q: q, k: k, v: v, o: newO ?? o, gate: gate, up: up, down: newDown ?? down)
+        var w = LayerWeights(index: index, model: model, sizes: sizes, inputNorm: inputNorm, postAttentionNorm: postAttentionNorm,
+                             queryNorm: queryNorm, keyNorm: keyNorm,
+                             q: q, k: k, v: v, o: newO ?? o, gate: gate, up: up, down: newDown ?? down)
+        w.attentionOutputNorm = attentionOutputNorm
+        w.mlpOutputNorm = mlpOutputNorm
+        return w
     }
 }

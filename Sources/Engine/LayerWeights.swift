@@ -13,6 +13,8 @@ public struct LayerWeights: Sendable {
     public let queryNorm: Matrix?, keyNorm: Matrix?
     public let q: Linear, k: Linear, v: Linear, o: Linear
     public let gate: Linear, up: Linear, down: Linear
+    /// Gemma's norms of the attention and MLP outputs (`[1, hidden]`), nil for other families.
+    public var attentionOutputNorm: Matrix? = nil, mlpOutputNorm: Matrix? = nil
 
     public var headDim: Int { model.headDim }
     public var hidden: Int { model.hiddenSize }
@@ -30,6 +32,8 @@ public struct LayerWeights: Sendable {
                                        (model.name(.postAttentionNorm, .weight, layer: index), postAttentionNorm)]
         if let queryNorm { out.append((model.name(.queryNorm, .weight, layer: index), queryNorm)) }
         if let keyNorm { out.append((model.name(.keyNorm, .weight, layer: index), keyNorm)) }
+        if let attentionOutputNorm { out.append((model.name(.attentionOutputNorm, .weight, layer: index), attentionOutputNorm)) }
+        if let mlpOutputNorm { out.append((model.name(.mlpOutputNorm, .weight, layer: index), mlpOutputNorm)) }
         for (role, l) in projections {
             out.append((model.name(role, .weight, layer: index), l.weight))
             if let b = l.bias { out.append((model.name(role, .bias, layer: index), b)) }
@@ -55,7 +59,10 @@ public struct LayerWeights: Sendable {
         func headNorm(_ role: TensorRole) throws(CheckpointError) -> Matrix? {
             headNorms ? try WeightLoader.matrix(checkpoint, m.name(role, .weight, layer: index), rows: 1, cols: m.headDim) : nil
         }
-        return LayerWeights(
+        func outputNorm(_ role: TensorRole) throws(CheckpointError) -> Matrix? {
+            m.family.blocks.isGemma ? try WeightLoader.matrix(checkpoint, m.name(role, .weight, layer: index), rows: 1, cols: h) : nil
+        }
+        var w = LayerWeights(
             index: index, model: m, sizes: s,
             inputNorm: try WeightLoader.matrix(checkpoint, m.name(.inputNorm, .weight, layer: index), rows: 1, cols: h),
             postAttentionNorm: try WeightLoader.matrix(checkpoint, m.name(.postAttentionNorm, .weight, layer: index), rows: 1, cols: h),
@@ -64,6 +71,9 @@ public struct LayerWeights: Sendable {
             v: try lin(.value, out: kvDim, in: h), o: try lin(.output, out: h, in: qDim),
             gate: try lin(.gate, out: inter, in: h), up: try lin(.up, out: inter, in: h),
             down: try lin(.down, out: h, in: inter))
+        w.attentionOutputNorm = try outputNorm(.attentionOutputNorm)
+        w.mlpOutputNorm = try outputNorm(.mlpOutputNorm)
+        return w
     }
 }
 

@@ -29,7 +29,8 @@ extension LlamaModel {
         let layout = batch.layout, fisher = consumer.wantsFisher
         var (x, inputs, kept) = try decoderStack(batch, saveInputs: true, keptFrom: firstKeptLayer(rows: layout.rows))
         let normWeight = try finalNorm()
-        let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: eps)
+        let off = a.family.blocks.normWeightOffset
+        let (hf, invF) = RMSNorm.forward(x, weight: normWeight, eps: eps, offset: off)
         let predicted = batch.batch * (t - 1)
         let scale = 1 / Float(predicted)
         // The head's weight gradient (the embedding's too when tied) only when the consumer wants
@@ -81,19 +82,18 @@ extension LlamaModel {
         // Final norm.
         let normGrad = GradientAccumulator(rows: 1, cols: h, layout: layout, fisher: fisher)
         var dx = Matrix(rows: layout.rows, cols: h)
-        RMSNorm.backward(x: x, inverseRMS: invF, weight: normWeight, dy: dhf, dx: dx, accumulate: false, weightGradient: normGrad)
+        RMSNorm.backward(x: x, inverseRMS: invF, weight: normWeight, dy: dhf, dx: dx, accumulate: false, weightGradient: normGrad, offset: off)
         try consumer.consume(ParameterGradient(layer: nil, name: a.name(.finalNorm), weight: normWeight, gradient: normGrad.gradient, fisher: normGrad.fisher))
         x = dx
 
         // Decoder layers, last to first, each recomputed from its saved input (and its kept
         // projections, if any).
-        let rot = rotaryTables(positions: t)
         for i in stride(from: a.layerCount - 1, through: 0, by: -1) {
             let w = try layerWeights(i)
             let grads = LayerGradients(w, layout: layout, fisher: fisher)
             let input = inputs.removeLast()
             let projections = kept.removeLast()
-            dx = DecoderLayer(weights: w, eps: eps).backward(input, dOut: dx, layout: layout, rotary: rot, grads: grads,
+            dx = DecoderLayer(weights: w, eps: eps).backward(input, dOut: dx, layout: layout, rotary: rotaryTables(positions: t, layer: i), grads: grads,
                                                              kept: projections)
             for ((name, weight), g) in zip(w.parameters, grads.inParameterOrder) {
                 try consumer.consume(ParameterGradient(layer: i, name: name, weight: weight, gradient: g.gradient, fisher: g.fisher))
@@ -105,10 +105,14 @@ extension LlamaModel {
         let embed = try embedding()
         let embGrad = a.tieWordEmbeddings ? headGrad!.gradient : Matrix(rows: v, cols: h)
         let embFisher: Matrix? = fisher ? (a.tieWordEmbeddings ? headGrad!.fisher! : Matrix(rows: v, cols: h)) : nil
+        // Gemma: the embedding's output was scaled, so its gradient is too.
+        if let es = a.embeddingScale { for i in 0..<dx.count { dx.storage[i] *= es } }
+        let padding = a.paddingTokenId.map { Int32($0) }
         for b in 0..<batch.batch {
             var sampleRows: [Int32: [Float]] = [:]
             for r in layout.rowRange(b) {
                 let tok = batch.tokens[r]
+                if let pad = padding, tok == pad { continue }   // nn.Embedding's padding_idx
                 let src = dx.storage + r * h
                 var acc = sampleRows[tok] ?? [Float](repeating: 0, count: h)
                 for j in 0..<h { acc[j] += src[j] }

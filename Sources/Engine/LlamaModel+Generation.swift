@@ -13,17 +13,19 @@ extension LlamaModel {
         try checkTokens(tokens)
         let a = description, start = cache.length, tq = tokens.count, tk = start + tq
         var x = try embed(tokens)
-        let rot = rotaryTables(positions: tk)
         let scratch = Matrix(rows: tq, cols: tk)
+        let off = a.family.blocks.normWeightOffset
         for i in 0..<a.layerCount {
             let w = try layerWeights(i)
-            let att = Attention(sizes: w.sizes, headDim: w.headDim)
-            let (h1, _) = RMSNorm.forward(x, weight: w.inputNorm, eps: eps)
+            let rot = rotaryTables(positions: tk, layer: i)
+            let layer = DecoderLayer(weights: w, eps: eps)
+            let att = layer.attention
+            let (h1, _) = RMSNorm.forward(x, weight: w.inputNorm, eps: eps, offset: off)
             var q = w.q.forward(h1), k = w.k.forward(h1)
             let v = w.v.forward(h1)
             if let qn = w.queryNorm, let kn = w.keyNorm {
-                q = HeadNorm.forward(q, weight: qn, heads: att.heads, eps: eps).y
-                k = HeadNorm.forward(k, weight: kn, heads: att.kvHeads, eps: eps).y
+                q = HeadNorm.forward(q, weight: qn, heads: att.heads, eps: eps, offset: off).y
+                k = HeadNorm.forward(k, weight: kn, heads: att.kvHeads, eps: eps, offset: off).y
             }
             rot.apply(q.storage, rows: tq, ld: att.qDim, heads: att.heads, inverse: false) { start + $0 }
             rot.apply(k.storage, rows: tq, ld: att.kvDim, heads: att.kvHeads, inverse: false) { start + $0 }
@@ -34,10 +36,12 @@ extension LlamaModel {
             att.forward(q: q.storage, k: ck.storage, v: cv.storage, tq: tq, tk: tk, start: start,
                         out: attn.storage, scratch: scratch.storage)
             withExtendedLifetime((q, k, v)) {}
-            let x2 = w.o.forward(attn)
+            var x2 = w.o.forward(attn)
+            if let an = w.attentionOutputNorm { x2 = RMSNorm.forward(x2, weight: an, eps: eps, offset: off).y }
             x2.add(x)
-            let (h2, _) = RMSNorm.forward(x2, weight: w.postAttentionNorm, eps: eps)
-            let (m, _) = MLP(gate: w.gate, up: w.up, down: w.down).forward(h2)
+            let (h2, _) = RMSNorm.forward(x2, weight: w.postAttentionNorm, eps: eps, offset: off)
+            var (m, _) = layer.mlp.forward(h2)
+            if let mn = w.mlpOutputNorm { m = RMSNorm.forward(m, weight: mn, eps: eps, offset: off).y }
             m.add(x2)
             x = m
         }
@@ -45,7 +49,7 @@ extension LlamaModel {
         cache.advance(by: tq)
         let last = Matrix(rows: 1, cols: a.hiddenSize)
         last.storage.update(from: x.storage + (tq - 1) * a.hiddenSize, count: a.hiddenSize)
-        let (hf, _) = RMSNorm.forward(last, weight: try finalNorm(), eps: eps)
+        let (hf, _) = RMSNorm.forward(last, weight: try finalNorm(), eps: eps, offset: off)
         let logits = Matrix(rows: 1, cols: a.vocabSize)
         try headTable().logits(hidden: hf, rows: 0..<1, into: logits, transform: logitTransform)
         return logits.values

@@ -42,8 +42,13 @@ public final class LlamaModel: @unchecked Sendable {
     public var memory: MemoryBudget {
         didSet { capBufferPool() }
     }
-    /// Applied to each block of logits after the LM head (and its derivative on the way back).
+    /// Applied to each block of logits after the LM head (and its derivative on the way back):
+    /// Gemma 2's final soft-cap, identity elsewhere.
     var logitTransform = LogitTransform.identity
+    /// The distinct rotary tables (one per rotary base and scaling the layers use) and each
+    /// layer's index into them.
+    private var rotaries: [Rotary]
+    private let rotaryOfLayer: [Int]
 
     /// Opens a model folder (or safetensors file / index with `config.json` beside it).
     /// - Throws: ``CheckpointError`` for a missing or unsupported configuration, or tensors that are
@@ -63,15 +68,29 @@ public final class LlamaModel: @unchecked Sendable {
     ///   `tensorNotFound`, `shapeMismatch` or `unsupportedConversion` for a tensor the description
     ///   requires that is missing, shaped otherwise or not a float dtype.
     public init(store: any TensorStore, description: ModelDescription) throws(CheckpointError) {
-        guard [EngineBlocks.llama, .qwen3].contains(description.family.blocks) else {
+        guard [EngineBlocks.llama, .qwen3, .gemma2, .gemma3].contains(description.family.blocks) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type \(description.family.modelType) is not supported by the engine (it runs LLaMA decoder layers)")
         }
         checkpoint = store
         self.description = description
         eps = Float(description.rmsNormEps)
-        rotary = Rotary(headDim: description.headDim, theta: description.ropeTheta, scaling: description.rotaryScaling)
+        var settings: [(Double, RotaryScaling)] = [], index: [Int] = []
+        for l in 0..<description.layerCount {
+            let a = description.attention(ofLayer: l)
+            let s = (a.ropeTheta ?? description.ropeTheta, a.rotaryScaling ?? description.rotaryScaling)
+            if let i = settings.firstIndex(where: { $0.0 == s.0 && $0.1 == s.1 }) {
+                index.append(i)
+            } else {
+                index.append(settings.count)
+                settings.append(s)
+            }
+        }
+        if settings.isEmpty { settings = [(description.ropeTheta, description.rotaryScaling)] }
+        rotaries = settings.map { Rotary(headDim: description.headDim, theta: $0.0, scaling: $0.1) }
+        rotaryOfLayer = index
         try description.validate(store, computable: true)
         memory = MemoryBudget.current
+        if let cap = description.finalLogitSoftcap { logitTransform = .softcap(Float(cap)) }
         capBufferPool()
     }
 
@@ -185,9 +204,11 @@ public final class LlamaModel: @unchecked Sendable {
         try WeightLoader.matrix(checkpoint, description.name(.finalNorm), rows: 1, cols: description.hiddenSize)
     }
 
-    func rotaryTables(positions: Int) -> Rotary {
-        rotary.reserve(positions)
-        return rotary
+    /// The rotary tables of layer `layer`, covering positions 0 ..< `positions`.
+    func rotaryTables(positions: Int, layer: Int) -> Rotary {
+        let i = rotaryOfLayer.indices.contains(layer) ? rotaryOfLayer[layer] : 0
+        rotaries[i].reserve(positions)
+        return rotaries[i]
     }
 
     // MARK: Forward
@@ -199,8 +220,13 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     func embed(_ tokens: [Int32]) throws(CheckpointError) -> Matrix {
-        try embeddingTable().gather(tokens)
+        let x = try embeddingTable().gather(tokens)
+        if let scale = description.embeddingScale {
+            for i in 0..<x.count { x.storage[i] *= scale }
+        }
+        return x
     }
+
 
     /// Runs the decoder stack. With `saveInputs`, returns each layer's input as well.
     /// Layers from `keptFrom` on keep their projections' outputs, returned in `kept` (nil for the
@@ -209,12 +235,11 @@ public final class LlamaModel: @unchecked Sendable {
         -> (hidden: Matrix, inputs: [Matrix], kept: [DecoderLayer.Projections?]) {
         try checkTokens(batch.tokens)
         var x = try embed(batch.tokens)
-        let rot = rotaryTables(positions: batch.seqLen)
         var inputs: [Matrix] = [], kept: [DecoderLayer.Projections?] = []
         for i in 0..<description.layerCount {
             if saveInputs { inputs.append(x) }
             let layer = DecoderLayer(weights: try layerWeights(i), eps: eps)
-            let f = layer.forward(x, layout: batch.layout, rotary: rot)
+            let f = layer.forward(x, layout: batch.layout, rotary: rotaryTables(positions: batch.seqLen, layer: i))
             kept.append(i >= keptFrom ? f.projections : nil)
             x = f.out!
         }
@@ -236,7 +261,7 @@ public final class LlamaModel: @unchecked Sendable {
     /// Logits `[batch·seqLen, vocab]` for every position.
     public func logits(_ batch: TokenBatch) throws(CheckpointError) -> Matrix {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
-        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps, offset: description.family.blocks.normWeightOffset)
         let out = Matrix(rows: x.rows, cols: description.vocabSize)
         try headTable().logits(hidden: hf, rows: 0..<x.rows, into: out, transform: logitTransform)
         return out
@@ -251,7 +276,7 @@ public final class LlamaModel: @unchecked Sendable {
 
     private func forwardLoss(_ batch: TokenBatch) throws(CheckpointError) -> LossResult {
         let (x, _, _) = try decoderStack(batch, saveInputs: false)
-        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps)
+        let (hf, _) = RMSNorm.forward(x, weight: try finalNorm(), eps: eps, offset: description.family.blocks.normWeightOffset)
         let head = try headTable()
         let t = batch.seqLen
         let block = LanguageModelLoss.sequencesPerBlock(seqLen: t, vocab: description.vocabSize, sequences: batch.batch,

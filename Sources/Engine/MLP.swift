@@ -1,7 +1,9 @@
 import ShearsConcurrency
-/// The SwiGLU feed-forward block: `down(silu(gate(x)) ∘ up(x))`.
+/// The SwiGLU feed-forward block: `down(silu(gate(x)) ∘ up(x))`; with `gelu`, Gemma's GeGLU
+/// `down(gelu_tanh(gate(x)) ∘ up(x))`.
 struct MLP {
     let gate: Linear, up: Linear, down: Linear
+    var gelu = false
 
     struct Saved {
         let g: Matrix, u: Matrix, a: Matrix
@@ -21,6 +23,13 @@ struct MLP {
     func activations(gate g: Matrix, up u: Matrix) -> Saved {
         let a = Matrix(uninitializedRows: g.rows, cols: g.cols)
         let pg = UnsafeSendable(g.storage), pu = UnsafeSendable(u.storage), pa = UnsafeSendable(a.storage)
+        if gelu {
+            Parallel.chunks(g.count, costPerItem: 20) { r in
+                let pg = pg.value, pu = pu.value, pa = pa.value
+                for i in r { pa[i] = GemmaKernels.gelu(pg[i]) * pu[i] }
+            }
+            return Saved(g: g, u: u, a: a)
+        }
         Parallel.chunks(g.count, costPerItem: 8) { r in
             let pg = pg.value, pu = pu.value, pa = pa.value
             for i in r {
@@ -40,6 +49,16 @@ struct MLP {
         let du = Matrix(uninitializedRows: da.rows, cols: da.cols)
         let pg = UnsafeSendable(s.g.storage), pu = UnsafeSendable(s.u.storage)
         let pda = UnsafeSendable(da.storage), pdu = UnsafeSendable(du.storage)
+        if gelu {
+            Parallel.chunks(da.count, costPerItem: 24) { r in
+                let pg = pg.value, pu = pu.value, pda = pda.value, pdu = pdu.value
+                for i in r {
+                    let z = pg[i], d = pda[i]
+                    pdu[i] = d * GemmaKernels.gelu(z)
+                    pda[i] = d * pu[i] * GemmaKernels.geluDerivative(z)
+                }
+            }
+        } else {
         Parallel.chunks(da.count, costPerItem: 8) { r in
             let pg = pg.value, pu = pu.value, pda = pda.value, pdu = pdu.value
             for i in r {
@@ -47,6 +66,7 @@ struct MLP {
                 pdu[i] = d * z * sg
                 pda[i] = d * pu[i] * sg * (1 + z * (1 - sg))
             }
+        }
         }
         let dg = da
         gate.backwardWeights(x: x, dy: dg, weightGradient: grads.gate, biasGradient: grads.gateBias)

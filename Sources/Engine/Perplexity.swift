@@ -25,8 +25,31 @@ public struct Perplexity: Sendable, Equatable {
     ///   - batchSize: windows run together.
     ///   - progress: called after each batch with (windows done, windows total).
     /// - Throws: `invalidArgument` when the text is shorter than one window.
+    ///   - bos: put this BOS id at the start of every window: each window is BOS and the next
+    ///     seq-len − 1 tokens of the text (non-overlapping), and predicts all of them.
     public static func evaluate(_ model: LlamaModel, tokens: [Int32], seqLen: Int, stride: Int? = nil, maxWindows: Int? = nil,
-                                batchSize: Int = 4, progress: (Int, Int) -> Void = { _, _ in }) throws(CheckpointError) -> Perplexity {
+                                batchSize: Int = 4, bos: Int32? = nil, progress: (Int, Int) -> Void = { _, _ in }) throws(CheckpointError) -> Perplexity {
+        if let bos {
+            guard seqLen >= 2 else { throw CheckpointError(.invalidArgument, "seq-len must be at least 2") }
+            let text = seqLen - 1
+            guard tokens.count >= text else {
+                throw CheckpointError(.invalidArgument, "the text has \(tokens.count) tokens, fewer than one window of \(text) after BOS")
+            }
+            var count = tokens.count / text
+            if let m = maxWindows { count = min(count, m) }
+            var result = Perplexity(nllSum: 0, tokens: 0, windows: count, seqLen: seqLen)
+            var w = 0
+            while w < count {
+                let n = min(batchSize, count - w)
+                let batch = try TokenBatch((w..<(w + n)).map { [bos] + Array(tokens[($0 * text)..<($0 * text + text)]) })
+                let r = try model.loss(batch)
+                result.nllSum += r.nllSum
+                result.tokens += r.tokens
+                w += n
+                progress(w, count)
+            }
+            return result
+        }
         let step = stride ?? seqLen
         guard seqLen >= 2, step >= 1 else { throw CheckpointError(.invalidArgument, "seq-len must be at least 2") }
         guard tokens.count >= seqLen else {

@@ -1,8 +1,9 @@
 import ShearsConcurrency
-/// Root-mean-square normalisation as LLaMA uses it: `y = w ∘ x / sqrt(mean(x²) + ε)`, per row.
+/// Root-mean-square normalisation as LLaMA uses it: `y = w ∘ x / sqrt(mean(x²) + ε)`, per row; with
+/// `offset` 1, Gemma's `y = (1 + w) ∘ x / sqrt(mean(x²) + ε)`.
 enum RMSNorm {
     /// Returns `y` and the per-row reciprocal RMS `r` (kept for the backward pass).
-    static func forward(_ x: Matrix, weight: Matrix, eps: Float) -> (y: Matrix, inverseRMS: [Float]) {
+    static func forward(_ x: Matrix, weight: Matrix, eps: Float, offset: Float = 0) -> (y: Matrix, inverseRMS: [Float]) {
         precondition(weight.count == x.cols, "RMSNorm: weight \(weight.count) for width \(x.cols)")
         let y = Matrix(uninitializedRows: x.rows, cols: x.cols)
         var inv = [Float](repeating: 0, count: x.rows)
@@ -17,7 +18,11 @@ enum RMSNorm {
                     let s = Kernels.sumOfSquares(px, n)
                     let ir = Float(1 / (s / Double(n) + Double(eps)).squareRoot())
                     pinv.value[r] = ir
-                    for j in 0..<n { py[j] = w[j] * (px[j] * ir) }
+                    if offset == 0 {
+                        for j in 0..<n { py[j] = w[j] * (px[j] * ir) }
+                    } else {
+                        for j in 0..<n { py[j] = (offset + w[j]) * (px[j] * ir) }
+                    }
                 }
             }
         }
@@ -26,10 +31,11 @@ enum RMSNorm {
 
     /// `dx (+)= ∂L/∂x` from `dy`; adds the weight gradient `Σ_rows dy ∘ x̂` to `weightGradient`.
     ///
-    /// With x̂ = x·r: dx = r·(dx̂ − x̂·mean(dx̂ ∘ x̂)), dx̂ = dy ∘ w.
+    /// With x̂ = x·r: dx = r·(dx̂ − x̂·mean(dx̂ ∘ x̂)), dx̂ = dy ∘ (offset + w).
     static func backward(x: Matrix, inverseRMS: [Float], weight: Matrix, dy: Matrix, dx: Matrix, accumulate: Bool,
-                         weightGradient: GradientAccumulator) {
+                         weightGradient: GradientAccumulator, offset: Float = 0) {
         let n = x.cols
+        let weight = offset == 0 ? weight : weight.plus(offset)
         let w = UnsafeSendable(weight.storage), px0 = UnsafeSendable(x.storage), pdy0 = UnsafeSendable(dy.storage)
         let pdx0 = UnsafeSendable(dx.storage)
         inverseRMS.withUnsafeBufferPointer { ib in
@@ -58,6 +64,7 @@ enum RMSNorm {
                     }
                 }
             }
+            withExtendedLifetime(weight) {}
             // Σ_rows dy ∘ x̂, with x̂ = x·r formed on the fly.
             weightGradient.addColumnReduction { r0, r1, cols, out in
                 for r in r0..<r1 {
@@ -74,7 +81,8 @@ enum RMSNorm {
 /// the one weight `w` (`[1, d]`) all heads share.
 enum HeadNorm {
     /// Returns `y` and the reciprocal RMS of each (row, head), index `r·heads + h`.
-    static func forward(_ x: Matrix, weight: Matrix, heads: Int, eps: Float) -> (y: Matrix, inverseRMS: [Float]) {
+    static func forward(_ x: Matrix, weight: Matrix, heads: Int, eps: Float, offset: Float = 0) -> (y: Matrix, inverseRMS: [Float]) {
+        let weight = offset == 0 ? weight : weight.plus(offset)
         let d = weight.count
         precondition(d * heads == x.cols, "HeadNorm: weight \(d) × \(heads) heads for width \(x.cols)")
         let y = Matrix(uninitializedRows: x.rows, cols: x.cols)
@@ -94,12 +102,14 @@ enum HeadNorm {
                 }
             }
         }
+        withExtendedLifetime(weight) {}
         return (y, inv)
     }
 
     /// Returns dL/dx for `dy`, adding `Σ_rows Σ_heads dy ∘ x̂` to `weightGradient` (`[1, d]`).
     static func backward(x: Matrix, inverseRMS: [Float], weight: Matrix, heads: Int, dy: Matrix,
-                         weightGradient: GradientAccumulator) -> Matrix {
+                         weightGradient: GradientAccumulator, offset: Float = 0) -> Matrix {
+        let weight = offset == 0 ? weight : weight.plus(offset)
         let d = weight.count, cols = x.cols
         let dx = Matrix(rows: x.rows, cols: x.cols)
         guard heads > 0 else { return dx }
@@ -128,6 +138,7 @@ enum HeadNorm {
                 }
             }
         }
+        withExtendedLifetime(weight) {}
         return dx
     }
 }

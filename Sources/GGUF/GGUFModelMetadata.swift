@@ -34,6 +34,9 @@ public struct GGUFModelMetadata: Sendable {
     public var bosTokenId: Int?
     public var eosTokenId: Int?
     public var padTokenId: Int?
+    /// Family-specific config keys (Gemma: windows, layer types, soft-caps, local rope base,
+    /// query_pre_attn_scalar), as ``StockConfigValues/extra``.
+    public var extra = JSONObject()
 
     /// Every `general.architecture` some family reads, for messages.
     public static var readableArchitectures: [String] {
@@ -174,15 +177,62 @@ public struct GGUFModelMetadata: Sendable {
         bosTokenId = f["tokenizer.ggml.bos_token_id"]?.intValue
         eosTokenId = f["tokenizer.ggml.eos_token_id"]?.intValue
         padTokenId = f["tokenizer.ggml.padding_token_id"]?.intValue
+        if family.blocks.isGemma { extra = try Self.gemmaExtras(f, arch: arch, layers: blockCount, hidden: hiddenSize, heads: heads, headDim: headDim, ropeTheta: ropeTheta) }
+    }
+
+    /// The Gemma settings llama.cpp's gemma2 / gemma3 loaders derive (src/models/gemma*.cpp):
+    /// `attention.sliding_window` (gemma2: 4096 when absent; gemma3: none when absent),
+    /// `attention.sliding_window_pattern` (an array of per-block flags, or every Nth block full;
+    /// 2 / 6 by default), `rope.freq_base_swa` (gemma2: the full base; gemma3: 10,000), the
+    /// soft-caps (gemma2: 50 and 30 by default; gemma3: a final cap only), and the attention
+    /// scale, head_dim^-0.5 except for the 27B models (hidden / heads).
+    static func gemmaExtras(_ f: GGUFFile, arch: String, layers: Int, hidden: Int, heads: Int, headDim: Int, ropeTheta: Double) throws(CheckpointError) -> JSONObject {
+        let gemma2 = arch == "gemma2"
+        func number(_ key: String) -> Double? {
+            if case .float32(let x)? = f["\(arch).\(key)"] { return Double("\(x)") }
+            return f["\(arch).\(key)"]?.doubleValue
+        }
+        var e = JSONObject()
+        var window = f["\(arch).attention.sliding_window"]?.intValue ?? (gemma2 ? 4096 : nil)
+        if window == 0 { window = nil }
+        var sliding = [Bool](repeating: false, count: layers)
+        if window != nil {
+            if let items = f["\(arch).attention.sliding_window_pattern"]?.arrayValue {
+                guard items.count == layers else {
+                    throw CheckpointError(.ggufMissingKey, "\(arch).attention.sliding_window_pattern has \(items.count) entries for \(layers) blocks", path: f.path)
+                }
+                sliding = items.map { $0.boolValue ?? (($0.intValue ?? 0) != 0) }
+            } else {
+                let n = f["\(arch).attention.sliding_window_pattern"]?.intValue ?? (gemma2 ? 2 : 6)
+                // llama.cpp's set_swa_pattern: block i slides unless (i + 1) % n == 0 (n 0: none slides).
+                sliding = (0..<layers).map { n > 0 && ($0 + 1) % n != 0 }
+            }
+        }
+        e["sliding_window"] = window.map { .int(Int64($0)) } ?? .null
+        e["layer_types"] = .array(sliding.map { .string($0 ? "sliding_attention" : "full_attention") })
+        let big = layers == (gemma2 ? 46 : 62)
+        e["query_pre_attn_scalar"] = .int(Int64(big ? hidden / max(heads, 1) : headDim))
+        if gemma2 {
+            e["attn_logit_softcapping"] = .double(number("attn_logit_softcapping") ?? 50)
+            e["final_logit_softcapping"] = .double(number("final_logit_softcapping") ?? 30)
+        } else {
+            let cap = number("final_logit_softcapping") ?? 0
+            e["final_logit_softcapping"] = cap > 0 ? .double(cap) : .null
+            e["attn_logit_softcapping"] = .null
+            e["rope_local_base_freq"] = .double(number("rope.freq_base_swa") ?? 10_000)
+        }
+        return e
     }
 
     /// The values of the family's stock `config.json` (``ModelFamily/stockConfig(_:)``).
     public func stockConfigValues(dtype: DType) -> StockConfigValues {
-        StockConfigValues(hiddenSize: hiddenSize, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                          intermediateSize: intermediateSize, vocabSize: vocabSize, contextLength: contextLength,
-                          rmsNormEps: rmsNormEps, ropeTheta: ropeTheta, ropeScaling: ropeScaling, tiedEmbeddings: tiedEmbeddings,
-                          attentionBias: attentionBias, mlpBias: mlpBias, bosTokenId: bosTokenId, eosTokenId: eosTokenId,
-                          padTokenId: padTokenId, dtype: dtype.torchName)
+        var v = StockConfigValues(hiddenSize: hiddenSize, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                  intermediateSize: intermediateSize, vocabSize: vocabSize, contextLength: contextLength,
+                                  rmsNormEps: rmsNormEps, ropeTheta: ropeTheta, ropeScaling: ropeScaling, tiedEmbeddings: tiedEmbeddings,
+                                  attentionBias: attentionBias, mlpBias: mlpBias, bosTokenId: bosTokenId, eosTokenId: eosTokenId,
+                                  padTokenId: padTokenId, dtype: dtype.torchName)
+        v.extra = extra
+        return v
     }
 
     /// `config.json` for the Hugging Face folder: the family's stock config, with the per-layer

@@ -50,7 +50,7 @@ public final class GGUFTensorStore: TensorStore, @unchecked Sendable {
             throw CheckpointError(.tensorNotFound, "no tensor named '\(name)'", path: path, tensor: name)
         }
         // Stored as it is read (same dtype, no permutation): the mapped bytes themselves.
-        if let t = p.source, p.permuteHeads == nil, Dequantize.plainDType(t.type) == p.spec.dtype {
+        if let t = p.source, p.permuteHeads == nil, p.offset == 0, Dequantize.plainDType(t.type) == p.spec.dtype {
             return try file.withUnsafeBytes(of: t) { try body($0) }
         }
         let bytes = try GGUFToHuggingFace.tensorBytes(file, p, allowOverflow: true)

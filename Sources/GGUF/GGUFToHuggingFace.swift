@@ -39,6 +39,8 @@ public enum GGUFToHuggingFace {
         public var spec: TensorSpec
         /// Head count for the rotary un-permutation, when this is a permuted Q or K projection.
         public var permuteHeads: Int?
+        /// Added to every value (-1 for Gemma's norms, which llama.cpp stores as 1 + w).
+        public var offset: Float = 0
     }
 
     /// F32 when any tensor is quantized; otherwise the type of the token embedding (the bulk of a
@@ -79,7 +81,9 @@ public enum GGUFToHuggingFace {
                 heads = ref.role == .query ? s.numAttentionHeads : s.numKeyValueHeads
                 try RotaryPermutation.validate(rows: t.shape.first ?? 0, heads: heads!, tensor: t.name)
             }
-            out.append(TensorPlan(source: t, spec: TensorSpec(name: hf, dtype: dtype, shape: t.shape), permuteHeads: heads))
+            var p = TensorPlan(source: t, spec: TensorSpec(name: hf, dtype: dtype, shape: t.shape), permuteHeads: heads)
+            if family.gguf.normWeightsPlusOne && ref.kind == .weight && family.tensors.declaration(ref.role).isVector { p.offset = -1 }
+            out.append(p)
         }
         // A LLaMA folder with attention_bias / mlp_bias needs every projection's bias (LlamaConfig
         // switches them per group; Mistral's and Qwen2's configs do not): zeros where the file has
@@ -113,10 +117,11 @@ public enum GGUFToHuggingFace {
         guard let t = p.source else { return [UInt8](repeating: 0, count: try p.spec.byteCount()) }
         let rows = t.shape.first ?? 1
         // Same encoding, no permutation: the bytes as they are.
-        if p.permuteHeads == nil, Dequantize.plainDType(t.type) == p.spec.dtype {
+        if p.permuteHeads == nil, p.offset == 0, Dequantize.plainDType(t.type) == p.spec.dtype {
             return f.withUnsafeBytes(of: t) { Array($0) }
         }
         var values = try f.floats(t)
+        if p.offset != 0 { for i in values.indices { values[i] += p.offset } }
         if let heads = p.permuteHeads {
             RotaryPermutation.permute(&values, rows: rows, heads: heads, direction: .toHuggingFace)
         }
@@ -176,7 +181,7 @@ public enum GGUFToHuggingFace {
         }
         let n = t.elementCount
         let rows = t.shape.first ?? 1
-        if p.permuteHeads == nil, Dequantize.plainDType(t.type) == p.spec.dtype {
+        if p.permuteHeads == nil, p.offset == 0, Dequantize.plainDType(t.type) == p.spec.dtype {
             try f.withUnsafeBytes(of: t, body)  // same encoding: straight from the mapping
             return
         }
@@ -184,6 +189,7 @@ public enum GGUFToHuggingFace {
         scratch.reserve(elements: n, byteCount: n * width, permute: p.permuteHeads != nil)
         let decoded = UnsafeMutableBufferPointer(rebasing: scratch.decoded[0..<n])
         try f.dequantize(t, into: decoded)
+        if p.offset != 0 { for i in decoded.indices { decoded[i] += p.offset } }
         var values = UnsafeBufferPointer(decoded)
         if let heads = p.permuteHeads {
             let permuted = UnsafeMutableBufferPointer(rebasing: scratch.permuted[0..<n])

@@ -39,6 +39,8 @@ public enum HuggingFaceToGGUF {
         var spec: GGUFWriter.TensorSpec
         var permuteHeads: Int?
         var order: (Int, Int, Int)
+        /// Added to every value (+1 for Gemma's norms: llama.cpp stores 1 + w).
+        var offset: Float = 0
     }
 
     /// llama.cpp's order of a block's tensors (`convert_hf_to_gguf.py`'s): the norms, the attention
@@ -86,6 +88,14 @@ public enum HuggingFaceToGGUF {
             throw CheckpointError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported for GGUF output; supported: \(ModelFamilies.modelTypes.joined(separator: ", "))", path: configPath)
         }
         let names = family.tensors, ggufNames = family.gguf
+        if family is Gemma3Family {
+            throw CheckpointError(.unsupportedConversion, "a Gemma3ForConditionalGeneration folder holds a vision tower that llama.cpp keeps in a separate mmproj file; GGUF output of its language model is not supported; convert a Gemma3ForCausalLM (gemma3_text) folder", path: configPath)
+        }
+        // Gemma: the description holds what the config's defaults and spellings resolve to.
+        var gemma: ModelDescription? = nil
+        if family.blocks.isGemma {
+            do { gemma = try family.describe(cfg) } catch { throw error.inFile(configPath) }
+        }
         func need(_ v: Int?, _ key: String) throws(CheckpointError) -> Int {
             guard let v else { throw CheckpointError(.invalidConfig, "\(key) is missing", path: configPath) }
             return v
@@ -104,7 +114,18 @@ public enum HuggingFaceToGGUF {
         guard heads > 0, kvHeads > 0 else {
             throw CheckpointError(.invalidConfig, "num_attention_heads and num_key_value_heads must be positive", path: configPath)
         }
-        let headDim = cfg.headDim ?? hidden / heads
+        let headDim = gemma?.headDim ?? cfg.headDim ?? hidden / heads
+        if let g = gemma {
+            // llama.cpp scales Gemma's attention by head_dim^-0.5 (hidden / heads for the 27B models)
+            // and reads no query_pre_attn_scalar.
+            let big = layers == (modelType == "gemma2" ? 46 : 62)
+            let scale = g.attentionScale ?? 1 / Double(headDim).squareRoot()
+            let scalar = 1 / (scale * scale)
+            let want = Double(big ? hidden / heads : headDim)
+            guard abs(scalar - want) <= 1e-6 * want else {
+                throw CheckpointError(.unsupportedConversion, "query_pre_attn_scalar is \(Int(scalar.rounded())), but llama.cpp's \(ggufNames.architecture) loader scales attention by \(big ? "(hidden_size / num_attention_heads)" : "head_dim") \(Int(want))^-0.5 and has no key for another scale; this model cannot be written as GGUF", path: configPath)
+            }
+        }
         _ = try need(cfg.intermediateSize, "intermediate_size")
         let sizes: [LayerSizes]
         do { sizes = try cfg.layerSizes(allowingEmpty: true) } catch { throw error.inFile(configPath) }
@@ -215,7 +236,9 @@ public enum HuggingFaceToGGUF {
                 permuteHeads = ref.role == .query ? s.numAttentionHeads : s.numKeyValueHeads
                 try RotaryPermutation.validate(rows: shape.first ?? 0, heads: permuteHeads!, tensor: name)
             }
-            plans.append(Plan(hfName: name, spec: GGUFWriter.TensorSpec(name: gName, shape: shape, type: type), permuteHeads: permuteHeads, order: order(g)))
+            var plan = Plan(hfName: name, spec: GGUFWriter.TensorSpec(name: gName, shape: shape, type: type), permuteHeads: permuteHeads, order: order(g))
+            if ggufNames.normWeightsPlusOne && ref.kind == .weight && names.declaration(ref.role).isVector { plan.offset = 1 }
+            plans.append(plan)
         }
         // The all-zero MLP of layers that have none (and a zero norm when the folder has none).
         for (b, block) in layout.blocks.enumerated() where block.zeroMLP {
@@ -265,13 +288,24 @@ public enum HuggingFaceToGGUF {
             md.append(("\(arch).attention.head_count_kv", .uint32(try u32(sizes[0].numKeyValueHeads, "num_key_value_heads"))))
         }
         md.append(("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(cfg.rmsNormEps ?? 1e-6))))
-        md.append(("\(arch).rope.freq_base", .float32(Float(cfg.ropeTheta ?? 10_000))))
-        // deci: always, or llama.cpp derives the head size from block 0's head count.
-        if deci || headDim != hidden / sizes[0].numAttentionHeads {
+        md.append(("\(arch).rope.freq_base", .float32(Float(gemma?.ropeTheta ?? cfg.ropeTheta ?? 10_000))))
+        if let g = gemma {
+            md += try gemmaMetadata(g, arch: arch, path: configPath)
+        }
+        // deci: always, or llama.cpp derives the head size from block 0's head count (Gemma: always,
+        // as llama.cpp's converter writes it).
+        if deci || gemma != nil || headDim != hidden / sizes[0].numAttentionHeads {
             md.append(("\(arch).attention.key_length", .uint32(try u32(headDim, "head_dim"))))
             md.append(("\(arch).attention.value_length", .uint32(try u32(headDim, "head_dim"))))
         }
-        if let s = cfg.ropeScaling, let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue {
+        if let g = gemma {
+            if case .linear(let f) = g.rotaryScaling {
+                md.append(("\(arch).rope.scaling.type", .string(GGUFString("linear"))))
+                md.append(("\(arch).rope.scaling.factor", .float32(Float(f))))
+            } else if g.rotaryScaling != .none {
+                throw CheckpointError(.unsupportedConversion, "Gemma's full-attention rope scaling \(g.rotaryScaling) has no llama.cpp gemma metadata; only linear scaling can be written", path: configPath)
+            }
+        } else if let s = cfg.ropeScaling, let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue {
             if type == "linear" || type == "yarn" {
                 md.append(("\(arch).rope.scaling.type", .string(GGUFString(type))))
                 if let f = s["factor"]?.doubleValue { md.append(("\(arch).rope.scaling.factor", .float32(Float(f)))) }
@@ -307,9 +341,55 @@ public enum HuggingFaceToGGUF {
         return Report(tensorCount: plans.count, fileSize: writer.fileSize, warnings: warnings, architecture: arch, layout: layout)
     }
 
+    /// The keys llama.cpp's gemma2 / gemma3 loaders read beyond the common ones: the sliding
+    /// window, the per-block sliding flags (when they differ from the loader's default pattern),
+    /// the local rope base (when it differs from the loader's default) and the soft-caps.
+    /// - Throws: `unsupportedConversion` for what llama.cpp cannot express (a window on some layers
+    ///   of differing sizes, local rotary scaling).
+    static func gemmaMetadata(_ g: ModelDescription, arch: String, path: String) throws(CheckpointError) -> [(key: String, value: GGUFValue)] {
+        var md: [(key: String, value: GGUFValue)] = []
+        let gemma2 = arch == "gemma2"
+        let windows = Set(g.layerAttention.compactMap(\.slidingWindow))
+        guard windows.count <= 1 else {
+            throw CheckpointError(.unsupportedConversion, "the sliding layers have different windows \(windows.sorted()); llama.cpp reads one", path: path)
+        }
+        let w = windows.first ?? 0
+        let sliding = (0..<g.layerCount).map { g.attention(ofLayer: $0).isSliding }
+        if w > 0 {
+            md.append(("\(arch).attention.sliding_window", .uint32(UInt32(clamping: w))))
+            let n = gemma2 ? 2 : 6
+            if sliding != (0..<g.layerCount).map({ ($0 + 1) % n != 0 }) {
+                md.append(("\(arch).attention.sliding_window_pattern", .array(.bool, sliding.map { .bool($0) })))
+            }
+        } else if gemma2 {
+            // gemma2's loader slides every other block by default: say that none does.
+            md.append(("\(arch).attention.sliding_window_pattern", .array(.bool, sliding.map { .bool($0) })))
+        }
+        if let local = g.layerAttention.first(where: \.isSliding) {
+            if let s = local.rotaryScaling, s != .none {
+                throw CheckpointError(.unsupportedConversion, "the sliding layers' rope scaling \(s) cannot be written for llama.cpp", path: path)
+            }
+            let base = local.ropeTheta ?? g.ropeTheta
+            if base != (gemma2 ? g.ropeTheta : 10_000) { md.append(("\(arch).rope.freq_base_swa", .float32(Float(base)))) }
+        }
+        if gemma2 {
+            guard let a = g.attentionLogitSoftcap, let f = g.finalLogitSoftcap else {
+                throw CheckpointError(.unsupportedConversion, "llama.cpp's gemma2 graph always soft-caps attention and final logits (50 and 30 by default); a Gemma 2 without attn_logit_softcapping and final_logit_softcapping cannot be written as GGUF", path: path)
+            }
+            md.append(("\(arch).attn_logit_softcapping", .float32(Float(a))))
+            md.append(("\(arch).final_logit_softcapping", .float32(Float(f))))
+        } else {
+            if g.attentionLogitSoftcap != nil {
+                throw CheckpointError(.unsupportedConversion, "llama.cpp's gemma3 graph applies no attention logit soft-cap; this model's attn_logit_softcapping cannot be written as GGUF", path: path)
+            }
+            if let f = g.finalLogitSoftcap { md.append(("\(arch).final_logit_softcapping", .float32(Float(f)))) }
+        }
+        return md
+    }
+
     static func tensorBytes(_ view: TensorView, _ p: Plan, allowOverflow: Bool) throws(CheckpointError) -> [UInt8] {
         let rows = view.shape.first ?? 1
-        if ggmlType(view.dtype) == p.spec.type {
+        if ggmlType(view.dtype) == p.spec.type && p.offset == 0 {
             // Same encoding: the bytes, rows moved if permuted. Exact.
             guard let heads = p.permuteHeads else { return view.bytes() }
             var out = [UInt8](repeating: 0, count: view.byteCount)
@@ -319,6 +399,7 @@ public enum HuggingFaceToGGUF {
             return out
         }
         var values = try view.floats()
+        if p.offset != 0 { for i in values.indices { values[i] += p.offset } }
         if let heads = p.permuteHeads { RotaryPermutation.permute(&values, rows: rows, heads: heads, direction: .toGGUF) }
         if !allowOverflow, let dt = Dequantize.plainDType(p.spec.type) {
             let bad = values.withUnsafeBufferPointer { DTypeRange.firstOverflow($0, as: dt) }

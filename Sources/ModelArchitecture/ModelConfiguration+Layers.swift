@@ -82,7 +82,16 @@ extension ModelConfiguration {
     /// - Throws: `invalidConfig` for scaling types the engine does not implement (dynamic, yarn,
     ///   longrope, ...) or missing llama3 parameters.
     public func rotaryScaling() throws(CheckpointError) -> RotaryScaling {
-        guard let s = ropeScaling else { return .none }
+        try RotaryScaling(ropeScaling)
+    }
+}
+
+extension RotaryScaling {
+    /// The scaling a `rope_scaling` / `rope_parameters` object asks for (nil: none).
+    /// - Throws: `invalidConfig` for scaling types the engine does not implement (dynamic, yarn,
+    ///   longrope, ...) or missing llama3 parameters.
+    public init(_ s: JSONObject?) throws(CheckpointError) {
+        guard let s else { self = .none; return }
         let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
         func number(_ key: String) throws(CheckpointError) -> Double {
             guard let d = s[key]?.doubleValue else {
@@ -91,18 +100,18 @@ extension ModelConfiguration {
             return d
         }
         switch type {
-        case "default": return .none
+        case "default": self = .none
         case "linear":
             let f = try number("factor")
             guard f > 0 else { throw CheckpointError(.invalidConfig, "rope_scaling factor must be positive") }
-            return .linear(factor: f)
+            self = .linear(factor: f)
         case "llama3":
             let f = try number("factor"), lo = try number("low_freq_factor"), hi = try number("high_freq_factor")
             let orig = try number("original_max_position_embeddings")
-            guard f > 0, lo > 0, hi > lo, orig > 0 else {
+            guard f > 0, lo > 0, hi > lo, orig > 0, orig < 1e15 else {
                 throw CheckpointError(.invalidConfig, "llama3 rope_scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0")
             }
-            return .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi, originalMaxPositions: Int(orig))
+            self = .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi, originalMaxPositions: Int(orig))
         default:
             throw CheckpointError(.invalidConfig, "rope_scaling type '\(type)' is not supported (supported: default, linear, llama3)")
         }

@@ -24,6 +24,32 @@ public struct ModelDescription: Sendable {
     /// How each layer attends (one entry per layer, or empty: every layer full causal attention
     /// with the model's rotary settings). See ``attention(ofLayer:)``.
     public var layerAttention: [LayerAttention] = []
+    /// The attention score scale when it is not head_dim^-0.5 (Gemma: `query_pre_attn_scalar`^-0.5).
+    public var attentionScale: Double? = nil
+    /// Attention logit soft-cap: scores become tanh(s / cap) · cap before the softmax (Gemma 2).
+    public var attentionLogitSoftcap: Double? = nil
+    /// Final logit soft-cap: logits become tanh(l / cap) · cap (Gemma 2).
+    public var finalLogitSoftcap: Double? = nil
+    /// The embedding's `padding_idx` (transformers builds `nn.Embedding` with `pad_token_id`):
+    /// that row gets no gradient through the token lookup (it still does through a tied LM head).
+    public var paddingTokenId: Int? {
+        let raw = family.blocks.isGemma && configuration.raw["text_config"]?.objectValue != nil
+            ? configuration.raw["text_config"]?.objectValue?["pad_token_id"] ?? .int(0) : configuration.raw["pad_token_id"]
+        // Gemma configs default pad_token_id to 0.
+        let v = raw ?? (family.blocks.isGemma ? .int(0) : nil)
+        guard let id = v?.intValue, id >= 0, id < vocabSize else { return nil }
+        return id
+    }
+
+    /// The factor the token embeddings are multiplied by (Gemma: √hidden_size as transformers
+    /// computes it in float32); nil for none.
+    public var embeddingScale: Float? {
+        family.blocks.isGemma ? Float(Double(hiddenSize).squareRoot()) : nil
+    }
+    /// Norm weights of a decoder layer along the hidden size (2; Gemma 4).
+    public var layerNormCount: Int {
+        family.tensors.layer.filter { $0.isVector && $0.columns == .hidden }.count
+    }
 
     public init(family: any ModelFamily, hiddenSize: Int, headDim: Int, vocabSize: Int, layers: [LayerSizes],
                 rmsNormEps: Double, ropeTheta: Double, rotaryScaling: RotaryScaling, tieWordEmbeddings: Bool,
@@ -149,7 +175,7 @@ public struct ModelDescription: Sendable {
     public func parameterCount(ofLayer s: LayerSizes, hidden h: Int? = nil) -> Int {
         let h = h ?? hiddenSize
         let q = s.queryWidth(headDim: headDim), kv = s.keyValueWidth(headDim: headDim), i = s.intermediateSize
-        var n = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h
+        var n = h * q + 2 * h * kv + q * h + 3 * h * i + layerNormCount * h
         if attentionBias { n += q + 2 * kv }
         if mlpBias { n += 2 * i + h }
         if s.hasAttention { n += headNormWeights }
@@ -174,7 +200,7 @@ public struct ModelDescription: Sendable {
     /// Elements of a layer's projection weights and two norm weights (biases aside).
     public func weightCount(ofLayer s: LayerSizes) -> Int {
         let q = s.queryWidth(headDim: headDim), kv = s.keyValueWidth(headDim: headDim)
-        return hiddenSize * (2 * q + 2 * kv + 3 * s.intermediateSize) + 2 * hiddenSize + (s.hasAttention ? headNormWeights : 0)
+        return hiddenSize * (2 * q + 2 * kv + 3 * s.intermediateSize) + layerNormCount * hiddenSize + (s.hasAttention ? headNormWeights : 0)
     }
 }
 
@@ -184,7 +210,8 @@ extension ModelDescription: Equatable {
             && a.vocabSize == b.vocabSize && a.layers == b.layers && a.rmsNormEps == b.rmsNormEps && a.ropeTheta == b.ropeTheta
             && a.rotaryScaling == b.rotaryScaling && a.tieWordEmbeddings == b.tieWordEmbeddings
             && a.attentionBias == b.attentionBias && a.mlpBias == b.mlpBias && a.configuration == b.configuration
-            && a.layerAttention == b.layerAttention
+            && a.layerAttention == b.layerAttention && a.attentionScale == b.attentionScale
+            && a.attentionLogitSoftcap == b.attentionLogitSoftcap && a.finalLogitSoftcap == b.finalLogitSoftcap
     }
 }
 

@@ -8,6 +8,9 @@ public enum ModelFamilies {
         MistralFamily(),
         Qwen2Family(),
         Qwen3Family(),
+        Gemma2Family(),
+        Gemma3TextFamily(),
+        Gemma3Family(),
     ]
 
     /// The `model_type` values, for messages.

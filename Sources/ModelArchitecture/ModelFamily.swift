@@ -104,6 +104,9 @@ public struct GGUFNaming: Sendable, Equatable {
     public var requiresBiases: Bool
     /// Tensor base names (`token_embd`, per layer `attn_q`; `blk.{i}.` is prepended per layer).
     public var names: [TensorRole: String]
+    /// Whether llama.cpp stores every norm weight as 1 + w (Gemma: its converter adds 1 to the
+    /// (1 + w) norms' w, transformers' GGUF loader subtracts it).
+    public var normWeightsPlusOne = false
 
     public init(architecture: String, alsoReads: [String] = [], permutesQueryKey: Bool, requiresBiases: Bool = false,
                 names: [TensorRole: String]) {
@@ -155,10 +158,16 @@ public struct EngineBlocks: Sendable, Equatable {
     public enum MLP: Sendable, Equatable {
         /// down(silu(gate(x)) · up(x)).
         case gatedSiLU
+        /// down(gelu_tanh(gate(x)) · up(x)) (Gemma's GeGLU, `gelu_pytorch_tanh`).
+        case gatedGELUTanh
     }
     public enum Norm: Sendable, Equatable {
         /// RMSNorm x / rms(x) · w, pre-attention and pre-MLP.
         case rmsPreNorm
+        /// Gemma: RMSNorm x / rms(x) · (1 + w) in float32, before and after the attention and the
+        /// MLP (``TensorRole/attentionOutputNorm``, ``TensorRole/mlpOutputNorm``), the embedding
+        /// scaled by √hidden_size.
+        case gemmaSandwich
     }
     public var attention: Attention
     public var mlp: MLP
@@ -175,10 +184,20 @@ public struct EngineBlocks: Sendable, Equatable {
     /// The Qwen3 decoder layer: LLaMA's with per-head q/k RMSNorm.
     public static let qwen3 = EngineBlocks(attention: .groupedQueryRotary(queryKeyNorm: true), mlp: .gatedSiLU, norm: .rmsPreNorm)
 
+    /// The Gemma 2 decoder layer: four (1 + w) norms, GeGLU.
+    public static let gemma2 = EngineBlocks(attention: .groupedQueryRotary(queryKeyNorm: false), mlp: .gatedGELUTanh, norm: .gemmaSandwich)
+    /// The Gemma 3 decoder layer: Gemma 2's with per-head (1 + w) q/k norms.
+    public static let gemma3 = EngineBlocks(attention: .groupedQueryRotary(queryKeyNorm: true), mlp: .gatedGELUTanh, norm: .gemmaSandwich)
+
     /// Whether attention normalises each query and key head before the rotary embedding.
     public var queryKeyNorm: Bool {
         switch attention { case .groupedQueryRotary(let n): n }
     }
+
+    /// Whether the norms scale by 1 + w (Gemma) rather than w, and norm the blocks' outputs too.
+    public var isGemma: Bool { norm == .gemmaSandwich }
+    /// What the norms add to their weight before scaling (1 for Gemma's (1 + w), 0 otherwise).
+    public var normWeightOffset: Float { isGemma ? 1 : 0 }
 }
 
 /// The values a stock `config.json` states, whatever the family's keys for them.
@@ -203,6 +222,9 @@ public struct StockConfigValues: Sendable, Equatable {
     public var padTokenId: Int?
     /// PyTorch's dtype name (`float32`, `bfloat16`).
     public var dtype: String
+    /// Family-specific keys the family's ``ModelFamily/stockConfig(_:)`` reads (Gemma:
+    /// `sliding_window`, `layer_types`, `query_pre_attn_scalar`, soft-caps, local rope base).
+    public var extra = JSONObject()
 
     public init(hiddenSize: Int, layers: Int, heads: Int, kvHeads: Int, headDim: Int, intermediateSize: Int, vocabSize: Int,
                 contextLength: Int, rmsNormEps: Double, ropeTheta: Double, ropeScaling: JSONObject?, tiedEmbeddings: Bool,

@@ -9,6 +9,11 @@ public enum TensorRole: String, Sendable, Hashable, CaseIterable {
     /// Per-head RMSNorm of the queries and keys (Qwen3): one weight of head-dim size shared by all heads.
     case queryNorm, keyNorm
     case gate, up, down
+    /// Gemma's norms of a block's output before the residual add: `post_attention_layernorm` on
+    /// the attention output (after o_proj) and `post_feedforward_layernorm` on the MLP output
+    /// (after down_proj). Both run along the hidden size. (``postAttentionNorm`` is always the norm
+    /// feeding the MLP: LLaMA's `post_attention_layernorm`, Gemma's `pre_feedforward_layernorm`.)
+    case attentionOutputNorm, mlpOutputNorm
 
     /// Whether the tensor belongs to a decoder layer (its name carries the layer index).
     public var isPerLayer: Bool {
@@ -27,9 +32,9 @@ public enum TensorRole: String, Sendable, Hashable, CaseIterable {
     public static let layerNorms: [TensorRole] = [.inputNorm, .postAttentionNorm]
 
     /// Whether the tensor belongs to a layer's attention (absent from an attention-free layer).
-    public var isAttention: Bool { Self.attentionProjections.contains(self) || self == .queryNorm || self == .keyNorm }
+    public var isAttention: Bool { Self.attentionProjections.contains(self) || self == .queryNorm || self == .keyNorm || self == .attentionOutputNorm }
     /// Whether the tensor belongs to a layer's MLP (absent from an MLP-free layer).
-    public var isMLP: Bool { Self.mlpProjections.contains(self) }
+    public var isMLP: Bool { Self.mlpProjections.contains(self) || self == .mlpOutputNorm }
 }
 
 /// A linear layer's parameters (norms and embeddings have weights only).

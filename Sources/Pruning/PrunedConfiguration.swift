@@ -22,6 +22,18 @@ public enum PrunedConfiguration {
     }
 
     public static func make(source: JSONObject, plan: PruningPlan, dtype: DType? = nil) -> JSONObject {
+        // A Gemma3ForConditionalGeneration config: the language model's sizes live in text_config.
+        if plan.shape.family.modelType == "gemma3", let text = source["text_config"]?.objectValue {
+            var c = source
+            var inner = make(source: text, plan: plan, dtype: nil)
+            inner["auto_map"] = nil
+            c["text_config"] = .object(inner)
+            if let dtype {
+                let name = dtype.torchName
+                if c["dtype"] != nil { c["dtype"] = .string(name) } else { c["torch_dtype"] = .string(name) }
+            }
+            return c
+        }
         var c = source
         let widths = plan.outputWidths
         c["hidden_size"] = .int(Int64(plan.keptHidden.count))
@@ -40,6 +52,11 @@ public enum PrunedConfiguration {
         }
         // Layer types and similar per-layer lists follow the kept layers.
         if case .array(let a)? = c["layer_types"], a.count == plan.shape.layerCount {
+            c["layer_types"] = .array(plan.keptLayers.map { a[$0] })
+        } else if plan.shape.family.modelType != "mistral", plan.shape.layerAttention.contains(where: \.isSliding),
+                  case .array(let a) = plan.shape.layerTypesJSON {
+            // Derived from sliding_window_pattern or max_window_layers: written out, so that the
+            // layers that remain keep their attention.
             c["layer_types"] = .array(plan.keptLayers.map { a[$0] })
         }
         if let dtype {

@@ -212,6 +212,18 @@ public struct PruningSettings: Sendable, Equatable {
         if recovery != .none && strategy != .block {
             throw CheckpointError(.invalidUsage, "--recover applies to --strategy block (the inputs of the output and down projections); \(strategy.rawValue) pruning has nothing to refit")
         }
+        if strategy == .channel && shape.family.blocks.isGemma {
+            throw CheckpointError(.invalidUsage, "\(shape.family.modelType) multiplies its embeddings by √hidden_size, so removing hidden channels changes every token's scale (and the tied LM head with it); no channel-pruned model computes what the source does; use --strategy block or layer")
+        }
+        if strategy == .block && gqa == .kvGroup && shape.isGroupedQuery, let l = s.attentionLayers, l.start < l.end,
+           (l.start..<l.end).contains(where: { shape.layers[$0].numKeyValueHeads == 1 }) {
+            throw CheckpointError(.invalidUsage, "the model has one KV head in a layer that --attention-layers \(l) prunes: removing a KV group there would remove the layer's whole attention; use --gqa query (removes query heads within the group) or leave the attention unpruned (--attention-layers 0:0)")
+        }
+        if recovery != .none && shape.family.blocks.isGemma {
+            for (range, what, norm) in [(s.attentionLayers!, "attention", "post-attention"), (s.mlpLayers!, "mlp", "post-feedforward")] where range.start < range.end {
+                throw CheckpointError(.invalidUsage, "--recover \(recovery.rawValue) adds a bias to the \(what == "mlp" ? "down" : "output") projection, but \(shape.family.modelType) normalises that projection's output (its \(norm) norm), so no bias can stand in for the removed channels; use --recover none, or leave the \(what == "mlp" ? "MLP" : "attention") unpruned (--\(what)-layers 0:0)")
+            }
+        }
         if recovery != .none {
             for (role, range, what) in [(TensorRole.output, s.attentionLayers!, "attention"), (.down, s.mlpLayers!, "mlp")]
             where range.start < range.end && !shape.tensors.declaration(role).mayHaveBias {

@@ -67,6 +67,31 @@ public struct ModelSource {
     /// The tensors at `path` in any format Shears reads, chosen by content: a compact file by its
     /// magic, a GGUF file as its Hugging Face tensors (``GGUFTensorStore``), otherwise safetensors
     /// (a file, an index or a folder). No configuration is needed (hash, diff, verify).
+    /// Whether the model's tokenizer configuration adds a BOS token to every sequence, its id, and
+    /// where that was read: GGUF `tokenizer.ggml.add_bos_token` (llama.cpp's default: true for
+    /// SentencePiece `llama` vocabularies), or tokenizer_config.json's `add_bos_token`, or a
+    /// post-processor that puts a special token first. nil id: no BOS known.
+    public func bosSetting() -> (adds: Bool, id: Int32?, source: String) {
+        if let g = store as? GGUFTensorStore {
+            let f = g.file
+            let id = f["tokenizer.ggml.bos_token_id"]?.intValue.flatMap { Int32(exactly: $0) }
+            if let b = f["tokenizer.ggml.add_bos_token"]?.boolValue { return (b, id, "tokenizer.ggml.add_bos_token") }
+            let llama = f["tokenizer.ggml.model"]?.stringValue == "llama"
+            return (llama, id, "llama.cpp's default for a \(f["tokenizer.ggml.model"]?.stringValue ?? "missing") tokenizer model")
+        }
+        let configID = description.configuration.bosTokenId.flatMap { Int32(exactly: $0) }
+        if let folder = companionFolder, let bytes = try? FileSystem.readFile(FileSystem.join(folder, "tokenizer_config.json"), limit: 64 << 20),
+           let c = try? JSONValue.parse(bytes), let add = c["add_bos_token"]?.boolValue {
+            let tok = try? tokenizer()
+            return (add, tok?.bosTokenID ?? configID, "tokenizer_config.json add_bos_token")
+        }
+        if let tok = try? tokenizer(), tok.addsSpecialTokens, let bos = tok.bosTokenID,
+           tok.encode(bytes: Array("a".utf8), addSpecialTokens: true).first == bos {
+            return (true, bos, "tokenizer.json post-processor")
+        }
+        return (false, configID, "no BOS in the tokenizer configuration")
+    }
+
     public static func openStore(_ path: String) throws -> any TensorStore {
         if FileSystem.isFile(path), CompactFile.looksLikeCompact(path) || path.hasSuffix("." + CompactLayout.fileExtension) {
             return try CompactFile(path: path)

@@ -4,7 +4,8 @@ import ShearsJSON
 @testable import ModelArchitecture
 
 /// The Qwen3 family as Qwen3Config reads config.json: head_dim 128 when absent (not hidden /
-/// heads), sliding-window attention refused, q/k norms required along the head dim.
+/// heads), sliding windows derived as Qwen3Config derives layer_types, q/k norms required along
+/// the head dim.
 @Suite struct Qwen3FamilyTests {
     let base = #""model_type":"qwen3","hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":96,"vocab_size":64"#
 
@@ -17,9 +18,16 @@ import ShearsJSON
         #expect(try describe(#","head_dim":24"#).headDim == 24)
     }
 
-    @Test func refusesSlidingWindowAttention() {
-        #expect(throws: CheckpointError.self) { try describe(#","use_sliding_window":true,"sliding_window":8"#) }
-        #expect((try? describe(#","use_sliding_window":false,"sliding_window":8"#)) != nil)
+    /// transformers: the window only with use_sliding_window; layers from max_window_layers
+    /// (default 28) on slide, unless layer_types says otherwise.
+    @Test func slidingWindowsFollowQwen3Config() throws {
+        #expect(try describe(#","use_sliding_window":true,"sliding_window":8"#).layerAttention.isEmpty)
+        #expect(try describe(#","use_sliding_window":true,"sliding_window":8,"max_window_layers":1"#).layerAttention.map(\.slidingWindow) == [nil, 8])
+        #expect(try describe(#","use_sliding_window":false,"sliding_window":8,"max_window_layers":0"#).layerAttention.isEmpty)
+        #expect(try describe(#","use_sliding_window":true,"sliding_window":8,"layer_types":["sliding_attention","full_attention"]"#).layerAttention.map(\.slidingWindow) == [8, nil])
+        #expect(throws: CheckpointError.self) { try describe(#","use_sliding_window":false,"layer_types":["sliding_attention","full_attention"]"#) }
+        #expect(throws: CheckpointError.self) { try describe(#","use_sliding_window":true,"sliding_window":0,"max_window_layers":0"#) }
+        #expect(throws: CheckpointError.self) { try describe(#","layer_types":["chunked_attention","full_attention"]"#) }
     }
 
     @Test func requiresHeadNormsAlongTheHeadDim() throws {

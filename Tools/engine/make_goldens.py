@@ -27,13 +27,38 @@ def _rms_forward(self, h):
     var = h.pow(2).mean(-1, keepdim=True)
     return self.weight * (h * torch.rsqrt(var + self.variance_epsilon))
 
+def _gemma_rms_forward(self, h):
+    var = h.pow(2).mean(-1, keepdim=True)
+    return (h * torch.rsqrt(var + self.eps)) * (1.0 + self.weight)
+
+def _eager_f64(module, query, key, value, attention_mask, dropout=0.0, scaling=None, softcap=None, **kwargs):
+    """Gemma's eager attention with the softmax in the input dtype (transformers upcasts to float32 only)."""
+    from transformers.models.gemma2.modeling_gemma2 import repeat_kv
+    if scaling is None:
+        scaling = module.head_dim ** -0.5
+    k = repeat_kv(key, module.num_key_value_groups)
+    v = repeat_kv(value, module.num_key_value_groups)
+    w = torch.matmul(query, k.transpose(2, 3)) * scaling
+    if softcap is not None:
+        w = torch.tanh(w / softcap) * softcap
+    if attention_mask is not None:
+        w = w + attention_mask
+    w = torch.nn.functional.softmax(w, dim=-1)
+    return torch.matmul(w, v).transpose(1, 2).contiguous(), w
+
 def _patch_norms():
     import transformers.models.llama.modeling_llama as ml
     import transformers.models.qwen2.modeling_qwen2 as mq
     import transformers.models.qwen3.modeling_qwen3 as mq3
+    import transformers.models.gemma2.modeling_gemma2 as mg2
+    import transformers.models.gemma3.modeling_gemma3 as mg3
     ml.LlamaRMSNorm.forward = _rms_forward
     mq.Qwen2RMSNorm.forward = _rms_forward
     mq3.Qwen3RMSNorm.forward = _rms_forward   # the per-head q/k norms too
+    mg2.Gemma2RMSNorm.forward = _gemma_rms_forward
+    mg3.Gemma3RMSNorm.forward = _gemma_rms_forward
+    mg2.eager_attention_forward = _eager_f64
+    mg3.eager_attention_forward = _eager_f64
 
 def causal_loss(model, ids, reduction="mean"):
     logits = model(input_ids=ids).logits
@@ -47,6 +72,15 @@ def build(kind, **kw):
     if kind == "qwen3":
         from transformers import Qwen3Config, Qwen3ForCausalLM
         return Qwen3ForCausalLM(Qwen3Config(**kw))
+    if kind == "mistral":
+        from transformers import MistralConfig, MistralForCausalLM
+        return MistralForCausalLM(MistralConfig(**kw))
+    if kind == "gemma2":
+        from transformers import Gemma2Config, Gemma2ForCausalLM
+        return Gemma2ForCausalLM(Gemma2Config(**kw))
+    if kind == "gemma3":
+        from transformers import Gemma3TextConfig, Gemma3ForCausalLM
+        return Gemma3ForCausalLM(Gemma3TextConfig(**kw))
     return LlamaForCausalLM(LlamaConfig(**kw))
 
 BASE = dict(hidden_size=64, num_hidden_layers=2, vocab_size=64, intermediate_size=96, rms_norm_eps=1e-6,
@@ -75,13 +109,40 @@ CASES = {
     "qwen3-eval": ("qwen3", dict(hidden_size=32, vocab_size=8000, intermediate_size=48, num_attention_heads=4, num_key_value_heads=2,
                                  head_dim=16, tie_word_embeddings=True,
                                  rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), torch.bfloat16),
+    # Sliding windows shorter than the 9-token sequences: Mistral (every layer), Qwen2 (layers from
+    # max_window_layers on).
+    "mistral-window": ("mistral", dict(num_attention_heads=4, num_key_value_heads=2, sliding_window=4, tie_word_embeddings=False,
+                                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), torch.float32),
+    "qwen2-window": ("qwen2", dict(num_attention_heads=4, num_key_value_heads=2, use_sliding_window=True, sliding_window=3,
+                                  max_window_layers=1, tie_word_embeddings=True, attn_implementation="eager",
+                                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), torch.bfloat16),
+    # Gemma 2: soft-caps small enough that tanh bends, window 4 on layers 0 and 2, scaling by
+    # query_pre_attn_scalar 24 (not head_dim 16), tied.
+    "gemma2-softcap-window": ("gemma2", dict(num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                             query_pre_attn_scalar=24, sliding_window=4, attn_logit_softcapping=2.0,
+                                             final_logit_softcapping=3.0, tie_word_embeddings=True, attn_implementation="eager",
+                                             rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), torch.bfloat16),
+    # Gemma 3: one KV head, head_dim 24, layer_types mixing windows of 3 with full layers, linear
+    # rope scaling on full layers only, a different local base on sliding ones.
+    "gemma3-kv1-window": ("gemma3", dict(num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1, head_dim=24,
+                                         query_pre_attn_scalar=16, sliding_window=3,
+                                         layer_types=["sliding_attention", "full_attention", "sliding_attention", "sliding_attention"],
+                                         tie_word_embeddings=True, attn_implementation="eager",
+                                         rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                                                          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}),
+                          torch.float32),
+    "gemma3-eval": ("gemma3", dict(hidden_size=32, vocab_size=8000, intermediate_size=48, num_attention_heads=4, num_key_value_heads=2,
+                                   head_dim=16, query_pre_attn_scalar=16, sliding_window=8, sliding_window_pattern=2,
+                                   tie_word_embeddings=True, attn_implementation="eager"), torch.bfloat16),
 }
 
 def randomize(model, gen):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=gen))
+                # Gemma's norms scale by 1 + w (w initialised to zeros).
+                base = 0 if type(model).__name__.startswith("Gemma") else 1
+                p.copy_(base + 0.2 * torch.randn(p.shape, generator=gen))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
 
@@ -193,10 +254,10 @@ def tiny(out_root, only=None):
                 fisher[k] += p.grad.detach() ** 2
         for k, f in fisher.items():
             golden["fisher." + k] = f.float()
-        if kind == "qwen3":
+        if kind in ("qwen3", "gemma2", "gemma3", "mistral") or name.endswith("window"):
             golden["greedy.prompt"] = tokens[0, :4].to(torch.int32)
             golden["greedy.continuation"] = greedy(model, tokens[0, :4], 8).to(torch.int32)
-        if name == "qwen3-eval":
+        if name.endswith("-eval"):
             golden.update(eval_golden(model, out))
         save_file({k: v.contiguous() for k, v in golden.items()}, os.path.join(out, "golden.safetensors"))
         print(f"{name}: loss {loss.item():.10f}, {sum(p.numel() for p in params.values())} parameters")

@@ -5,7 +5,8 @@
 - Uniform widths (no auto_map): loads with stock AutoModelForCausalLM (no remote code).
 - Per-layer widths: loads with trust_remote_code=True (the family's modeling_shears_*.py in the
   folder: llama, or qwen3 with its q/k norms).
-Qwen3's per-head q_norm / k_norm run along head_dim, which no strategy slices: they stay as they are.
+Qwen3's and Gemma 3's per-head q_norm / k_norm run along head_dim, which no strategy slices: they stay
+as they are; Gemma's four norms run along hidden_size (not sliced by block or layer pruning).
 Block pruning: the logits must equal those of the source model with the removed heads, KV heads
 and MLP channels (from pruning-manifest.json) zeroed, on fixed random tokens, in float64.
 Layer pruning: the source with the removed layers skipped. Channel pruning changes RMSNorm's
@@ -61,6 +62,8 @@ def main():
             source.model.layers = torch.nn.ModuleList([source.model.layers[l] for l in keep])
             for i, layer in enumerate(source.model.layers): layer.self_attn.layer_idx = i
             source.config.num_hidden_layers = len(keep)
+            if getattr(source.config, "layer_types", None):   # Gemma / Qwen: sliding layers stay with their layers
+                source.config.layer_types = [source.config.layer_types[l] for l in keep]
         ids = torch.randint(0, source.config.vocab_size, (4, 32), generator=torch.Generator().manual_seed(0))
         got = pruned(input_ids=ids, use_cache=False).logits
         want = source(input_ids=ids, use_cache=False).logits

@@ -57,14 +57,11 @@ public struct LlamaFamily: ModelFamily {
     /// A LLaMA-style decoder's description from its `config.json` (the keys LlamaConfig,
     /// MistralConfig and Qwen2Config share), with per-layer sizes for pruned models
     /// (``ModelConfiguration/layerSizes(allowingEmpty:)``).
-    /// - Throws: `invalidConfig` naming the missing or impossible key, a non-SiLU activation or
-    ///   sliding-window attention that is switched on.
+    /// - Throws: `invalidConfig` naming the missing or impossible key or a non-SiLU activation.
+    ///   (Families with sliding windows set ``ModelDescription/layerAttention`` themselves.)
     public static func describeDecoder(_ c: ModelConfiguration, family: any ModelFamily) throws(CheckpointError) -> ModelDescription {
         if let act = c.hiddenAct, act != "silu" {
             throw CheckpointError(.invalidConfig, "hidden_act \(act) is not supported for \(family.modelType) (only silu)")
-        }
-        if c.raw["use_sliding_window"]?.boolValue == true {
-            throw CheckpointError(.invalidConfig, "sliding-window attention is not supported")
         }
         func need(_ v: Int?, _ key: String) throws(CheckpointError) -> Int {
             guard let v, v > 0 else { throw CheckpointError(.invalidConfig, "\(key) is missing or zero") }

@@ -1,8 +1,8 @@
 import CheckpointCore
 import ShearsJSON
 
-/// Mistral (`MistralForCausalLM`): LLaMA's tensors and layout. Sliding-window attention is
-/// refused where it would shorten attention (`sliding_window` set).
+/// Mistral (`MistralForCausalLM`): LLaMA's tensors and layout; `sliding_window` (when set)
+/// windows every layer's attention, as MistralAttention does.
 public struct MistralFamily: ModelFamily {
     public init() {}
     public var modelType: String { "mistral" }
@@ -27,7 +27,9 @@ public struct MistralFamily: ModelFamily {
     public var perLayerCode: RemoteCode { LlamaFamily.remoteCode }
 
     public func describe(_ c: ModelConfiguration) throws(CheckpointError) -> ModelDescription {
-        try LlamaFamily.describeDecoder(c, family: self)
+        var d = try LlamaFamily.describeDecoder(c, family: self)
+        d.layerAttention = try c.mistralLayerAttention(layers: d.layerCount)
+        return d
     }
 
     public func stockConfig(_ v: StockConfigValues) -> JSONObject { LlamaFamily.decoderConfig(v, family: self, mlpBiasKey: false) }

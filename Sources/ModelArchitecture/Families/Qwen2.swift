@@ -29,7 +29,9 @@ public struct Qwen2Family: ModelFamily {
     public var perLayerCode: RemoteCode { LlamaFamily.remoteCode }
 
     public func describe(_ c: ModelConfiguration) throws(CheckpointError) -> ModelDescription {
-        try LlamaFamily.describeDecoder(c, family: self)
+        var d = try LlamaFamily.describeDecoder(c, family: self)
+        d.layerAttention = try c.qwenLayerAttention(layers: d.layerCount)
+        return d
     }
 
     public func stockConfig(_ v: StockConfigValues) -> JSONObject { LlamaFamily.decoderConfig(v, family: self, mlpBiasKey: false) }

@@ -46,7 +46,9 @@ public struct Qwen3Family: ModelFamily {
         var c = c
         // Qwen3Config's head_dim defaults to 128, not hidden_size / heads.
         if c.raw["head_dim"] == nil || c.raw["head_dim"]?.isNull == true { c.headDim = 128 }
-        return try LlamaFamily.describeDecoder(c, family: self)
+        var d = try LlamaFamily.describeDecoder(c, family: self)
+        d.layerAttention = try c.qwenLayerAttention(layers: d.layerCount)
+        return d
     }
 
     public func stockConfig(_ v: StockConfigValues) -> JSONObject {
