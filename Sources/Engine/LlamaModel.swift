@@ -33,6 +33,8 @@ public final class LlamaModel: @unchecked Sendable {
     private var converted: [Int: LayerWeights] = [:]
     private var embeddingCache: Matrix?
     private var rotary: Rotary
+    /// longrope's tables with the long factors, for sequences beyond the original context.
+    private var longRotary: Rotary?
 
     /// Opens a model folder (or safetensors file / index with `config.json` beside it).
     /// - Throws: ``CheckpointError`` for a missing or unsupported configuration, or tensors that are
@@ -55,11 +57,16 @@ public final class LlamaModel: @unchecked Sendable {
         guard [EngineBlocks.llama, .qwen3].contains(description.family.blocks) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type \(description.family.modelType) is not supported by the engine (it runs LLaMA decoder layers)")
         }
-        checkpoint = store
+        // Fused tensors (Phi-3's qkv_proj, gate_up_proj) are read as their row blocks.
+        checkpoint = try FusedTensorView.unfused(store, model: description)
         self.description = description
         eps = Float(description.rmsNormEps)
-        rotary = Rotary(headDim: description.headDim, theta: description.ropeTheta, scaling: description.rotaryScaling)
-        try description.validate(store, computable: true)
+        let d = description
+        rotary = Rotary(headDim: d.headDim, theta: d.ropeTheta, scaling: d.rotaryScaling, rotaryDimensions: d.rotaryDimensions)
+        if case .longRope = d.rotaryScaling {
+            longRotary = Rotary(headDim: d.headDim, theta: d.ropeTheta, scaling: d.rotaryScaling, rotaryDimensions: d.rotaryDimensions, long: true)
+        }
+        try description.validate(checkpoint, computable: true)
         // Room to reuse a layer's F32 weights, their gradients and its activations in the next layer.
         let largestLayer = description.layers.map { description.weightCount(ofLayer: $0) }.max() ?? 0
         BufferPool.shared.reserve(atLeast: largestLayer.multipliedReportingOverflow(by: 4 * MemoryLayout<Float>.stride).partialValue)
@@ -105,7 +112,14 @@ public final class LlamaModel: @unchecked Sendable {
         try WeightLoader.matrix(checkpoint, description.name(.finalNorm), rows: 1, cols: description.hiddenSize)
     }
 
+    /// Rotary tables for a pass whose largest position is `positions - 1`. longrope switches to
+    /// its long factors when that sequence length exceeds the original context, as transformers'
+    /// `dynamic_rope_update` does on every forward call (also for each generation step).
     func rotaryTables(positions: Int) -> Rotary {
+        if case .longRope(_, _, _, let original) = description.rotaryScaling, positions > original, longRotary != nil {
+            longRotary!.reserve(positions)
+            return longRotary!
+        }
         rotary.reserve(positions)
         return rotary
     }

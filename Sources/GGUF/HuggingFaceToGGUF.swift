@@ -85,6 +85,9 @@ public enum HuggingFaceToGGUF {
         guard let family = ModelFamilies.family(modelType: modelType) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported for GGUF output; supported: \(ModelFamilies.modelTypes.joined(separator: ", "))", path: configPath)
         }
+        guard FusedTensorView.fusedGroups(family.tensors).isEmpty else {
+            throw CheckpointError(.unsupportedConversion, "model_type '\(modelType)' has fused tensors (qkv_proj, gate_up_proj) that Shears does not write as GGUF yet; use llama.cpp's convert_hf_to_gguf.py", path: configPath)
+        }
         let names = family.tensors, ggufNames = family.gguf
         func need(_ v: Int?, _ key: String) throws(CheckpointError) -> Int {
             guard let v else { throw CheckpointError(.invalidConfig, "\(key) is missing", path: configPath) }

@@ -8,6 +8,7 @@ public enum ModelFamilies {
         MistralFamily(),
         Qwen2Family(),
         Qwen3Family(),
+        Phi3Family(),
     ]
 
     /// The `model_type` values, for messages.
