@@ -104,3 +104,30 @@ public final class FusedTensorView: TensorStore, @unchecked Sendable {
         return try FusedTensorView(store, model: model)
     }
 }
+
+extension FusedTensorView {
+    /// Where a block tensor goes when written: the stored fused tensor's full name (layer prefix,
+    /// index and kind of `name`) and the block's position in it; nil for a tensor stored alone.
+    public static func fusedTarget(of name: String, naming t: TensorNaming) -> (name: String, position: Int, blocks: Int)? {
+        guard let ref = t.reference(of: name), let layer = ref.layer, let f = t.declaration(ref.role).fused,
+              let position = f.blocks.firstIndex(of: ref.role) else { return nil }
+        return (t.layerPrefix + String(layer) + "." + f.name + "." + ref.kind.rawValue, position, f.blocks.count)
+    }
+
+    /// `shapes` (by block name) with each fused tensor's blocks replaced by the stored tensor
+    /// (rows added up), as a file of the family holds them.
+    public static func storedShapes(_ shapes: [String: [Int]], naming t: TensorNaming) -> [String: [Int]] {
+        var out: [String: [Int]] = [:]
+        var parts: [String: [(Int, [Int])]] = [:]
+        for (name, shape) in shapes {
+            if let f = fusedTarget(of: name, naming: t) { parts[f.name, default: []].append((f.position, shape)) } else { out[name] = shape }
+        }
+        for (name, p) in parts {
+            let sorted = p.sorted { $0.0 < $1.0 }.map(\.1)
+            var shape = sorted[0]
+            shape[0] = sorted.reduce(0) { $0 + $1[0] }
+            out[name] = shape
+        }
+        return out
+    }
+}

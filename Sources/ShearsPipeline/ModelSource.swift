@@ -37,7 +37,9 @@ public struct ModelSource {
             throw CheckpointError(.invalidConfig, "no config.json next to the weights; the model's sizes come from it", path: store.modelFolder ?? path)
         }
         let description = try ModelDescription(configPath: configPath, store: store)
-        return ModelSource(path: path, store: store, description: description, companionFolder: store.modelFolder,
+        // A family with fused tensors (Phi-3) is read, ranked and sliced as its row blocks.
+        let blocks = try FusedTensorView.unfused(store, model: description)
+        return ModelSource(path: path, store: blocks, description: description, companionFolder: store.modelFolder,
                            builtFiles: [], dequantizedDType: nil)
     }
 

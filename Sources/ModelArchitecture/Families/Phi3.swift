@@ -17,9 +17,17 @@ public struct Phi3Family: ModelFamily {
     public var tensors: TensorNaming { Self.tensorNames }
     public var gguf: GGUFNaming { Self.ggufNames }
     public var blocks: EngineBlocks { .llama }
-    /// The per-layer modeling file (not written yet for Phi-3: pruning with per-layer widths refuses).
+    /// `modeling_shears_phi3.py`: each decoder layer a stock Phi3DecoderLayer of its own sizes.
     public var perLayerCode: RemoteCode {
-        RemoteCode(fileName: "modeling_shears_phi3.py", configClass: "ShearsPhi3Config", modelClass: "ShearsPhi3ForCausalLM", source: "")
+        RemoteCode(fileName: "modeling_shears_phi3.py", configClass: "ShearsPhi3Config", modelClass: "ShearsPhi3ForCausalLM",
+                   source: Phi3ModelingSource.text)
+    }
+
+    /// Phi3Config checks longrope's factor lists against hidden_size // num_attention_heads, not
+    /// head_dim: a stock config loads only while the two agree.
+    public func stockConfigLoads(hiddenSize: Int, heads: Int, headDim: Int, configuration c: ModelConfiguration) -> Bool {
+        guard case .longRope? = try? c.rotaryScaling() else { return true }
+        return heads > 0 && hiddenSize / heads == headDim
     }
 
     static let qkv = FusedRows(name: "self_attn.qkv_proj", blocks: [.query, .key, .value])
