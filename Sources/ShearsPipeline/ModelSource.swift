@@ -85,6 +85,17 @@ public struct ModelSource {
         return m.bytes(in: 0..<4) == Array("GGUF".utf8)
     }
 
+    /// The tokenizer a GGUF file's metadata describes, built as `convert` writes it, whatever the
+    /// file's architecture (no model tensors are read).
+    public static func ggufTokenizer(_ path: String) throws -> Tokenizer {
+        let f = try GGUFFile(path: path)
+        let t: GGUFTokenizer
+        do { t = try GGUFTokenizer(gguf: f) } catch { throw error.inFile(path) }
+        let json = try t.tokenizerJSON().serializedBytes(style: .compact)
+        let config = t.tokenizerConfigJSON(contextLength: nil)
+        return try Tokenizer(json: json, path: path, config: config)
+    }
+
     /// The model's tokenizer: `tokenizer.json` of its folder, or the one built from GGUF metadata.
     public func tokenizer() throws -> Tokenizer {
         if let json = builtFiles.first(where: { $0.0 == "tokenizer.json" })?.1 {
