@@ -102,7 +102,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "ShearsPipelineTests", dependencies: [
-            "ShearsPipeline", "Pruning", "ModelArchitecture", "CheckpointCore", "CompactFormat", "ShearsJSON",
+            "ShearsPipeline", "Pruning", "ModelArchitecture", "CheckpointCore", "CompactFormat", "ShearsJSON", "Tokenizers",
         ]),
         .testTarget(name: "ShearsCommandsTests", dependencies: [
             "ShearsCommands", "CheckpointCore", "ShearsBLAS", "ShearsJSON", "GGUF", "ModelSigning",
