@@ -66,13 +66,13 @@ public struct Phi3Family: ModelFamily {
         // Phi-3 has no projection biases whatever the config says; its rotary is resolved below.
         c.attentionBias = false
         c.mlpBias = false
-        var d = try LlamaFamily.describeDecoder(c, family: self)
-        d.partialRotaryFactor = try c.partialRotaryFactor()
-        let rot = d.rotaryDimensions
-        guard rot >= 2, rot % 2 == 0 else {
-            throw CheckpointError(.invalidConfig, "partial_rotary_factor \(d.partialRotaryFactor) turns \(rot) of head_dim \(d.headDim) dimensions; the rotary embedding needs an even, positive number")
+        let factor = try c.partialRotaryFactor()
+        let rot = c.headDim.map { Int(Double($0) * factor) } ?? 0
+        guard rot >= 2 && rot % 2 == 0 || (c.headDim ?? 0) == 0 else {
+            throw CheckpointError(.invalidConfig, "partial_rotary_factor \(factor) turns \(rot) of head_dim \(c.headDim ?? 0) dimensions; the rotary embedding needs an even, positive number")
         }
-        d.rotaryScaling = try c.rotaryScaling(rotaryPairs: rot / 2)
+        var d = try LlamaFamily.describeDecoder(c, family: self, rotaryPairs: rot / 2)
+        d.partialRotaryFactor = factor
         if let v = c.raw["sliding_window"], !v.isNull {
             guard let w = v.intValue, w > 0 else {
                 throw CheckpointError(.invalidConfig, "sliding_window is \(v.serialized()), not a positive number of tokens")
