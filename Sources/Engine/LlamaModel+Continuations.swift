@@ -64,17 +64,20 @@ extension LlamaModel {
         guard !tokens.isEmpty else { return groups.map { _ in [] } }
         try checkTokens(tokens)
         var x = try embed(tokens)
-        let rot = rotaryTables(positions: longest)
         let pos = positions
+        let off = a.family.blocks.normWeightOffset
         for i in 0..<a.layerCount {
             let w = try layerWeights(i)
-            let att = Attention(sizes: w.sizes, headDim: w.headDim)
-            let (h1, _) = RMSNorm.forward(x, weight: w.inputNorm, eps: eps)
+            let rot = rotaryTables(positions: longest, layer: i)
+            // The layer's own attention (scale, sliding window, soft-cap) and MLP (SwiGLU/GeGLU).
+            let layer = DecoderLayer(weights: w, eps: eps)
+            let att = layer.attention
+            let (h1, _) = RMSNorm.forward(x, weight: w.inputNorm, eps: eps, offset: off)
             var q = w.q.forward(h1), k = w.k.forward(h1)
             let v = w.v.forward(h1)
             if let qn = w.queryNorm, let kn = w.keyNorm {
-                q = HeadNorm.forward(q, weight: qn, heads: att.heads, eps: eps).y
-                k = HeadNorm.forward(k, weight: kn, heads: att.kvHeads, eps: eps).y
+                q = HeadNorm.forward(q, weight: qn, heads: att.heads, eps: eps, offset: off).y
+                k = HeadNorm.forward(k, weight: kn, heads: att.kvHeads, eps: eps, offset: off).y
             }
             rot.apply(q.storage, rows: q.rows, ld: att.qDim, heads: att.heads, inverse: false) { pos[$0] }
             rot.apply(k.storage, rows: k.rows, ld: att.kvDim, heads: att.kvHeads, inverse: false) { pos[$0] }
@@ -104,10 +107,12 @@ extension LlamaModel {
                 }
             }
             withExtendedLifetime((q, k, v)) {}
-            let x2 = w.o.forward(attn)
+            var x2 = w.o.forward(attn)
+            if let an = w.attentionOutputNorm { x2 = RMSNorm.forward(x2, weight: an, eps: eps, offset: off).y }
             x2.add(x)
-            let (h2, _) = RMSNorm.forward(x2, weight: w.postAttentionNorm, eps: eps)
-            let (m, _) = MLP(gate: w.gate, up: w.up, down: w.down).forward(h2)
+            let (h2, _) = RMSNorm.forward(x2, weight: w.postAttentionNorm, eps: eps, offset: off)
+            var (m, _) = layer.mlp.forward(h2)
+            if let mn = w.mlpOutputNorm { m = RMSNorm.forward(m, weight: mn, eps: eps, offset: off).y }
             m.add(x2)
             x = m
         }
@@ -132,8 +137,8 @@ extension LlamaModel {
         for (r, src) in sources.enumerated() {
             (selected.storage + r * hidden).update(from: x.storage + src * hidden, count: hidden)
         }
-        let (hf, _) = RMSNorm.forward(selected, weight: try finalNorm(), eps: eps)
-        let head = try lmHead()
+        let (hf, _) = RMSNorm.forward(selected, weight: try finalNorm(), eps: eps, offset: off)
+        let head = try headTable()
         let vocab = a.vocabSize
         var out = groups.map { [(logLikelihood: Double, greedy: Bool)](repeating: (0, true), count: $0.suffixes.count) }
         let block = max(1, min(sources.count, (64 << 20) / max(1, vocab * MemoryLayout<Float>.stride)))
@@ -141,8 +146,7 @@ extension LlamaModel {
         var results = [(Double, Bool)](repeating: (0, true), count: sources.count)
         for r0 in stride(from: 0, to: sources.count, by: block) {
             let n = min(block, sources.count - r0)
-            BLAS.sgemm(transB: true, m: n, n: vocab, k: hidden, a: hf.storage + r0 * hidden, lda: hidden,
-                       b: head.storage, ldb: hidden, c: logits.storage, ldc: vocab)
+            try head.logits(hidden: hf, rows: r0..<(r0 + n), into: logits, transform: logitTransform)
             let pl = UnsafeSendable(logits.storage)
             results.withUnsafeMutableBufferPointer { rb in
                 let pr = UnsafeSendable(rb.baseAddress!)

@@ -78,8 +78,21 @@ extension LlamaModel {
             out.append(next)
             try onToken(next)
             if stopTokens.contains(next) || out.count >= maxTokens { break }
-            logits = try step([next], cache: cache)
+            if recomputesAtLongRopeSwitch(cached: cache.length) {
+                cache.reset()
+                logits = try step(prompt + out, cache: cache)
+            } else {
+                logits = try step([next], cache: cache)
+            }
         }
         return out
+    }
+
+    /// Whether the next token crosses longrope's original context with a cache built on the short
+    /// factors: Phi3ForCausalLM's `prepare_inputs_for_generation` then drops the cache and runs the
+    /// whole sequence again (every position on the long factors), and so does ``generate``.
+    func recomputesAtLongRopeSwitch(cached: Int) -> Bool {
+        guard case .longRope(_, _, _, let original) = description.rotaryScaling else { return false }
+        return cached <= original && cached + 1 > original
     }
 }

@@ -35,7 +35,6 @@ public final class LlamaModel: @unchecked Sendable {
     public var activationMemory = 0
     private var converted: [Int: LayerWeights] = [:]
     private var embeddingCache: Matrix?
-    private var rotary: Rotary
     /// The memory this model's passes may use (``MemoryBudget``): decides whether the embedding
     /// and head are kept whole, the size of logit blocks, and the buffer pool's cap. Set from
     /// ``MemoryBudget/current`` when the model is opened.
@@ -49,6 +48,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// layer's index into them.
     private var rotaries: [Rotary]
     private let rotaryOfLayer: [Int]
+    /// longrope's tables with the long factors, for sequences beyond the original context.
+    private var longRotary: Rotary?
 
     /// Opens a model folder (or safetensors file / index with `config.json` beside it).
     /// - Throws: ``CheckpointError`` for a missing or unsupported configuration, or tensors that are
@@ -71,7 +72,8 @@ public final class LlamaModel: @unchecked Sendable {
         guard [EngineBlocks.llama, .qwen3, .gemma2, .gemma3].contains(description.family.blocks) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type \(description.family.modelType) is not supported by the engine (it runs LLaMA decoder layers)")
         }
-        checkpoint = store
+        // Fused tensors (Phi-3's qkv_proj, gate_up_proj) are read as their row blocks.
+        checkpoint = try FusedTensorView.unfused(store, model: description)
         self.description = description
         eps = Float(description.rmsNormEps)
         var settings: [(Double, RotaryScaling)] = [], index: [Int] = []
@@ -86,9 +88,13 @@ public final class LlamaModel: @unchecked Sendable {
             }
         }
         if settings.isEmpty { settings = [(description.ropeTheta, description.rotaryScaling)] }
-        rotaries = settings.map { Rotary(headDim: description.headDim, theta: $0.0, scaling: $0.1) }
+        let d = description
+        rotaries = settings.map { Rotary(headDim: d.headDim, theta: $0.0, scaling: $0.1, rotaryDimensions: d.rotaryDimensions) }
         rotaryOfLayer = index
-        try description.validate(store, computable: true)
+        if case .longRope = d.rotaryScaling {
+            longRotary = Rotary(headDim: d.headDim, theta: d.ropeTheta, scaling: d.rotaryScaling, rotaryDimensions: d.rotaryDimensions, long: true)
+        }
+        try description.validate(checkpoint, computable: true)
         memory = MemoryBudget.current
         if let cap = description.finalLogitSoftcap { logitTransform = .softcap(Float(cap)) }
         capBufferPool()
@@ -204,8 +210,14 @@ public final class LlamaModel: @unchecked Sendable {
         try WeightLoader.matrix(checkpoint, description.name(.finalNorm), rows: 1, cols: description.hiddenSize)
     }
 
-    /// The rotary tables of layer `layer`, covering positions 0 ..< `positions`.
+    /// The rotary tables of layer `layer`, covering positions 0 ..< `positions`. longrope switches
+    /// to its long factors when that sequence length exceeds the original context, as
+    /// transformers' `dynamic_rope_update` does on every forward call (also for each generation step).
     func rotaryTables(positions: Int, layer: Int) -> Rotary {
+        if case .longRope(_, _, _, let original) = description.rotaryScaling, positions > original, longRotary != nil {
+            longRotary!.reserve(positions)
+            return longRotary!
+        }
         let i = rotaryOfLayer.indices.contains(layer) ? rotaryOfLayer[layer] : 0
         rotaries[i].reserve(positions)
         return rotaries[i]

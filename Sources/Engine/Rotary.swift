@@ -14,20 +14,32 @@ import ShearsConcurrency
 /// that matters.
 public struct Rotary: Sendable {
     public let headDim: Int
-    /// Inverse frequencies, d/2 of them, after scaling.
+    /// The leading dimensions of each head that are turned (partial rotary: fewer than headDim;
+    /// the rest pass through).
+    public let rotaryDimensions: Int
+    /// Inverse frequencies, rotaryDimensions/2 of them, after scaling.
     public let inverseFrequencies: [Float]
+    /// The factor cos and sin are multiplied by (longrope's attention factor; else 1).
+    public let attentionFactor: Float
     private(set) var cos: [Float] = []
     private(set) var sin: [Float] = []
     public private(set) var positions: Int = 0
 
-    public init(headDim: Int, theta: Double, scaling: RotaryScaling) {
-        precondition(headDim % 2 == 0)
+    /// - Parameters:
+    ///   - rotaryDimensions: the turned dimensions per head (default: all of them).
+    ///   - long: for longrope, the long factors (sequences beyond the original context) instead
+    ///     of the short ones.
+    public init(headDim: Int, theta: Double, scaling: RotaryScaling, rotaryDimensions: Int? = nil, long: Bool = false) {
+        let dim = rotaryDimensions ?? headDim
+        precondition(dim % 2 == 0 && dim > 0 && dim <= headDim)
         self.headDim = headDim
-        let half = headDim / 2
+        self.rotaryDimensions = dim
+        let half = dim / 2
         var inv = (0..<half).map { i -> Float in
-            let e = Float(2 * i) / Float(headDim)
+            let e = Float(2 * i) / Float(dim)
             return Float(1.0 / Float(pow(theta, Double(e))))
         }
+        var attention: Float = 1
         switch scaling {
         case .none: break
         case .linear(let factor): inv = inv.map { $0 / Float(factor) }
@@ -43,20 +55,34 @@ public struct Rotary: Sendable {
                 }
                 return out
             }
+        case .longRope(let short, let longFactors, let a, _):
+            // transformers: 1 / (ext · theta^(2i/d)), in float32.
+            let ext = long ? longFactors : short
+            precondition(ext.count == half, "Rotary: longrope factors for \(ext.count) pairs, the head turns \(half)")
+            inv = (0..<half).map { i in
+                let base = Float(pow(theta, Double(Float(2 * i) / Float(dim))))
+                return 1 / (Float(ext[i]) * base)
+            }
+            attention = Float(a)
         }
         inverseFrequencies = inv
+        attentionFactor = attention
     }
 
     /// Makes the tables cover positions 0 ..< n.
     public mutating func reserve(_ n: Int) {
         guard n > positions else { return }
-        let half = headDim / 2
+        let half = rotaryDimensions / 2, a = attentionFactor
         var c = [Float](repeating: 0, count: n * half), s = c
         for p in 0..<n {
             for i in 0..<half {
                 let angle = Float(p) * inverseFrequencies[i]
                 c[p * half + i] = Float(Foundation_cos(Double(angle)))
                 s[p * half + i] = Float(Foundation_sin(Double(angle)))
+                if a != 1 {
+                    c[p * half + i] *= a
+                    s[p * half + i] *= a
+                }
             }
         }
         cos = c
@@ -65,9 +91,10 @@ public struct Rotary: Sendable {
     }
 
     /// Rotates every head of `rows` rows of `x` (row stride `ld`, `heads` heads of `headDim`),
-    /// row r at position `position(r)`. `inverse` applies the transpose (for the backward pass).
+    /// row r at position `position(r)`: the pairs (i, i + rotaryDimensions/2) of each head's first
+    /// rotaryDimensions entries. `inverse` applies the transpose (for the backward pass).
     func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, ld: Int, heads: Int, inverse: Bool, position: (Int) -> Int) {
-        let half = headDim / 2, headDim = headDim, positions = positions
+        let half = rotaryDimensions / 2, headDim = headDim, positions = positions
         let px = UnsafeSendable(x)
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in

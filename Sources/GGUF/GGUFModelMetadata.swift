@@ -41,7 +41,7 @@ public struct GGUFModelMetadata: Sendable {
     /// Every `general.architecture` some family reads, for messages.
     public static var readableArchitectures: [String] {
         var out: [String] = []
-        for f in ModelFamilies.all {
+        for f in ModelFamilies.all where FusedTensorView.fusedGroups(f.tensors).isEmpty {
             for a in [f.gguf.architecture] + f.gguf.alsoReads where !out.contains(a) { out.append(a) }
         }
         return out
@@ -62,6 +62,9 @@ public struct GGUFModelMetadata: Sendable {
         }
         guard let family = ModelFamilies.family(ggufArchitecture: arch) else {
             throw CheckpointError(.unsupportedArchitecture, "architecture '\(arch)' is not supported for conversion; supported: \(Self.readableArchitectures.joined(separator: ", "))", path: f.path)
+        }
+        guard FusedTensorView.fusedGroups(family.tensors).isEmpty else {
+            throw CheckpointError(.unsupportedArchitecture, "architecture '\(arch)' stores fused tensors (attn_qkv, ffn_up holding gate and up) that Shears does not convert from GGUF yet; convert the Hugging Face checkpoint instead", path: f.path)
         }
         architecture = arch
         self.family = family

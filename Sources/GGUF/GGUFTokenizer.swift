@@ -7,8 +7,11 @@ import ShearsJSON
 /// - `gpt2` vocabularies (byte-level BPE): the pre-tokenizer is chosen by `tokenizer.ggml.pre`,
 ///   with the split expressions llama.cpp (`llama-vocab.cpp`) and the models' own tokenizer.json
 ///   files use: `smollm`, `gpt2`/`default`, the Llama 3 family (`llama-bpe`, …), the Qwen2 family.
-/// - `llama` vocabularies (SentencePiece): a BPE model with byte fallback and a `Metaspace`
-///   pre-tokenizer, merges recovered from the scores, as transformers' GGUF loader builds it.
+/// - `llama` vocabularies (SentencePiece): a BPE model with byte fallback and merges recovered
+///   from the vocabulary, laid out as transformers' GGUF loader builds it for the file's
+///   `general.architecture` (``SentencePieceFlavor``): LlamaTokenizer's `Metaspace`, Phi-3's
+///   Prepend + Replace normalizer, or Gemma's Replace normalizer and space split (with runs of
+///   spaces respelled as `▁` and merges ordered by token position).
 ///
 /// Tokens of type 2 (unknown) and 3 (control) become special added tokens, type 4 (user-defined)
 /// plain added tokens.
@@ -26,6 +29,30 @@ public struct GGUFTokenizer: Sendable {
     public var addBos: Bool
     public var addEos: Bool
     public var chatTemplate: String?
+    /// `general.architecture`, which picks the SentencePiece layout.
+    public var architecture: String?
+
+    /// How transformers lays out a SentencePiece GGUF vocabulary, by architecture
+    /// (`GGUF_SENTENCEPIECE_BUILDERS` in its `gguf_tokenizer_mapping.py`).
+    public enum SentencePieceFlavor: Sendable, Equatable {
+        /// LlamaTokenizer: Metaspace pre-tokenizer (prepend "first", no split), no unknown token
+        /// in the model, Strip decoder.
+        case llama
+        /// Phi-3: Prepend("▁") + Replace(" ", "▁") normalizer, no pre-tokenizer.
+        case phi3
+        /// GemmaTokenizer: Replace(" ", "▁") normalizer, Split(" ", merged with previous), `<unk>`
+        /// unknown token, no Strip decoder; tokens of spaces respelled as `▁`, merges ordered by
+        /// token position; GemmaTokenizer's own special tokens added when the vocabulary lacks them.
+        case gemma
+    }
+
+    public var sentencePieceFlavor: SentencePieceFlavor {
+        switch architecture {
+        case "gemma", "gemma2", "gemma3": .gemma
+        case "phi3": .phi3
+        default: .llama
+        }
+    }
 
     public static let tokenTypeUnknown = 2
     public static let tokenTypeControl = 3
@@ -87,6 +114,7 @@ public struct GGUFTokenizer: Sendable {
         addBos = f["tokenizer.ggml.add_bos_token"]?.boolValue ?? (model == "llama")
         addEos = f["tokenizer.ggml.add_eos_token"]?.boolValue ?? false
         chatTemplate = f["tokenizer.chat_template"]?.stringValue
+        architecture = f.architecture
     }
 
     /// Pre-tokenizer split expressions by `tokenizer.ggml.pre` (llama.cpp's names).
@@ -138,7 +166,9 @@ public struct GGUFTokenizer: Sendable {
         }
     }
 
-    private func addedTokens(byteLevel: Bool) -> [JSONValue] {
+    /// - Parameter vocabulary: with it, user-defined tokens missing from it are left out (Gemma's
+    ///   whitespace tokens, respelled in the vocabulary, as transformers skips them).
+    private func addedTokens(byteLevel: Bool, vocabulary: Set<UTF8Key>? = nil) -> [JSONValue] {
         var out: [JSONValue] = []
         for (i, (token, type)) in zip(tokens, tokenTypes).enumerated() {
             let special: Bool
@@ -147,6 +177,7 @@ public struct GGUFTokenizer: Sendable {
                 if byteLevel && !token.allSatisfy({ Self.byteAlphabetSet.contains($0) }) { continue }
                 special = true
             } else if type == Self.tokenTypeUserDefined {
+                if let vocabulary, !vocabulary.contains(UTF8Key(token)) { continue }
                 special = false
             } else {
                 continue
@@ -233,14 +264,20 @@ public struct GGUFTokenizer: Sendable {
 
     /// Merges implied by a SentencePiece vocabulary: every split of a token into two tokens,
     /// ordered by the merged token's score (best first), as transformers' `generate_merges`.
-    func sentencePieceMerges() -> [(String, String)] {
-        var index: [String: Int] = [:]
-        for (i, t) in tokens.enumerated() { index[t] = i }  // the last id wins, as a Python dict
-        var firstPosition: [String: Int] = [:]
+    /// - Parameters:
+    ///   - tokens: the vocabulary as the model spells it (Gemma's respelled).
+    ///   - byPosition: rank merges by the merged token's position (Gemma) instead of its score.
+    func sentencePieceMerges(_ tokens: [String], byPosition: Bool = false) -> [(String, String)] {
+        // Keys compare by bytes: canonically equivalent tokens (Bengali য় as one or two scalars)
+        // are different tokens, as in Python.
+        var index: [UTF8Key: Int] = [:]
+        for (i, t) in tokens.enumerated() { index[UTF8Key(t)] = i }  // the last id wins, as a Python dict
+        var seen = Set<UTF8Key>()
         var order: [String] = []
-        for t in tokens where firstPosition[t] == nil { firstPosition[t] = order.count; order.append(t) }
-        var lastScore: [String: Float] = [:]
-        for (t, s) in zip(tokens, scores.isEmpty ? [Float](repeating: 0, count: tokens.count) : scores) { lastScore[t] = s }
+        for t in tokens where seen.insert(UTF8Key(t)).inserted { order.append(t) }
+        var lastScore: [UTF8Key: Float] = [:]
+        let ranks = byPosition ? tokens.indices.map { -Float($0) } : scores.isEmpty ? [Float](repeating: 0, count: tokens.count) : scores
+        for (t, s) in zip(tokens, ranks) { lastScore[UTF8Key(t)] = s }
         var all: [(l: String, r: String, score: Float, lenL: Int, lenR: Int, seq: Int)] = []
         for merged in order {
             let scalars = Array(merged.unicodeScalars)
@@ -250,10 +287,11 @@ public struct GGUFTokenizer: Sendable {
                 var l = String.UnicodeScalarView(); l.append(contentsOf: scalars[..<cut])
                 var r = String.UnicodeScalarView(); r.append(contentsOf: scalars[cut...])
                 let ls = String(l), rs = String(r)
-                if let il = index[ls], let ir = index[rs] { local.append((ls, rs, il, ir, cut, scalars.count - cut)) }
+                if let il = index[UTF8Key(ls)], let ir = index[UTF8Key(rs)] { local.append((ls, rs, il, ir, cut, scalars.count - cut)) }
             }
             local.sort { ($0.2, $0.3) < ($1.2, $1.3) }
-            for x in local { all.append((x.0, x.1, lastScore[merged] ?? 0, x.4, x.5, all.count)) }
+            let score = lastScore[UTF8Key(merged)] ?? 0
+            for x in local { all.append((x.0, x.1, score, x.4, x.5, all.count)) }
         }
         // Python: sorted(key=(score, len l, len r), reverse=True), stable.
         all.sort { a, b in
@@ -265,30 +303,73 @@ public struct GGUFTokenizer: Sendable {
         return all.map { ($0.l, $0.r) }
     }
 
+    /// Python's `str.isspace()` (Unicode White_Space and the separators U+001C…U+001F).
+    static func isPythonSpace(_ c: Unicode.Scalar) -> Bool {
+        c.properties.isWhitespace || (0x1C...0x1F).contains(c.value)
+    }
+
+    /// Gemma files store tokens of two or more spaces as spaces; GemmaTokenizer looks them up as
+    /// `▁`: a token that is all whitespace and holds a space becomes `▁` × its length.
+    static func gemmaSpelling(_ t: String) -> String {
+        let u = t.unicodeScalars
+        guard u.contains(" "), u.allSatisfy(isPythonSpace) else { return t }
+        return String(repeating: "\u{2581}", count: u.count)
+    }
+
     private func sentencePieceJSON() -> JSONValue {
+        let flavor = sentencePieceFlavor
+        let spelled = flavor == .gemma ? tokens.map(Self.gemmaSpelling) : tokens
         var vocab = JSONObject()
-        for (i, t) in tokens.enumerated() { vocab[t] = .int(Int64(i)) }
-        let mergeList: [JSONValue] = (merges.isEmpty ? sentencePieceMerges() : merges.map { m in
+        for (i, t) in spelled.enumerated() { vocab[t] = .int(Int64(i)) }
+        let mergeList: [JSONValue] = (merges.isEmpty ? sentencePieceMerges(spelled, byPosition: flavor == .gemma) : merges.map { m in
             let parts = m.split(separator: " ", maxSplits: 1)
             return (String(parts.first ?? ""), parts.count > 1 ? String(parts[1]) : "")
         }).map { .array([.string($0.0), .string($0.1)]) }
+        let unk: JSONValue = flavor == .gemma ? .string("<unk>") : .null
         let bpe = JSONObject([
-            ("type", .string("BPE")), ("dropout", .null), ("unk_token", unkId.map { .string(tokens[$0]) } ?? .null),
+            ("type", .string("BPE")), ("dropout", .null), ("unk_token", unk),
             ("continuing_subword_prefix", .null), ("end_of_word_suffix", .null), ("fuse_unk", .bool(true)),
             ("byte_fallback", .bool(true)), ("ignore_merges", .bool(false)), ("vocab", .object(vocab)), ("merges", .array(mergeList)),
         ])
-        let meta = JSONObject([("type", .string("Metaspace")), ("replacement", .string("\u{2581}")), ("prepend_scheme", .string("first")), ("split", .bool(false))])
-        let decoder = JSONValue.object(JSONObject([("type", .string("Sequence")), ("decoders", .array([
-            .object(JSONObject([("type", .string("Replace")), ("pattern", .object(JSONObject([("String", .string("\u{2581}"))]))), ("content", .string(" "))])),
-            .object(JSONObject([("type", .string("ByteFallback"))])),
-            .object(JSONObject([("type", .string("Fuse"))])),
-            .object(JSONObject([("type", .string("Strip")), ("content", .string(" ")), ("start", .int(1)), ("stop", .int(0))])),
-        ]))]))
+        func replace(_ pattern: String, _ content: String) -> JSONValue {
+            .object(JSONObject([("type", .string("Replace")), ("pattern", .object(JSONObject([("String", .string(pattern))]))), ("content", .string(content))]))
+        }
+        let normalizer: JSONValue, preTokenizer: JSONValue
+        switch flavor {
+        case .llama:
+            normalizer = .null
+            preTokenizer = .object(JSONObject([("type", .string("Metaspace")), ("replacement", .string("\u{2581}")), ("prepend_scheme", .string("first")), ("split", .bool(false))]))
+        case .phi3:
+            normalizer = .object(JSONObject([("type", .string("Sequence")), ("normalizers", .array([
+                .object(JSONObject([("type", .string("Prepend")), ("prepend", .string("\u{2581}"))])), replace(" ", "\u{2581}")]))]))
+            preTokenizer = .null
+        case .gemma:
+            normalizer = replace(" ", "\u{2581}")
+            preTokenizer = .object(JSONObject([("type", .string("Split")), ("pattern", .object(JSONObject([("String", .string(" "))]))),
+                                               ("behavior", .string("MergedWithPrevious")), ("invert", .bool(false))]))
+        }
+        var decoders: [JSONValue] = [replace("\u{2581}", " "), .object(JSONObject([("type", .string("ByteFallback"))])), .object(JSONObject([("type", .string("Fuse"))]))]
+        if flavor != .gemma {
+            decoders.append(.object(JSONObject([("type", .string("Strip")), ("content", .string(" ")), ("start", .int(1)), ("stop", .int(0))])))
+        }
+        var added = addedTokens(byteLevel: false, vocabulary: flavor == .gemma ? Set(spelled.map(UTF8Key.init)) : nil)
+        if flavor == .gemma {
+            // GemmaTokenizer's own special tokens, appended after the vocabulary when it lacks them.
+            var next = tokens.count
+            let known = Set((spelled + tokens).map(UTF8Key.init))
+            for t in ["<bos>", "<eos>", "<pad>", "<mask>"] where !known.contains(UTF8Key(t)) {
+                added.append(.object(JSONObject([
+                    ("id", .int(Int64(next))), ("content", .string(t)), ("single_word", .bool(false)),
+                    ("lstrip", .bool(false)), ("rstrip", .bool(false)), ("normalized", .bool(false)), ("special", .bool(true)),
+                ])))
+                next += 1
+            }
+        }
         return .object(JSONObject([
             ("version", .string("1.0")), ("truncation", .null), ("padding", .null),
-            ("added_tokens", .array(addedTokens(byteLevel: false))), ("normalizer", .null),
-            ("pre_tokenizer", .object(meta)), ("post_processor", postProcessor()),
-            ("decoder", decoder), ("model", .object(bpe)),
+            ("added_tokens", .array(added)), ("normalizer", normalizer),
+            ("pre_tokenizer", preTokenizer), ("post_processor", postProcessor()),
+            ("decoder", .object(JSONObject([("type", .string("Sequence")), ("decoders", .array(decoders))]))), ("model", .object(bpe)),
         ]))
     }
 

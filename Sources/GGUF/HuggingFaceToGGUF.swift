@@ -87,6 +87,9 @@ public enum HuggingFaceToGGUF {
         guard let family = ModelFamilies.family(modelType: modelType) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported for GGUF output; supported: \(ModelFamilies.modelTypes.joined(separator: ", "))", path: configPath)
         }
+        guard FusedTensorView.fusedGroups(family.tensors).isEmpty else {
+            throw CheckpointError(.unsupportedConversion, "model_type '\(modelType)' has fused tensors (qkv_proj, gate_up_proj) that Shears does not write as GGUF yet; use llama.cpp's convert_hf_to_gguf.py", path: configPath)
+        }
         let names = family.tensors, ggufNames = family.gguf
         if family is Gemma3Family {
             throw CheckpointError(.unsupportedConversion, "a Gemma3ForConditionalGeneration folder holds a vision tower that llama.cpp keeps in a separate mmproj file; GGUF output of its language model is not supported; convert a Gemma3ForCausalLM (gemma3_text) folder", path: configPath)

@@ -54,6 +54,11 @@ public enum RotaryScaling: Sendable, Equatable {
     case linear(factor: Double)
     /// `llama3`: long wavelengths divided by `factor`, short ones kept, a smooth blend between.
     case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
+    /// `longrope` (Phi-3 / Phi-3.5 long-context models): inv_freq[i] = 1 / (ext[i] · theta^(2i/d)),
+    /// with `ext` the short factors while the sequence (the largest position + 1) is at most
+    /// `originalMaxPositions`, the long factors beyond; cos and sin are multiplied by
+    /// `attentionFactor` (transformers' `_compute_longrope_parameters` and `dynamic_rope_update`).
+    case longRope(shortFactors: [Double], longFactors: [Double], attentionFactor: Double, originalMaxPositions: Int)
 }
 
 /// How one decoder layer attends: settings that pruning never changes, but that the layer

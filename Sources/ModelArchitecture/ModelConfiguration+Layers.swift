@@ -1,4 +1,5 @@
 import CheckpointCore
+import Glibc
 import ShearsJSON
 
 extension ModelConfiguration {
@@ -80,16 +81,23 @@ extension ModelConfiguration {
 
     /// The rotary scaling `rope_scaling` (or `rope_parameters`) asks for.
     /// - Throws: `invalidConfig` for scaling types the engine does not implement (dynamic, yarn,
-    ///   longrope, ...) or missing llama3 parameters.
-    public func rotaryScaling() throws(CheckpointError) -> RotaryScaling {
-        try RotaryScaling(ropeScaling)
+    ///   ...) or missing llama3 / longrope parameters.
+    /// - Parameter rotaryPairs: the rotated pairs per head (half the rotary dimensions), which
+    ///   longrope's factor lists must match; nil skips that check.
+    public func rotaryScaling(rotaryPairs: Int? = nil) throws(CheckpointError) -> RotaryScaling {
+        if let s = ropeScaling, (s["rope_type"]?.stringValue ?? s["type"]?.stringValue) == "longrope" {
+            return try longRope(s, rotaryPairs: rotaryPairs)
+        }
+        return try RotaryScaling(ropeScaling)
     }
 }
 
 extension RotaryScaling {
-    /// The scaling a `rope_scaling` / `rope_parameters` object asks for (nil: none).
+    /// The scaling a `rope_scaling` / `rope_parameters` object asks for (nil: none). longrope,
+    /// which needs the rest of the configuration, is read by
+    /// ``ModelConfiguration/rotaryScaling(rotaryPairs:)``.
     /// - Throws: `invalidConfig` for scaling types the engine does not implement (dynamic, yarn,
-    ///   longrope, ...) or missing llama3 parameters.
+    ///   ...) or missing llama3 parameters.
     public init(_ s: JSONObject?) throws(CheckpointError) {
         guard let s else { self = .none; return }
         let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
@@ -113,7 +121,64 @@ extension RotaryScaling {
             }
             self = .llama3(factor: f, lowFrequencyFactor: lo, highFrequencyFactor: hi, originalMaxPositions: Int(orig))
         default:
-            throw CheckpointError(.invalidConfig, "rope_scaling type '\(type)' is not supported (supported: default, linear, llama3)")
+            throw CheckpointError(.invalidConfig, "rope_scaling type '\(type)' is not supported (supported: default, linear, llama3, longrope)")
         }
+    }
+}
+
+extension ModelConfiguration {
+    /// The fraction of each head's dimensions the rotary embedding turns (`partial_rotary_factor`
+    /// in `rope_parameters` or at the top level, as Phi3Config reads it; 1 when absent).
+    /// - Throws: `invalidConfig` when it is not a number in (0, 1].
+    public func partialRotaryFactor() throws(CheckpointError) -> Double {
+        let v = ropeScaling?["partial_rotary_factor"] ?? raw["rope_parameters"]?["partial_rotary_factor"] ?? raw["partial_rotary_factor"]
+        guard let v, !v.isNull else { return 1 }
+        guard let f = v.doubleValue, f > 0, f <= 1 else {
+            throw CheckpointError(.invalidConfig, "partial_rotary_factor is \(v.serialized()), not a number in (0, 1]")
+        }
+        return f
+    }
+
+    /// longrope as transformers resolves it: `original_max_position_embeddings` from the top level
+    /// (Phi-3 keeps it there) or the scaling object, else `max_position_embeddings`; `factor`
+    /// defaults to max_position_embeddings / original, `attention_factor` to
+    /// sqrt(1 + ln(factor) / ln(original)) (1 when factor <= 1).
+    private func longRope(_ s: JSONObject, rotaryPairs: Int?) throws(CheckpointError) -> RotaryScaling {
+        func factors(_ key: String) throws(CheckpointError) -> [Double] {
+            guard let list = s[key]?.arrayValue, !list.isEmpty else {
+                throw CheckpointError(.invalidConfig, "longrope rope_scaling needs '\(key)', a list of numbers")
+            }
+            var out: [Double] = []
+            for x in list {
+                guard let d = x.doubleValue, d.isFinite, d > 0 else {
+                    throw CheckpointError(.invalidConfig, "longrope \(key) holds \(x.serialized()), not a positive number")
+                }
+                out.append(d)
+            }
+            if let rotaryPairs, out.count != rotaryPairs {
+                throw CheckpointError(.invalidConfig, "longrope \(key) has \(out.count) entries; the rotary embedding turns \(rotaryPairs) pairs per head")
+            }
+            return out
+        }
+        let short = try factors("short_factor"), long = try factors("long_factor")
+        let topOriginal = raw["original_max_position_embeddings"]?.intValue
+        guard let original = topOriginal ?? s["original_max_position_embeddings"]?.intValue ?? maxPositionEmbeddings, original > 1 else {
+            throw CheckpointError(.invalidConfig, "longrope needs original_max_position_embeddings (or max_position_embeddings) above 1")
+        }
+        var factor = s["factor"]?.doubleValue
+        if factor == nil {
+            guard let m = maxPositionEmbeddings else {
+                throw CheckpointError(.invalidConfig, "longrope without 'factor' needs max_position_embeddings")
+            }
+            factor = Double(m) / Double(original)
+        }
+        var attention = s["attention_factor"]?.doubleValue
+        if attention == nil {
+            attention = factor! <= 1 ? 1 : (1 + Glibc.log(factor!) / Glibc.log(Double(original))).squareRoot()
+        }
+        guard let a = attention, a.isFinite, a > 0 else {
+            throw CheckpointError(.invalidConfig, "longrope attention_factor must be a positive number")
+        }
+        return .longRope(shortFactors: short, longFactors: long, attentionFactor: a, originalMaxPositions: original)
     }
 }

@@ -35,7 +35,7 @@ public struct ModelConfiguration: Sendable, Equatable {
     /// transformers' config classes whose `tie_word_embeddings` defaults to false (every other
     /// `PretrainedConfig` defaults to true). A table of transformers' defaults, for any model type
     /// `inspect` shows, not a list of what Shears runs (that is ``ModelFamilies``).
-    static let transformersUntiedByDefault: Set<String> = ["llama", "mistral", "qwen2", "mixtral", "qwen3"]
+    static let transformersUntiedByDefault: Set<String> = ["llama", "mistral", "qwen2", "mixtral", "qwen3", "phi3"]
 
     /// Parses `config.json` text.
     /// - Throws: `invalidConfig` naming the field that has the wrong type or an impossible value.
@@ -105,7 +105,7 @@ public struct ModelConfiguration: Sendable, Equatable {
             rest["rope_theta"] = nil
             let type = rest["rope_type"]?.stringValue ?? rest["type"]?.stringValue
             if rest.isEmpty || (rest.count == 1 && type == "default") { continue }
-            if let type, type != "default", rest["factor"]?.doubleValue == nil {
+            if let type, !["default", "longrope"].contains(type), rest["factor"]?.doubleValue == nil {
                 throw CheckpointError(.invalidConfig, "\(key) of type \(type) must contain a numeric 'factor'")
             }
             scaling = rest

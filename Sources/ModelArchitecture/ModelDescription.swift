@@ -50,6 +50,9 @@ public struct ModelDescription: Sendable {
     public var layerNormCount: Int {
         family.tensors.layer.filter { $0.isVector && $0.columns == .hidden }.count
     }
+    /// The fraction of each head's dimensions the rotary embedding turns (Phi-3's
+    /// `partial_rotary_factor`); the rest pass unrotated. See ``rotaryDimensions``.
+    public var partialRotaryFactor: Double = 1
 
     public init(family: any ModelFamily, hiddenSize: Int, headDim: Int, vocabSize: Int, layers: [LayerSizes],
                 rmsNormEps: Double, ropeTheta: Double, rotaryScaling: RotaryScaling, tieWordEmbeddings: Bool,
@@ -81,6 +84,10 @@ public struct ModelDescription: Sendable {
     }
 
     public var layerCount: Int { layers.count }
+
+    /// The leading dimensions of each head that the rotary embedding turns, as transformers
+    /// computes them: int(head_dim × partial_rotary_factor).
+    public var rotaryDimensions: Int { Int(Double(headDim) * partialRotaryFactor) }
 
     /// How layer `l` attends (``LayerAttention/full`` where ``layerAttention`` is empty).
     public func attention(ofLayer l: Int) -> LayerAttention {
@@ -143,6 +150,7 @@ public struct ModelDescription: Sendable {
     /// - Parameter computable: also require float dtypes the engine converts to F32.
     /// - Throws: `tensorNotFound` or `shapeMismatch` naming the tensor and the rule.
     public func validate(_ store: any TensorStore, computable: Bool = false) throws(CheckpointError) {
+        let store = try FusedTensorView.unfused(store, model: self)
         var infos: [String: TensorInfo] = [:]
         for info in store.tensorInfos { infos[info.name] = info }
         func check(_ ref: TensorReference, required: Bool) throws(CheckpointError) {
@@ -211,7 +219,7 @@ extension ModelDescription: Equatable {
             && a.rotaryScaling == b.rotaryScaling && a.tieWordEmbeddings == b.tieWordEmbeddings
             && a.attentionBias == b.attentionBias && a.mlpBias == b.mlpBias && a.configuration == b.configuration
             && a.layerAttention == b.layerAttention && a.attentionScale == b.attentionScale
-            && a.attentionLogitSoftcap == b.attentionLogitSoftcap && a.finalLogitSoftcap == b.finalLogitSoftcap
+            && a.attentionLogitSoftcap == b.attentionLogitSoftcap && a.finalLogitSoftcap == b.finalLogitSoftcap && a.partialRotaryFactor == b.partialRotaryFactor
     }
 }
 

@@ -11,6 +11,7 @@ public enum ModelFamilies {
         Gemma2Family(),
         Gemma3TextFamily(),
         Gemma3Family(),
+        Phi3Family(),
     ]
 
     /// The `model_type` values, for messages.

@@ -26,6 +26,13 @@ public protocol ModelFamily: Sendable {
     /// A stock `config.json` (transformers' keys for the family, in its order) for a model of
     /// uniform widths, as the GGUF reader writes it.
     func stockConfig(_ values: StockConfigValues) -> JSONObject
+    /// Whether transformers' stock config class of the family loads a pruned model of these
+    /// uniform sizes (else the per-layer remote code is written). Default: true.
+    func stockConfigLoads(hiddenSize: Int, heads: Int, headDim: Int, configuration: ModelConfiguration) -> Bool
+}
+
+extension ModelFamily {
+    public func stockConfigLoads(hiddenSize: Int, heads: Int, headDim: Int, configuration: ModelConfiguration) -> Bool { true }
 }
 
 /// A family's Hugging Face tensor names: the whole-model tensors and the per-layer ones (after

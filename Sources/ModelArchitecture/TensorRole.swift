@@ -86,13 +86,19 @@ public struct TensorDeclaration: Sendable, Equatable {
     public var columns: Dimension
     /// Whether the tensor may have a bias.
     public var mayHaveBias: Bool
+    /// The stored tensor this role is a row block of (Phi-3's `qkv_proj`, `gate_up_proj`), or nil
+    /// when the role is stored alone. `name` is then the block's own name inside Shears (what the
+    /// engine, pruning and manifests call it); files hold only the fused tensor.
+    public var fused: FusedRows?
 
-    public init(_ role: TensorRole, _ name: String, rows: [Dimension], columns: Dimension, mayHaveBias: Bool = false) {
+    public init(_ role: TensorRole, _ name: String, rows: [Dimension], columns: Dimension, mayHaveBias: Bool = false,
+                fused: FusedRows? = nil) {
         self.role = role
         self.name = name
         self.rows = rows
         self.columns = columns
         self.mayHaveBias = mayHaveBias
+        self.fused = fused
     }
 
     /// A vector (norm weight) along `dimension`.
@@ -101,4 +107,20 @@ public struct TensorDeclaration: Sendable, Equatable {
     }
 
     public var isVector: Bool { rows.isEmpty }
+}
+
+/// One stored tensor that holds several roles as consecutive row blocks, in `blocks` order (Phi-3's
+/// `self_attn.qkv_proj`: query rows, then key rows, then value rows; `mlp.gate_up_proj`: gate rows,
+/// then up rows). Each block's rows are those of its role's declaration. Shears reads and prunes
+/// the blocks as separate tensors (``FusedTensorView``) and writes them fused again.
+public struct FusedRows: Sendable, Equatable {
+    /// The stored name without `.weight` / `.bias` (per layer, without the layer prefix).
+    public var name: String
+    /// The roles stacked in the stored tensor, first rows first.
+    public var blocks: [TensorRole]
+
+    public init(name: String, blocks: [TensorRole]) {
+        self.name = name
+        self.blocks = blocks
+    }
 }

@@ -19,6 +19,8 @@ public enum PrunedConfiguration {
     public static func isStock(_ plan: PruningPlan) -> Bool {
         guard plan.isUniform, let w = plan.outputWidths.first else { return false }
         return w.numAttentionHeads > 0 && plan.keptHidden.count % w.numAttentionHeads == 0
+            && plan.shape.family.stockConfigLoads(hiddenSize: plan.keptHidden.count, heads: w.numAttentionHeads,
+                                                  headDim: plan.shape.headDim, configuration: plan.shape.configuration)
     }
 
     public static func make(source: JSONObject, plan: PruningPlan, dtype: DType? = nil) -> JSONObject {

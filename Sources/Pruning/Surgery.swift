@@ -160,10 +160,10 @@ public enum Surgery {
         }
         var metadata = checkpoint.metadataMap ?? Metadata()
         if metadata["format"] == nil { metadata["format"] = "pt" }
-        var done = 0
-        return try ShardedWriter.write(folder: folder, tensors: specs, maxShardSize: maxShardSize, metadata: metadata) { (spec) throws(CheckpointError) -> TensorBytes in
-            done += 1
-            progress?(done, specs.count)
+        // Blocks of a fused tensor (a FusedTensorView source: Phi-3's q/k/v, gate/up) are written
+        // fused again, each block sliced on its own and stacked in the family's order.
+        let (outSpecs, fusedParts) = fuse(specs, naming: plan.shape.tensors)
+        func produce(_ spec: TensorSpec) throws(CheckpointError) -> TensorBytes {
             if let c = recovered?.values[spec.name] { return .floats(try c.tensor(named: spec.name).floats()) }
             guard let s = byOutput[spec.name] else {
                 return .floats([Float](repeating: 0, count: spec.shape.reduce(1, *)))   // an added all-zero bias
@@ -184,6 +184,59 @@ public enum Surgery {
             if case .failure(let e) = r { throw e.withTensor(s.sourceName) }
             return .floats(floats)
         }
+        var done = 0
+        return try ShardedWriter.write(folder: folder, tensors: outSpecs, maxShardSize: maxShardSize, metadata: metadata) { (spec) throws(CheckpointError) -> TensorBytes in
+            done += 1
+            progress?(done, outSpecs.count)
+            guard let parts = fusedParts[spec.name] else { return try produce(spec) }
+            var produced: [TensorBytes] = []
+            for p in parts { produced.append(try produce(p)) }
+            return try concatenate(produced, parts)
+        }
+    }
+
+    /// `specs` with the blocks of each fused tensor replaced, at the first block's place, by the
+    /// stored tensor (rows added up), and the blocks of each fused name in stacking order.
+    static func fuse(_ specs: [TensorSpec], naming t: TensorNaming) -> ([TensorSpec], [String: [TensorSpec]]) {
+        var out: [TensorSpec] = [], parts: [String: [(Int, TensorSpec)]] = [:]
+        for spec in specs {
+            guard let f = FusedTensorView.fusedTarget(of: spec.name, naming: t) else { out.append(spec); continue }
+            if parts[f.name] == nil { out.append(TensorSpec(name: f.name, dtype: spec.dtype, shape: spec.shape)) }
+            parts[f.name, default: []].append((f.position, spec))
+        }
+        var ordered: [String: [TensorSpec]] = [:]
+        for (name, p) in parts { ordered[name] = p.sorted { $0.0 < $1.0 }.map(\.1) }
+        for i in out.indices {
+            guard let p = ordered[out[i].name] else { continue }
+            var shape = p[0].shape
+            shape[0] = p.reduce(0) { $0 + $1.shape[0] }
+            out[i].shape = shape
+        }
+        return (out, ordered)
+    }
+
+    /// The stacked bytes of a fused tensor's blocks (floats when every block came as floats).
+    static func concatenate(_ produced: [TensorBytes], _ specs: [TensorSpec]) throws(CheckpointError) -> TensorBytes {
+        if produced.allSatisfy({ if case .floats = $0 { true } else { false } }) {
+            var all: [Float] = []
+            for case .floats(let f) in produced { all += f }
+            return .floats(all)
+        }
+        var out: [UInt8] = []
+        for (b, spec) in zip(produced, specs) {
+            switch b {
+            case .bytes(let x): out += x
+            case .view(let v): out += v.bytes()
+            case .floats(let f):
+                var enc = [UInt8](repeating: 0, count: try spec.byteCount())
+                let r: Result<Void, CheckpointError> = f.withUnsafeBufferPointer { src in
+                    enc.withUnsafeMutableBytes { dst in Result { () throws(CheckpointError) in try DTypeConversion.encode(src, as: spec.dtype, into: dst) } }
+                }
+                if case .failure(let e) = r { throw e.withTensor(spec.name) }
+                out += enc
+            }
+        }
+        return .bytes(out)
     }
 }
 

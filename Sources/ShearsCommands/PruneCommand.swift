@@ -130,7 +130,11 @@ public struct PruneCommand: ParsableCommand {
         if PrunedConfiguration.isStock(plan) {
             s += "config: uniform widths (stock config.json)\n"
         } else {
-            let why = plan.isUniform ? "uniform widths, but \(plan.keptHidden.count) hidden channels are not a multiple of the heads, which a stock config must have" : "per-layer widths"
+            let heads = plan.outputWidths.first?.numAttentionHeads ?? 0
+            let why = !plan.isUniform ? "per-layer widths"
+                : heads > 0 && plan.keptHidden.count % heads == 0
+                ? "uniform widths, but \(shape.family.architectureClass)'s stock config checks the rotary settings against hidden_size / heads (\(plan.keptHidden.count) / \(heads)), not head_dim \(shape.headDim)"
+                : "uniform widths, but \(plan.keptHidden.count) hidden channels are not a multiple of the heads, which a stock config must have"
             s += "config: \(why) (\(shape.family.perLayerCode.fileName), trust_remote_code)\n"
         }
         if let a = r.ggufArchitecture {

@@ -66,7 +66,9 @@ public struct TokenizeCommand: ParsableCommand {
         let tokenizer: Tokenizer
         let input: [UInt8]
         do {
-            if FileSystem.isFile(modelOrTokenizer) && !modelOrTokenizer.hasSuffix(".json") {
+            if ModelSource.isGGUF(modelOrTokenizer) {
+                tokenizer = try ModelSource.ggufTokenizer(modelOrTokenizer)   // its metadata only
+            } else if FileSystem.isFile(modelOrTokenizer) && !modelOrTokenizer.hasSuffix(".json") {
                 tokenizer = try ModelSource.open(modelOrTokenizer).tokenizer()   // a .ctz or GGUF model
             } else {
                 tokenizer = try Tokenizer(contentsOf: modelOrTokenizer)

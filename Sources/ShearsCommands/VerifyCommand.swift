@@ -295,7 +295,7 @@ enum ExpectedShapes {
         }
         var s: [String: [Int]] = [:]
         for r in refs { s[m.tensors.name(r)] = m.shape(of: r) }
-        return s
+        return FusedTensorView.storedShapes(s, naming: m.tensors)
     }
 }
 

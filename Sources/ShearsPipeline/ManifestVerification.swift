@@ -29,6 +29,18 @@ public enum ManifestVerification {
         let plan: PruningPlan
         do { plan = try PruningPlan(manifest: manifest, shape: shape) } catch { throw error.inFile(manifestPath) }
         var problems: [String] = []
+        // Fused tensors (Phi-3) are compared block by block: the pruned file read as the blocks
+        // of the output's widths.
+        var pruned = pruned
+        if !FusedTensorView.fusedGroups(shape.tensors).isEmpty {
+            var out = shape
+            out.hiddenSize = plan.keptHidden.count
+            out.layers = plan.outputWidths
+            do { pruned = try FusedTensorView.unfused(pruned, model: out) } catch {
+                return Outcome(problems: ["the pruned checkpoint's fused tensors do not have the manifest's widths: \(error.message)"],
+                               tensorsChecked: 0, sourceFilesMatch: true)
+            }
+        }
         // The manifest names the source it was made from.
         var filesMatch = true
         if let files = manifest["source"]?["files"]?.objectValue {

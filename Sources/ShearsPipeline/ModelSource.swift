@@ -37,7 +37,9 @@ public struct ModelSource {
             throw CheckpointError(.invalidConfig, "no config.json next to the weights; the model's sizes come from it", path: store.modelFolder ?? path)
         }
         let description = try ModelDescription(configPath: configPath, store: store)
-        return ModelSource(path: path, store: store, description: description, companionFolder: store.modelFolder,
+        // A family with fused tensors (Phi-3) is read, ranked and sliced as its row blocks.
+        let blocks = try FusedTensorView.unfused(store, model: description)
+        return ModelSource(path: path, store: blocks, description: description, companionFolder: store.modelFolder,
                            builtFiles: [], dequantizedDType: nil)
     }
 
@@ -106,6 +108,17 @@ public struct ModelSource {
         if path.hasSuffix(".gguf") { return true }
         guard let m = try? MappedFile(path: path), m.count >= 4 else { return false }
         return m.bytes(in: 0..<4) == Array("GGUF".utf8)
+    }
+
+    /// The tokenizer a GGUF file's metadata describes, built as `convert` writes it, whatever the
+    /// file's architecture (no model tensors are read).
+    public static func ggufTokenizer(_ path: String) throws -> Tokenizer {
+        let f = try GGUFFile(path: path)
+        let t: GGUFTokenizer
+        do { t = try GGUFTokenizer(gguf: f) } catch { throw error.inFile(path) }
+        let json = try t.tokenizerJSON().serializedBytes(style: .compact)
+        let config = t.tokenizerConfigJSON(contextLength: nil)
+        return try Tokenizer(json: json, path: path, config: config)
     }
 
     /// The model's tokenizer: `tokenizer.json` of its folder, or the one built from GGUF metadata.

@@ -188,7 +188,7 @@ public struct PruneJob {
             if plan == PruningPlan(unpruned: shape) { return MaterializedModel(path: model.path, store: source) }
             try PrunedFolder.write(source, configuration: config, plan: plan, to: scratch, dtype: nil,
                                    maxShardSize: shardSize, companionFolder: model.companionFolder, extraFiles: model.builtFiles.filter { $0.0 != "config.json" })
-            return MaterializedModel(path: scratch, store: try Checkpoint.open(scratch))
+            return MaterializedModel(path: scratch, store: try ModelSource.open(scratch).store)
         }
         defer { StagedFolder.removeFlat(scratch) }
         var documents: (documents: [[Int32]], file: String, sha256: String)? = nil

@@ -186,6 +186,8 @@ import Tokenizers
         #expect(Array((LlamaFamily.remoteCode.source + "\n").utf8) == file)
         let qwen3 = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_qwen3.py")
         #expect(Array((Qwen3Family().perLayerCode.source + "\n").utf8) == qwen3)
+        let phi3 = try FileSystem.readFile(repositoryRoot + "/Tools/python/modeling_shears_phi3.py")
+        #expect(Array((Phi3Family().perLayerCode.source + "\n").utf8) == phi3)
     }
 }
 

@@ -150,3 +150,20 @@ import ShearsJSON
         #expect(abs(ppl - ref) / ref < 1e-5, "perplexity \(ppl) vs transformers \(ref)")
     }
 }
+
+/// `shears eval` on a tiny Phi-3 (Tools/engine/make_phi3_goldens.py, case phi3-eval: fused
+/// projections, partial rotary 0.75, longrope past an original context of 16): transformers'
+/// float64 perplexity on the same 32-token windows, to 1e-5 relative.
+@Suite struct Phi3EvalCommandTests {
+    @Test func evalMatchesTransformersPerplexity() throws {
+        let model = fixturesPath + "/engine/phi3-eval"
+        let out = CommandRunner.run(["eval", model, "--text", model + "/eval.txt", "--seq-len", "32", "--json", "--threads", "2"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let j = try JSONValue.parse(out.stdout).objectValue!
+        let g = try Checkpoint.open(model + "/golden.safetensors")
+        let v = try g.tensor(named: "ppl.perplexity")
+        let ref = v.withUnsafeBytes { Double(bitPattern: UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self))) }
+        let ppl = try #require(j["perplexity"]?.doubleValue)
+        #expect(abs(ppl - ref) / ref < 1e-5, "perplexity \(ppl) vs transformers \(ref)")
+    }
+}

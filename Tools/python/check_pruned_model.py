@@ -4,9 +4,11 @@
 
 - Uniform widths (no auto_map): loads with stock AutoModelForCausalLM (no remote code).
 - Per-layer widths: loads with trust_remote_code=True (the family's modeling_shears_*.py in the
-  folder: llama, or qwen3 with its q/k norms).
+  folder: llama, qwen3 with its q/k norms, gemma2, gemma3, or phi3).
 Qwen3's and Gemma 3's per-head q_norm / k_norm run along head_dim, which no strategy slices: they stay
 as they are; Gemma's four norms run along hidden_size (not sliced by block or layer pruning).
+Phi-3's fused qkv_proj / gate_up_proj are zeroed block by block (query, key, value rows; gate,
+up rows).
 Block pruning: the logits must equal those of the source model with the removed heads, KV heads
 and MLP channels (from pruning-manifest.json) zeroed, on fixed random tokens, in float64.
 Layer pruning: the source with the removed layers skipped. Channel pruning changes RMSNorm's
@@ -29,8 +31,22 @@ def main():
     source = AutoModelForCausalLM.from_pretrained(source_dir, dtype=torch.float64, attn_implementation="eager").eval()
     d = source.config.head_dim if getattr(source.config, "head_dim", None) else source.config.hidden_size // source.config.num_attention_heads
     strategy = manifest["settings"]["strategy"]
+    fused = source.config.model_type == "phi3"
     with torch.no_grad():
-        if strategy == "block":
+        if strategy == "block" and fused:
+            # Phi-3: rows of qkv_proj (query heads, key heads, value heads) and gate_up_proj (gate, up).
+            H, KV, I = source.config.num_attention_heads, source.config.num_key_value_heads, source.config.intermediate_size
+            for entry in manifest["layers"]:
+                l = entry["layer"]; a = source.model.layers[l].self_attn; f = source.model.layers[l].mlp
+                for h in entry["attention"]["removed_heads"]:
+                    a.qkv_proj.weight[h * d:(h + 1) * d] = 0; a.o_proj.weight[:, h * d:(h + 1) * d] = 0
+                for h in entry["attention"]["removed_kv_heads"]:
+                    k0 = H * d + h * d; v0 = H * d + KV * d + h * d
+                    a.qkv_proj.weight[k0:k0 + d] = 0; a.qkv_proj.weight[v0:v0 + d] = 0
+                gone = entry["mlp"]["removed_channels"]
+                if gone:
+                    f.gate_up_proj.weight[gone] = 0; f.gate_up_proj.weight[[I + c for c in gone]] = 0; f.down_proj.weight[:, gone] = 0
+        elif strategy == "block":
             for entry in manifest["layers"]:
                 l = entry["layer"]; a = source.model.layers[l].self_attn; f = source.model.layers[l].mlp
                 for h in entry["attention"]["removed_heads"]:
@@ -50,7 +66,9 @@ def main():
             cut(source.model.embed_tokens, 1); cut(source.model.norm, 0)
             for layer in source.model.layers:
                 cut(layer.input_layernorm, 0); cut(layer.post_attention_layernorm, 0)
-                for m in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.mlp.gate_proj, layer.mlp.up_proj):
+                inputs = ((layer.self_attn.qkv_proj, layer.mlp.gate_up_proj) if fused else
+                          (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj, layer.mlp.gate_proj, layer.mlp.up_proj))
+                for m in inputs:
                     cut(m, 1)
                 cut(layer.self_attn.o_proj, 0); cut(layer.mlp.down_proj, 0)
             if tied:

@@ -59,7 +59,9 @@ public struct LlamaFamily: ModelFamily {
     /// (``ModelConfiguration/layerSizes(allowingEmpty:)``).
     /// - Throws: `invalidConfig` naming the missing or impossible key or a non-SiLU activation.
     ///   (Families with sliding windows set ``ModelDescription/layerAttention`` themselves.)
-    public static func describeDecoder(_ c: ModelConfiguration, family: any ModelFamily) throws(CheckpointError) -> ModelDescription {
+    /// - Parameter rotaryPairs: the rotated pairs per head that longrope's factor lists must
+    ///   match (default: head_dim / 2).
+    public static func describeDecoder(_ c: ModelConfiguration, family: any ModelFamily, rotaryPairs: Int? = nil) throws(CheckpointError) -> ModelDescription {
         if let act = c.hiddenAct, act != "silu" {
             throw CheckpointError(.invalidConfig, "hidden_act \(act) is not supported for \(family.modelType) (only silu)")
         }
@@ -76,7 +78,7 @@ public struct LlamaFamily: ModelFamily {
         let layers = try c.layerSizes()
         return ModelDescription(
             family: family, hiddenSize: hidden, headDim: headDim, vocabSize: vocab, layers: layers,
-            rmsNormEps: c.rmsNormEps ?? 1e-6, ropeTheta: c.ropeTheta ?? 10_000, rotaryScaling: try c.rotaryScaling(),
+            rmsNormEps: c.rmsNormEps ?? 1e-6, ropeTheta: c.ropeTheta ?? 10_000, rotaryScaling: try c.rotaryScaling(rotaryPairs: rotaryPairs ?? headDim / 2),
             tieWordEmbeddings: c.tieWordEmbeddings, attentionBias: c.attentionBias, mlpBias: c.mlpBias, configuration: c)
     }
 
