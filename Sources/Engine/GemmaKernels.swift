@@ -29,25 +29,6 @@ enum GemmaKernels {
         let inv = 1 / cap
         for j in 0..<n { p[j] = tanhf(p[j] * inv) * cap }
     }
-
-    /// Soft-caps every entry of `m`, in parallel over rows.
-    static func softcap(_ m: Matrix, rows: Int, cap: Float) {
-        let p = UnsafeSendable(m.storage), n = m.cols
-        Parallel.chunks(rows, costPerItem: 20 * n) { r in
-            for i in r { softcap(p.value + i * n, n, cap: cap) }
-        }
-    }
-
-    /// dy ← dy · (1 − (c / cap)²) for capped values `c`: the soft-cap's derivative.
-    static func softcapBackward(_ dy: Matrix, capped: Matrix, rows: Int, cap: Float) {
-        let pd = UnsafeSendable(dy.storage), pc = UnsafeSendable(capped.storage), n = dy.cols, inv = 1 / cap
-        Parallel.chunks(rows, costPerItem: 4 * n) { r in
-            for i in r {
-                let d = pd.value + i * n, c = pc.value + i * n
-                for j in 0..<n { let t = c[j] * inv; d[j] *= 1 - t * t }
-            }
-        }
-    }
 }
 
 extension Matrix {
