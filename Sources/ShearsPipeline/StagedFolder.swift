@@ -4,13 +4,19 @@ import Glibc
 #error("Shears is built and tested on Linux only")
 #endif
 import CheckpointCore
+import CKernels
 
 /// A folder output built under a temporary name next to its destination and moved into place at
 /// the end, so that an interrupted conversion leaves nothing at the destination.
 ///
 /// When the destination does not exist (or is an empty folder) the staged folder is renamed onto
-/// it in one step. When it exists with files (allowed with `--force`), the new files are renamed
-/// into it one by one, after old checkpoint files that the new output does not replace are removed.
+/// it in one step. When it exists with files (allowed with `--force`), the old files the new
+/// output keeps (everything but the files it replaces and stale `.safetensors` shards and indexes)
+/// are hard-linked into the staged folder, and the two folders are exchanged in one step
+/// (`renameat2` `RENAME_EXCHANGE`); the old folder, now under the staging name, is then removed.
+/// So an interrupted run leaves the old output or the new one, never a mix. Only when the old
+/// folder holds sub-folders, or the file system cannot exchange or hard-link, are the new files
+/// renamed in one by one (the old behaviour, documented in docs/robustness.md).
 public final class StagedFolder {
     public let destination: String
     public let path: String
@@ -47,6 +53,7 @@ public final class StagedFolder {
             return
         }
         let new = Set(try FileSystem.contents(of: path))
+        if try exchange(existing: existing!, new: new) { return }
         for old in existing! where !new.contains(old) && (old.hasSuffix(".safetensors") || old.hasSuffix(".safetensors.index.json")) {
             unlink(FileSystem.join(destination, old))
         }
@@ -57,6 +64,33 @@ public final class StagedFolder {
         }
         rmdir(path)
         committed = true
+    }
+
+    /// The atomic replacement of a non-empty destination; false when it cannot be done (sub-folders,
+    /// no hard links or no exchange on this file system), before anything at the destination changed.
+    private func exchange(existing: [String], new: Set<String>) throws(CheckpointError) -> Bool {
+        var kept: [String] = []
+        for old in existing where !new.contains(old) {
+            if old.hasSuffix(".safetensors") || old.hasSuffix(".safetensors.index.json") { continue }
+            guard FileSystem.kind(of: FileSystem.join(destination, old)) == .file else { return false }
+            kept.append(old)
+        }
+        var linked: [String] = []
+        for old in kept {
+            guard link(FileSystem.join(destination, old), FileSystem.join(path, old)) == 0 else {
+                for l in linked { unlink(FileSystem.join(path, l)) }
+                return false
+            }
+            linked.append(old)
+        }
+        guard shears_rename_exchange(path, destination) == 0 else {
+            for l in linked { unlink(FileSystem.join(path, l)) }
+            return false
+        }
+        // The old output now sits under the staging name.
+        committed = true
+        StagedFolder.removeFlat(path)
+        return true
     }
 
     /// Removes a folder of plain files (the staging folders are flat).

@@ -29,3 +29,7 @@ void shears_cleanup_unlink_all(void);
 /// mapping is then unguarded).
 int shears_mapping_register(const void *base, size_t length, const char *path);
 void shears_mapping_unregister(int slot);
+
+/// Exchanges the two paths atomically (both must exist; renameat2 RENAME_EXCHANGE). Returns 0, or -1
+/// with errno set (ENOSYS or EINVAL where the kernel or file system cannot exchange).
+int shears_rename_exchange(const char *a, const char *b);
