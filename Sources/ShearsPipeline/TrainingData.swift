@@ -43,6 +43,12 @@ public struct TrainingExample: Sendable, Equatable {
     /// The target of each position: `tokens[i + 1]` where `trained[i]`, else −100.
     public var shiftedLabels: [Int32] { tokens.indices.map { trained[$0] ? tokens[$0 + 1] : -100 } }
 
+    /// The same mask per *predicted token*: element j says whether predicting `tokens[j]` counts
+    /// (HF's `labels[j] != −100`; element 0 is false, no position predicts the first token). This is
+    /// the convention of a per-token loss mask indexed by target (the engine's training sequences):
+    /// `predictedTokens[j] == trained[j − 1]`.
+    public var predictedTokens: [Bool] { tokens.isEmpty ? [] : [false] + trained.dropLast() }
+
     /// Positions whose prediction counts.
     public var trainedCount: Int { trained.reduce(0) { $0 + ($1 ? 1 : 0) } }
 }

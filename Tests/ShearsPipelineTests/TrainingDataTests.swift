@@ -29,6 +29,8 @@ import Tokenizers
             #expect(got == TrainingExample(tokens: ids, huggingFaceLabels: labels))
             // The model-aligned targets are HF's labels shifted by one.
             #expect(got.shiftedLabels == Array(labels.dropFirst()) + [-100])
+            // Per predicted token: HF's labels themselves (the first token never predicted).
+            #expect(got.predictedTokens == labels.indices.map { $0 > 0 && labels[$0] != -100 })
         }
         #expect(loaded.files.count == 1)
         let r = loaded.files[0]
