@@ -144,7 +144,9 @@ public enum TrainingData {
         guard !files.isEmpty else { throw CheckpointError(.invalidUsage, "no training data files given") }
         var out = Loaded(examples: [], files: [])
         for path in files {
-            let bytes = try FileSystem.readFile(path, limit: maximumFileBytes)
+            let raw = try FileSystem.readFile(path, limit: maximumFileBytes)
+            // A UTF-8 byte-order mark is not part of the records (the hash is of the file as it is).
+            let bytes = raw.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(raw.dropFirst(3)) : raw
             let format = try detectFormat(path: path, bytes: bytes)
             let name = FileSystem.baseName(path)
             switch format {
@@ -156,7 +158,7 @@ public enum TrainingData {
                 out.examples += examples
             case .jsonlText, .jsonlAlpaca, .jsonAlpaca:
                 let (examples, skipped) = try records(bytes, format: format, path: path, tokenizer: tokenizer, seqLen: seqLen)
-                out.files.append(FileRecord(file: name, sha256: ModelSource.hex(SHA256.hash(data: bytes)), format: format,
+                out.files.append(FileRecord(file: name, sha256: ModelSource.hex(SHA256.hash(data: raw)), format: format,
                                             examples: examples.count, skipped: skipped,
                                             tokens: examples.reduce(0) { $0 + $1.tokens.count }))
                 out.examples += examples
@@ -349,6 +351,7 @@ public enum TrainingData {
         guard full.count > maxLength else { return full }
         let content = tokenizer.encode(text, addSpecialTokens: false)
         let added = full.count - content.count
+        guard added >= 0 else { return Array(full.prefix(maxLength)) }
         // Where the content sits among the added tokens (prefix length).
         var prefix = 0
         if added > 0 {

@@ -124,10 +124,47 @@ import Tokenizers
         try expectError("m.jsonl", Array(#"{"text": "#.utf8) + [UInt8](repeating: 0x61, count: TrainingData.maximumRecordBytes + 1) + Array("\"}".utf8), ["line 1", "limit"])
         try expectError("n.txt", Array("Too short.".utf8), ["fewer than 64 tokens"])
         try expectError("o.jsonl", Array(#"{"text": ""}"#.utf8), ["no record"])
+        // A byte-order mark before JSONL is skipped.
+        try AtomicFile.write([0xEF, 0xBB, 0xBF] + ok, to: dir + "/bom.jsonl")
+        #expect(try TrainingData.load(files: [dir + "/bom.jsonl"], tokenizer: Self.tokenizer, seqLen: 64).examples.count == 1)
         // A text file of any bytes is text (invalid UTF-8 replaced, as --calibration does).
         try AtomicFile.write(FileSystem.readFile(fixtures + "/text/adversarial-invalid-utf8.bin"), to: dir + "/p.txt")
         let p = try TrainingData.load(files: [dir + "/p.txt"], tokenizer: Self.tokenizer, seqLen: 16)
         #expect(!p.examples.isEmpty)
         #expect(throws: CheckpointError.self) { _ = try TrainingData.load(files: [dir + "/p.txt"], tokenizer: Self.tokenizer, seqLen: 1) }
+    }
+
+    /// Mutated records (seeded byte flips, cuts, duplications): each load returns examples or
+    /// throws a CheckpointError; nothing traps.
+    @Test func mutatedFilesNeverTrap() throws {
+        let dir = temporaryFolder("shears-data-mut")
+        defer { _ = system("rm -rf '\(dir)'") }
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(max(1, n)))
+        }
+        let sources = try ["alpaca.jsonl", "text.jsonl"].map { try FileSystem.readFile(fixtures + "/lora/data/" + $0) }
+        var accepted = 0, rejected = 0
+        for round in 0..<120 {
+            var b = sources[round % 2]
+            for _ in 0..<(1 + next(4)) {
+                switch next(4) {
+                case 0: b[next(b.count)] = UInt8(next(256))
+                case 1: b = Array(b.prefix(next(b.count)))
+                case 2: let i = next(b.count); b.insert(contentsOf: b[i..<min(b.count, i + next(40))], at: next(b.count))
+                default: b[next(b.count)] = [UInt8(ascii: "{"), UInt8(ascii: "\""), UInt8(ascii: "["), 0x0A, 0xC3][next(5)]
+                }
+                if b.isEmpty { b = [0x7B] }
+            }
+            let path = dir + "/m\(round)." + (round % 3 == 0 ? "data" : "jsonl")
+            try AtomicFile.write(b, to: path)
+            do {
+                let l = try TrainingData.load(files: [path], tokenizer: Self.tokenizer, seqLen: 48)
+                #expect(l.examples.allSatisfy { $0.tokens.count <= 48 && $0.trained.count == $0.tokens.count && $0.trainedCount > 0 })
+                accepted += 1
+            } catch is CheckpointError { rejected += 1 }
+        }
+        #expect(accepted > 0 && rejected > 0)
     }
 }
