@@ -30,12 +30,18 @@ import ShearsPipeline
         for site in LoRAAdapter.sites(targets: adapter.targets, model: pruned) {
             let w = pruned.shape(of: TensorReference(site.role, layer: site.layer))
             seed += 0.5
-            adapter.a[site] = LoRAMatrix(rows: 3, cols: w[1], values: (0..<(3 * w[1])).map { Float($0 % 7) * 0.01 + seed })
-            adapter.b[site] = LoRAMatrix(rows: w[0], cols: 3, values: (0..<(3 * w[0])).map { Float($0 % 5) * -0.02 + seed })
+            adapter.a[site] = LoRAMatrix(rows: 3, cols: w[1], values: (0..<(3 * w[1])).map { Float($0 % 7) * 0.01 - seed * 0.01 })
+            adapter.b[site] = LoRAMatrix(rows: w[0], cols: 3, values: (0..<(3 * w[0])).map { Float($0 % 5) * -0.02 + seed * 0.01 })
         }
         #expect(adapter.a.count == 2 * pruned.layerCount)
         try PEFTAdapterFolder.write(adapter, to: dir + "/adapter", model: pruned)
         #expect(try PEFTAdapterFolder.read(dir + "/adapter", model: pruned) == adapter)
+        // Tools/check-peft-adapter loads this pair (pruned model, adapter) in PEFT.
+        if let keep = getenv("SHEARS_PEFT_PRUNED_OUT").map({ String(cString: $0) }) {
+            try PEFTAdapterFolder.write(adapter, to: keep + "/adapter", model: pruned)
+            try FileSystem.createDirectory(keep + "/model")
+            for f in try FileSystem.contents(of: dir + "/p") { try AtomicFile.write(FileSystem.readFile(dir + "/p/" + f), to: keep + "/model/" + f) }
+        }
         let e = #expect(throws: CheckpointError.self) { try PEFTAdapterFolder.read(dir + "/adapter", model: try ModelSource.open(Self.model).description) }
         #expect(e?.code == .shapeMismatch)
 

@@ -8,6 +8,8 @@
   trust_remote_code).
 - ADAPTER: the adapter folder to check (`PeftModel.from_pretrained(base, ADAPTER)` must load it
   with no missing or unexpected keys).
+- Always: the logits agree with the base model whose weights get W += (alpha / r)·B·A applied
+  by hand from the folder's tensors (modules found by the keys), independently of PEFT's merge.
 - --reference: another adapter folder (e.g. the PEFT-written Fixtures/lora/peft-adapter): the
   logits of both adapted models must agree.
 - --golden: Fixtures/lora/peft-adapter-golden.json: logits of PEFT's model on its tokens.
@@ -68,6 +70,23 @@ def main():
     ok &= not report["missing_keys"] and not report["unexpected_keys"]
     out = logits(model, tokens)
     scale = max(1.0, float(out.abs().max()))
+
+    # Independent of PEFT's merge: the base model with W += (alpha / r)·B·A applied by hand from
+    # the folder's tensors, modules found by the keys' names.
+    cfg = json.load(open(f"{a.adapter}/adapter_config.json"))
+    s = cfg["lora_alpha"] / cfg["r"]
+    manual = load_base(a.base)
+    with safe_open(f"{a.adapter}/adapter_model.safetensors", "pt") as f, torch.no_grad():
+        for key in f.keys():
+            if not key.endswith(".lora_A.weight"):
+                continue
+            module = key[len("base_model.model."):-len(".lora_A.weight")]
+            A, B = f.get_tensor(key).double(), f.get_tensor(key.replace("lora_A", "lora_B")).double()
+            w = manual.get_submodule(module).weight
+            w.copy_((w.double() + s * (B @ A)).float())
+    d = float((logits(manual, tokens) - out).abs().max())
+    report["manual_merge_max_diff"] = d
+    ok &= d <= a.tolerance * scale
 
     if a.reference:
         ref = logits(adapted(a.base, a.reference), tokens)
