@@ -14,8 +14,8 @@ text (seeded). No gradient checkpointing (PEFT's default; upstream does not enab
 Timing: each optimizer step is timed from the first micro-batch's forward to optimizer.step();
 the first step (allocation, thread start-up) is reported but left out of the rate. Prints one JSON
 line: tokens per second of training steps (median step and overall), peak RSS of the process
-(getrusage ru_maxrss: the high-water mark, model and optimizer state included), the losses,
-versions and threads.
+(getrusage ru_maxrss: the high-water mark, model and optimizer state included) and the RSS after
+importing torch, transformers and peft (before the model), the losses, versions and threads.
 """
 import argparse
 import json
@@ -53,6 +53,8 @@ def main():
     import transformers
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    # The libraries alone (before the model): part of the peak, reported apart.
+    import_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
@@ -118,7 +120,7 @@ def main():
         "steps": step, "first_step_s": step_times[0],
         "tokens_per_s": tokens_per_step * len(timed) / sum(timed),
         "median_step_tokens_per_s": tokens_per_step / statistics.median(timed),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "import_rss_mib": import_rss_mib,
         "load_s": load_s, "trainable_parameters": trainable, "losses": losses,
         "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
     }))
