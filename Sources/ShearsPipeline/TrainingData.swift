@@ -299,9 +299,11 @@ public enum TrainingData {
         switch format {
         case .jsonlText, .jsonlAlpaca:
             let expected: RecordKind = format == .jsonlText ? .text : .alpaca
+            // Sniffed (not named .jsonl): a bad line may mean the file was meant as plain text.
+            let hint = FileSystem.baseName(path).lowercased().hasSuffix(".jsonl") ? nil : jsonlHint
             for line in lines(bytes) where !isBlank(line.bytes) {
                 let place = "line \(line.number)"
-                try add(try parseRecord(line.bytes, path: path, where: place, hint: nil), place: place, expected: expected)
+                try add(try parseRecord(line.bytes, path: path, where: place, hint: hint), place: place, expected: expected)
             }
         case .jsonAlpaca:
             let root = try JSONValue.parse(bytes)

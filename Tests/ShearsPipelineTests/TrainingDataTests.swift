@@ -121,6 +121,7 @@ import Tokenizers
         try expectError("j.json", Array(#"[{"instruction": "y", "output": "z"}, 3]"#.utf8), ["record 1", "not an object"])
         try expectError("k.json", Array(#"[{"text": "y"}]"#.utf8), ["JSONL"])
         try expectError("l.data", Array("[Illustration] An opening that is not JSON".utf8), [".txt"])
+        try expectError("l2.data", ok + Array("Chapter 1. A text whose first line happened to be JSON.".utf8), ["line 2", ".txt"])
         try expectError("m.jsonl", Array(#"{"text": "#.utf8) + [UInt8](repeating: 0x61, count: TrainingData.maximumRecordBytes + 1) + Array("\"}".utf8), ["line 1", "limit"])
         try expectError("n.txt", Array("Too short.".utf8), ["fewer than 64 tokens"])
         try expectError("o.jsonl", Array(#"{"text": ""}"#.utf8), ["no record"])
