@@ -93,6 +93,20 @@ public enum TrainingData {
         public var skipped: Int
         /// Tokens over the file's examples.
         public var tokens: Int
+
+        public init(file: String, sha256: String, format: Format, examples: Int, skipped: Int, tokens: Int) {
+            self.file = file
+            self.sha256 = sha256
+            self.format = format
+            self.examples = examples
+            self.skipped = skipped
+            self.tokens = tokens
+        }
+
+        /// The manifest's `training.data` entry.
+        public var record: TrainingRecord.DataFile {
+            TrainingRecord.DataFile(file: file, sha256: sha256, format: format.rawValue, examples: examples, tokens: tokens)
+        }
     }
 
     /// Examples of all files, in file order then record order, and one record per file.

@@ -94,6 +94,20 @@ import Tokenizers
         #expect(sampled.examples.map(\.tokens) == sampler.batch(step: 1))
     }
 
+    /// The default data: the bundled training novels as --calibration reads them (never the
+    /// held-out Persuasion), cut into consecutive windows.
+    @Test func bundledDefault() throws {
+        let loaded = try TrainingData.loadBundled(tokenizer: Self.tokenizer, seqLen: 512)
+        let d = try CalibrationSource.bundled.documents(tokenizer: { Self.tokenizer })
+        #expect(loaded.files == [TrainingData.FileRecord(file: "austen-calibration", sha256: d.sha256, format: .text,
+                                                         examples: d.documents.reduce(0) { $0 + $1.count / 512 }, skipped: 0,
+                                                         tokens: d.documents.reduce(0) { $0 + $1.count / 512 * 512 })])
+        #expect(loaded.files[0].record == TrainingRecord.DataFile(file: "austen-calibration", sha256: d.sha256, format: "text",
+                                                                  examples: loaded.examples.count, tokens: loaded.files[0].tokens))
+        #expect(loaded.examples.count > 1000 && loaded.examples[0].tokens == Array(d.documents[0].prefix(512)))
+        #expect(try FileSystem.contents(of: CalibrationSource.bundledFolder()!).allSatisfy { !$0.contains("persuasion") })
+    }
+
     /// Hostile and malformed files: an error naming the file, the line and the rule; no crash.
     @Test func badFilesAreRejected() throws {
         let dir = temporaryFolder("shears-data-bad")
