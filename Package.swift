@@ -127,6 +127,8 @@ if Context.environment["SHEARS_FUZZ"] != nil {
         ("FuzzManifest", ["CheckpointCore", "ModelArchitecture", "Pruning", "ShearsJSON"]),
         ("FuzzHashList", ["ShearsCommands"]),
         ("FuzzCalibrationTokens", ["CheckpointCore", "ShearsPipeline"]),
+        ("FuzzTrainingData", ["CheckpointCore", "ShearsPipeline", "Tokenizers"]),
+        ("FuzzPEFTAdapter", ["CheckpointCore", "ModelArchitecture", "ShearsPipeline"]),
     ]
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support"))
     for (name, deps) in fuzzTargets {

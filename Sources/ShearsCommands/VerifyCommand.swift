@@ -123,6 +123,7 @@ public struct VerifyCommand: ParsableCommand {
                     checks.append(o.problems.isEmpty
                         ? Check(name: "manifest", status: .passed, detail: "all \(o.tensorsChecked) tensors are the source's with exactly the manifest's rows and columns removed"
                                 + (o.recoveryMethod.map { "; \(o.recoveredTensors) changed by recovery (\($0)): shapes and finite values checked" } ?? "")
+                                + (o.trainingMethods.isEmpty ? "" : "; \(o.trainedTensors) changed by training (\(o.trainingMethods.joined(separator: ", "))): shapes and finite values checked")
                                 + "; source files and parameter counts match")
                         : Check(name: "manifest", status: .failed, detail: o.problems.prefix(20).joined(separator: "; ") + (o.problems.count > 20 ? "; … \(o.problems.count - 20) more" : "")))
                 } catch {

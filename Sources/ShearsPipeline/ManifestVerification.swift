@@ -14,6 +14,10 @@ public enum ManifestVerification {
         /// Tensors recovery recomputed (shape-checked only) and the method, when the manifest has one.
         public var recoveredTensors = 0
         public var recoveryMethod: String? = nil
+        /// Tensors training changed (shape-checked only), and the training methods in order, when
+        /// the manifest has `training` records (a `finetune` output).
+        public var trainedTensors = 0
+        public var trainingMethods: [String] = []
     }
 
     /// Checks `pruned` against the source at `sourcePath` (any model ``ModelSource`` opens) and the
@@ -64,12 +68,34 @@ public enum ManifestVerification {
         // values only; added biases must be zero unless recovery computed them.
         let recovery = manifest["recovery"]?.objectValue
         let method = recovery?["method"]?.stringValue
-        let changed = Set((recovery?["changed_tensors"]?.arrayValue ?? []).compactMap(\.stringValue))
+        let recoveryChanged = Set((recovery?["changed_tensors"]?.arrayValue ?? []).compactMap(\.stringValue))
         let added = Set((recovery?["added_tensors"]?.arrayValue ?? []).compactMap(\.stringValue))
-        var recoveredCount = 0
+        // Training (formats/manifest.md "training"): tensors a finetune run changed are checked
+        // like recovery's, and counted apart.
+        var trainingMethods: [String] = []
+        var trained = Set<String>()
+        switch manifest["training"] {
+        case nil, .null?: break
+        case .array(let records)?:
+            for (i, r) in records.enumerated() {
+                guard let names = r["changed_tensors"]?.arrayValue, let m = r["method"]?.stringValue else {
+                    throw CheckpointError(.invalidArgument, "training record \(i) has no \"method\" and \"changed_tensors\" list", path: manifestPath)
+                }
+                trainingMethods.append(m)
+                for n in names {
+                    guard let s = n.stringValue else { throw CheckpointError(.invalidArgument, "training record \(i) lists a changed tensor that is not a string", path: manifestPath) }
+                    trained.insert(s)
+                }
+            }
+        case let v?:
+            throw CheckpointError(.invalidArgument, "the manifest's \"training\" is \(v.typeName), not an array of records", path: manifestPath)
+        }
+        let changed = recoveryChanged.union(trained)
+        var recoveredCount = 0, trainedCount = 0
         func checkRecovered(_ name: String, dtype: DType, shape: [Int], mustBeZero: Bool) throws {
             expected.insert(UTF8Key(name))
-            guard let out = pruned.tensorInfo(named: name) else { problems.append("\(name) (recovery) is missing"); return }
+            let by = trained.contains(name) ? "training" : "recovery"
+            guard let out = pruned.tensorInfo(named: name) else { problems.append("\(name) (changed by \(by)) is missing"); return }
             guard out.shape == shape, out.dtype == dtype else {
                 problems.append("\(name) is \(out.dtype.rawValue) \(out.shape), the manifest implies \(dtype.rawValue) \(shape)"); return
             }
@@ -77,8 +103,8 @@ public enum ManifestVerification {
             if mustBeZero {
                 if !f.allSatisfy({ $0 == 0 }) { problems.append("\(name) was added as an all-zero bias but holds non-zero values") }
             } else {
-                if !f.allSatisfy(\.isFinite) { problems.append("\(name) (changed by recovery) holds NaN or infinity") }
-                recoveredCount += 1
+                if !f.allSatisfy(\.isFinite) { problems.append("\(name) (changed by \(by)) holds NaN or infinity") }
+                if trained.contains(name) { trainedCount += 1 } else { recoveredCount += 1 }
             }
         }
         for info in source.tensorInfos {
@@ -123,9 +149,10 @@ public enum ManifestVerification {
             problems.append("the source has \(source.parameterCount) parameters, the manifest records \(recorded)")
         }
         for name in changed.union(added) where !expected.contains(UTF8Key(name)) {
-            problems.append("the manifest's recovery names \(name), which the pruned model does not produce")
+            problems.append("the manifest's \(trained.contains(name) ? "training record" : "recovery") names \(name), which the pruned model does not produce")
         }
         return Outcome(problems: problems, tensorsChecked: checked, sourceFilesMatch: filesMatch,
-                       recoveredTensors: recoveredCount, recoveryMethod: method)
+                       recoveredTensors: recoveredCount, recoveryMethod: method,
+                       trainedTensors: trainedCount, trainingMethods: trainingMethods)
     }
 }

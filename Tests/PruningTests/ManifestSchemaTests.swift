@@ -79,6 +79,66 @@ import Testing
         #expect(errors.isEmpty, "\(errors)")
     }
 
+    /// A pruned manifest carried over to a finetuned copy: `training` records appended, the
+    /// result files replaced, everything else untouched, and the schema still holds.
+    @Test func trainingRecordsFollowTheSchema() throws {
+        let schema = try JSONValue.parse(try FileSystem.readFile(repositoryRoot + "/formats/pruning-manifest.schema.json"))
+        let out = temporaryFolder("schema-training")
+        try PruneCommand.parse([fixtures + "/safetensors/tiny-llama", out, "--importance", "l2", "--ratio", "0.5"]).run()
+        let path = out + "/" + PruningManifest.fileName
+        let original = try JSONValue.parse(try FileSystem.readFile(path))
+        let sha = String(repeating: "ab", count: 32)
+        let ce = TrainingRecord(
+            method: "lora",
+            data: [TrainingRecord.DataFile(file: "alpaca.jsonl", sha256: sha, format: "jsonl-alpaca", examples: 6, tokens: 550)],
+            settings: TrainingRecord.Settings(rank: 8, alpha: 16, dropout: 0.05, targets: ["q_proj", "k_proj"], learningRate: 1e-4, steps: 10,
+                                              epochs: nil, batchSize: 64, microBatchSize: 4, seqLen: 256, warmupSteps: 100, weightDecay: 0,
+                                              maxGradNorm: 1, seed: 42, loss: "ce"),
+            steps: 10, tokens: 163_840, trainedTokens: 160_000, finalLoss: 3.25,
+            changedTensors: ["model.layers.1.self_attn.q_proj.weight", "model.layers.0.self_attn.q_proj.weight"])
+        var distill = ce
+        distill.settings.loss = "distill"
+        distill.settings.teacher = TrainingRecord.Teacher(model: "tiny-llama", files: ["model.safetensors": sha])
+        distill.settings.temperature = 2
+        distill.settings.ceWeight = 0.5
+        distill.settings.steps = nil
+        distill.settings.epochs = 2
+        distill.finalLoss = .nan
+        let files = ["model.safetensors": sha, "config.json": sha]
+        let once = try PruningManifest.appendingTraining(ce, to: original, resultFiles: files)
+        try AtomicFile.write(PruningManifest.bytes(of: once), to: path)
+        let twice = try JSONValue.parse(PruningManifest.carryOver(manifestAt: path, appending: distill, resultFiles: files))
+        for m in [once, twice] {
+            var errors: [String] = []
+            Validator(root: schema).check(m, schema, "$", &errors)
+            #expect(errors.isEmpty, "\(errors)")
+        }
+        let records = twice["training"]!.arrayValue!
+        // As written and read back (a whole number written as a double reads back as an integer).
+        func reread(_ v: JSONValue) throws -> JSONValue { try JSONValue.parse(PruningManifest.bytes(of: v)) }
+        #expect(try records.count == 2 && records[0] == reread(ce.json) && records[1] == reread(distill.json))
+        #expect(records[0]["changed_tensors"] == .array([.string("model.layers.0.self_attn.q_proj.weight"), .string("model.layers.1.self_attn.q_proj.weight")]))
+        #expect(records[1]["final_loss"] == .null && records[1]["settings"]!["teacher"]!["files"]!["model.safetensors"] == .string(sha))
+        #expect(twice["result"]!["files"] == .object(JSONObject([("config.json", .string(sha)), ("model.safetensors", .string(sha))])))
+        // Everything but `training` and `result.files` is the pruning run's.
+        func strip(_ v: JSONValue) -> JSONValue {
+            var o = v.objectValue!
+            o["training"] = nil
+            var r = o["result"]!.objectValue!
+            r["files"] = nil
+            o["result"] = .object(r)
+            return .object(o)
+        }
+        #expect(strip(twice) == strip(original))
+        // A record that breaks the schema is caught by it.
+        var bad = ce
+        bad.settings.loss = "mse"
+        var errors: [String] = []
+        Validator(root: schema).check(try PruningManifest.appendingTraining(bad, to: original, resultFiles: [:]), schema, "$", &errors)
+        #expect(errors.contains { $0.contains("loss") })
+        #expect(throws: CheckpointError.self) { _ = try PruningManifest.appendingTraining(ce, to: .object(JSONObject()), resultFiles: [:]) }
+    }
+
     @Test func calibrationWindowsAreSeededAndFresh() throws {
         let docs: [[Int32]] = [Array(0..<100), Array(1000..<1010), Array(500..<700)]
         var a = try CalibrationSampler(documents: docs, samples: 4, seqLen: 16, seed: 42)

@@ -82,6 +82,30 @@ import ShearsJSON
         #expect(status == 1 && check["detail"]!.stringValue!.contains("model.layers.1.mlp.down_proj.weight"))
     }
 
+    /// A finetuned copy (formats/manifest.md "training"): tensors a training record lists as
+    /// changed may differ (reported, shape-checked); any other change still fails with exit 1.
+    @Test func trainingChangedTensorsAreAccepted() throws {
+        let dir = try pruned()
+        defer { removeFolder(dir) }
+        let listed = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"]
+        var m = try JSONValue.parse(FileSystem.readFile(dir + "/pruning-manifest.json")).objectValue!
+        m["training"] = .array([.object(JSONObject([("method", .string("lora")), ("changed_tensors", .array(listed.map(JSONValue.string)))]))])
+        try AtomicFile.write(JSONValue.object(m).serializedBytes(), to: dir + "/trained-manifest.json")
+        for name in listed { try edit(dir + "/model.safetensors", tensor: name) { v in for i in v.indices { v[i] += 0.01 } } }
+        var (status, check) = try verify(dir, manifest: dir + "/trained-manifest.json")
+        #expect(status == 0 && check["status"] == .string("passed"), "\(check)")
+        #expect(check["detail"]!.stringValue!.contains("2 changed by training (lora)"), "\(check)")
+        // Without the training record the same model fails, naming both tensors.
+        (status, check) = try verify(dir)
+        #expect(status == 1 && listed.allSatisfy { check["detail"]!.stringValue!.contains($0) })
+        // A tensor the record does not list is still checked bit for bit.
+        let unlisted = "model.layers.0.self_attn.k_proj.weight"
+        try edit(dir + "/model.safetensors", tensor: unlisted) { v in v[3] += 0.01 }
+        (status, check) = try verify(dir, manifest: dir + "/trained-manifest.json")
+        #expect(status == 1 && check["detail"]!.stringValue!.contains(unlisted))
+        #expect(!listed.contains { check["detail"]!.stringValue!.contains($0) })
+    }
+
     @Test func manifestCannotPointOutsideTheSource() throws {
         let dir = try pruned()
         defer { removeFolder(dir) }
