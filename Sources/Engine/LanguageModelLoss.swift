@@ -44,9 +44,12 @@ enum LanguageModelLoss {
 
     /// The same over `sequences` consecutive sequences of `seqLen` rows (the first rows of
     /// `logits`), `tokens` holding their tokens.
-    static func crossEntropy(logits: Matrix, sequences: Int, seqLen t: Int, tokens: ArraySlice<Int32>, gradientScale: Float?) -> Double {
+    /// With `trained` (one flag per token), a row counts only when the token it predicts is
+    /// trained; other rows add nothing to the sum and get a zero gradient.
+    static func crossEntropy(logits: Matrix, sequences: Int, seqLen t: Int, tokens: ArraySlice<Int32>, gradientScale: Float?,
+                             trained: ArraySlice<Bool>? = nil) -> Double {
         let n = sequences * t, v = logits.cols
-        precondition(logits.rows >= n && tokens.count == n)
+        precondition(logits.rows >= n && tokens.count == n && (trained == nil || trained!.count == n))
         let storage = UnsafeSendable(logits.storage)
         var partial = [Double](repeating: 0, count: n)
         partial.withUnsafeMutableBufferPointer { pb in
@@ -54,7 +57,7 @@ enum LanguageModelLoss {
             Parallel.chunks(n, costPerItem: v) { rows in
                 for r in rows {
                     let row = storage.value + r * v
-                    guard r % t + 1 < t else {
+                    guard r % t + 1 < t, trained.map({ $0[$0.startIndex + r + 1] }) ?? true else {
                         if gradientScale != nil { for j in 0..<v { row[j] = 0 } }
                         continue
                     }
