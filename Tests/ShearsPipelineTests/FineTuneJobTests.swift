@@ -1,0 +1,126 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+import CheckpointCore
+import Engine
+import ModelArchitecture
+@testable import ShearsPipeline
+
+/// `FineTuneJob` and `LoRAMerge`: merged checkpoints against PEFT's `merge_and_unload()`
+/// (Fixtures/lora, Tools/lora/reference.py), and resuming a run bit for bit.
+@Suite(.serialized) struct FineTuneJobTests {
+    static let fixtures: String = {
+        var p = #filePath
+        for _ in 0..<3 { p = String(p[..<p.lastIndex(of: "/")!]) }
+        return p + "/Fixtures"
+    }()
+    static let modules: [String: TensorRole] = ["q_proj": .query, "k_proj": .key, "v_proj": .value, "o_proj": .output,
+                                                "gate_proj": .gate, "up_proj": .up, "down_proj": .down]
+
+    static func temporary(_ prefix: String) -> String {
+        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        return String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }!)
+    }
+
+    static func modelPath(_ name: String) -> String {
+        name == "austen-llama" ? fixtures + "/models/austen-llama" : fixtures + "/engine/" + name
+    }
+
+    static func ints(_ c: Checkpoint, _ name: String) throws -> [Int32] {
+        let v = try c.tensor(named: name)
+        return v.withUnsafeBytes { raw in (0..<v.elementCount).map { Int32(truncatingIfNeeded: Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))) } }
+    }
+
+    /// PEFT's merged model (weights rounded to the stored dtype) and Shears' merged checkpoint give
+    /// the same logits within 1e-5 relative; every tensor keeps its shape and dtype, and only the
+    /// adapted projections change.
+    @Test(arguments: ["mha-untied-bias", "gqa-tied-llama3", "austen-llama"]) func mergedCheckpointMatchesPEFT(_ name: String) throws {
+        let g = try Checkpoint.open(Self.fixtures + "/lora/\(name).safetensors")
+        let source = try ModelSource.open(Self.modelPath(name))
+        var weights: [LoRAKey: (a: [Float], b: [Float])] = [:]
+        for t in g.tensorNames where t.hasPrefix("step10.") && t.hasSuffix(".A") {
+            let parts = t.split(separator: ".")
+            weights[LoRAKey(layer: Int(parts[1])!, role: Self.modules[String(parts[2])]!)] =
+                (try g.tensor(named: t).floats(), try g.tensor(named: String(t.dropLast()) + "B").floats())
+        }
+        let meta = g.metadata!
+        let adapters = try LoRAAdapters(model: source.description,
+                                        settings: LoRASettings(rank: Int(meta["rank"]!)!, alpha: Float(meta["alpha"]!)!, dropout: 0), weights: weights)
+        let out = Self.temporary("shears-merge") + "/out"
+        defer { _ = system("rm -rf '\(FileSystem.directoryName(out))'") }
+        let (changed, _) = try LoRAMerge.write(source, adapters: adapters, to: out, kind: .folder)
+        #expect(changed.count == weights.count)
+        let merged = try LlamaModel(path: out)
+        let tokens = try Self.ints(g, "merge.tokens"), shape = g.info(named: "merge.tokens")!.shape
+        let batch = try TokenBatch((0..<shape[0]).map { b in Array(tokens[(b * shape[1])..<((b + 1) * shape[1])]) })
+        let logits = try merged.logits(batch).values, ref = try g.tensor(named: "merge.logits").floats()
+        var d = 0.0, n = 0.0
+        for i in 0..<ref.count { d += Double(logits[i] - ref[i]) * Double(logits[i] - ref[i]); n += Double(ref[i]) * Double(ref[i]) }
+        #expect((d / n).squareRoot() < 1e-5, "\(name): merged logits relative error \((d / n).squareRoot())")
+        let before = try Checkpoint.open(Self.modelPath(name)), after = try Checkpoint.open(out)
+        #expect(Set(before.tensorNames) == Set(after.tensorNames))
+        for t in before.tensorNames {
+            let a = before.info(named: t)!, b = after.info(named: t)!
+            #expect(a.dtype == b.dtype && a.shape == b.shape, "\(t)")
+            let same = try before.tensor(named: t).floats() == after.tensor(named: t).floats()
+            #expect(same != changed.contains(t), "\(t): changed \(!same), merged \(changed.contains(t))")
+        }
+    }
+
+    static func job(_ out: String) -> FineTuneJob {
+        var job = FineTuneJob(source: modelPath("austen-llama"), output: out)
+        var s = FineTuneSettings()
+        s.lora = LoRASettings(rank: 2, alpha: 4, dropout: 0.1)
+        s.steps = 4
+        s.batchSize = 4
+        s.microBatchSize = 2
+        s.seqLen = 16
+        s.warmupSteps = 1
+        s.learningRate = 1e-3
+        s.seed = 3
+        job.settings = s
+        var rng = LoRARandom(seed: 11)
+        // Ten windows of 16 tokens, two of them shorter with a masked prompt (padding + masks).
+        job.sequences = (0..<10).map { i in
+            let n = i % 5 == 0 ? 11 : 16
+            let tokens = (0..<n).map { _ in Int32(rng.next() % 8000) }
+            return TrainingSequence(tokens: tokens, trained: i % 5 == 0 ? (0..<n).map { $0 >= 3 } : nil)
+        }
+        return job
+    }
+
+    /// Four steps in one run equal two steps, a stop with the state written, and a resumed run of
+    /// the last two: the same losses and the same merged tensors, bit for bit (dropout on).
+    @Test func resumedRunEqualsUninterruptedRun() throws {
+        let dir = Self.temporary("shears-resume")
+        defer { _ = system("rm -rf '\(dir)'") }
+        let whole = try Self.job(dir + "/whole").run()
+        #expect(whole.losses.count == 4 && !whole.stopped)
+        var first = Self.job(dir + "/resumed")
+        first.stopAfterStep = 2
+        let a = try first.run()
+        #expect(a.stopped && a.losses.count == 2)
+        #expect(FileSystem.isFile(first.statePath))
+        #expect(!FileSystem.isDirectory(dir + "/resumed"))
+        let b = try Self.job(dir + "/resumed").run()
+        #expect(b.resumedFrom == 2)
+        #expect(a.losses + b.losses == whole.losses)
+        #expect(b.tokens == whole.tokens)
+        #expect(!FileSystem.isDirectory(dir + "/resumed.finetune-state"))
+        let x = try Checkpoint.open(dir + "/whole"), y = try Checkpoint.open(dir + "/resumed")
+        for t in x.tensorNames { #expect(try x.tensor(named: t).floats() == y.tensor(named: t).floats(), "\(t)") }
+    }
+
+    /// A state written with other settings is refused, naming the file.
+    @Test func stateOfOtherSettingsIsRefused() throws {
+        let dir = Self.temporary("shears-resume-other")
+        defer { _ = system("rm -rf '\(dir)'") }
+        var first = Self.job(dir + "/out")
+        first.stopAfterStep = 1
+        _ = try first.run()
+        var other = Self.job(dir + "/out")
+        other.settings.learningRate = 2e-3
+        #expect(throws: CheckpointError.self) { try other.run() }
+    }
+}
