@@ -102,6 +102,7 @@ public struct FineTuneJob {
     public enum Event: Sendable {
         case message(String)
         /// After each optimiser step.
+        /// Tokens per second and the time left count training steps only (not evaluations).
         case step(step: Int, total: Int, loss: Double, learningRate: Double, tokensPerSecond: Double, secondsLeft: Double)
         case evaluation(step: Int, tokens: Int, perplexity: Double)
         case checkpoint(step: Int, path: String)
@@ -248,9 +249,9 @@ public struct FineTuneJob {
         }
 
         var losses: [Double] = [], tokens = tokensBefore
-        let began = Clock.now
-        var tokensThisRun = 0
+        var trainingSeconds = 0.0, tokensThisRun = 0
         for k in start..<total {
+            let stepBegan = Clock.now
             let ids = Self.batch(k, of: windows.count, size: settings.batchSize, seed: settings.seed)
             let micro = stride(from: 0, to: ids.count, by: settings.microBatchSize).map { i in
                 ids[i..<min(ids.count, i + settings.microBatchSize)].map { windows[$0] }
@@ -262,9 +263,9 @@ public struct FineTuneJob {
             losses.append(r.loss)
             tokens += r.tokens
             tokensThisRun += r.tokens
-            let elapsed = Clock.seconds(since: began)
-            let rate = Double(tokensThisRun) / max(elapsed, 1e-9)
-            let left = elapsed / Double(k + 1 - start) * Double(total - k - 1)
+            trainingSeconds += Clock.seconds(since: stepBegan)
+            let rate = Double(tokensThisRun) / max(trainingSeconds, 1e-9)
+            let left = trainingSeconds / Double(k + 1 - start) * Double(total - k - 1)
             report(.step(step: k + 1, total: total, loss: r.loss, learningRate: r.learningRate, tokensPerSecond: rate, secondsLeft: left))
             if settings.evalEvery > 0 && (k + 1) % settings.evalEvery == 0 && k + 1 < total { try evaluate(k + 1, tokens: tokens) }
             let stopping = stopAfterStep.map { k + 1 >= $0 && k + 1 < total } ?? false
