@@ -20,7 +20,12 @@ extension LlamaModel {
     /// - Throws: `invalidArgument` without adapters, for sequences shorter than 2 or a `trained`
     ///   of the wrong length; ``CheckpointError`` for weights that cannot be read.
     @discardableResult
-    public func loraBackward(_ batch: TokenBatch, trained: [Bool]? = nil, gradientScale: Float) throws(CheckpointError) -> LossResult {
+    ///
+    /// With `teacher`, the loss is ``Distillation``'s: the teacher runs forward only, layer by
+    /// layer, on the same batch; its final hidden states are kept and its logits computed block by
+    /// block beside the student's, so no `[tokens, vocab]` matrix of the whole batch exists.
+    public func loraBackward(_ batch: TokenBatch, trained: [Bool]? = nil, gradientScale: Float,
+                             teacher: DistillationTeacher? = nil) throws(CheckpointError) -> LossResult {
         guard adapters != nil else { throw CheckpointError(.invalidArgument, "loraBackward needs adapters on the model") }
         guard batch.seqLen >= 2 else { throw CheckpointError(.invalidArgument, "sequences need at least 2 tokens to predict one") }
         if let trained, trained.count != batch.tokens.count {
@@ -30,6 +35,17 @@ extension LlamaModel {
         try checkMemory(rows: batch.tokens.count, backward: true)
         let a = description, h = a.hiddenSize, v = a.vocabSize, t = batch.seqLen
         let layout = batch.layout
+        var teacherHidden: Matrix? = nil, teacherHead: VocabularyTable? = nil
+        if let teacher {
+            let tm = teacher.model
+            guard tm.description.vocabSize == v else {
+                throw CheckpointError(.invalidArgument, "the teacher's vocabulary has \(tm.description.vocabSize) tokens, the student's \(v); distillation needs the same tokenizer")
+            }
+            try tm.checkMemory(rows: batch.tokens.count, backward: false)
+            let (tx, _, _) = try tm.decoderStack(batch, saveInputs: false)
+            teacherHidden = RMSNorm.forward(tx, weight: try tm.finalNorm(), eps: tm.eps, offset: tm.description.family.blocks.normWeightOffset).y
+            teacherHead = try tm.headTable()
+        }
         var (x, inputs, kept) = try decoderStack(batch, saveInputs: true, keptFrom: firstKeptLayer(rows: layout.rows))
         let normWeight = try finalNorm()
         let off = a.family.blocks.normWeightOffset
@@ -40,19 +56,26 @@ extension LlamaModel {
                                                         bytes: memory.logitBytes(blockedHead: head.whole == nil))
         let dlogits = Matrix(uninitializedRows: block * t, cols: v)
         let transformed = logitTransform.isIdentity ? nil : Matrix(uninitializedRows: block * t, cols: v)
+        let teacherLogits = teacher == nil ? nil : Matrix(uninitializedRows: block * t, cols: v)
         var nll = 0.0
         for b0 in stride(from: 0, to: batch.batch, by: block) {
             let nb = min(block, batch.batch - b0), rows = (b0 * t)..<((b0 + nb) * t)
             try head.logits(hidden: hf, rows: rows, into: dlogits, transform: logitTransform)
             transformed?.storage.update(from: dlogits.storage, count: rows.count * v)
-            nll += LanguageModelLoss.crossEntropy(logits: dlogits, sequences: nb, seqLen: t, tokens: batch.tokens[rows],
-                                                  gradientScale: gradientScale, trained: trained?[rows])
+            if let teacher, let teacherLogits, let teacherHidden, let teacherHead {
+                try teacherHead.logits(hidden: teacherHidden, rows: rows, into: teacherLogits, transform: teacher.model.logitTransform)
+                nll += teacher.distillation.loss(logits: dlogits, teacher: teacherLogits, sequences: nb, seqLen: t, tokens: batch.tokens[rows],
+                                                 trained: trained?[rows], gradientScale: gradientScale)
+            } else {
+                nll += LanguageModelLoss.crossEntropy(logits: dlogits, sequences: nb, seqLen: t, tokens: batch.tokens[rows],
+                                                      gradientScale: gradientScale, trained: trained?[rows])
+            }
             if let transformed {
                 for r in 0..<rows.count { logitTransform.backward(dlogits.storage + r * v, transformed.storage + r * v, v) }
             }
             try head.backwardInput(dlogits, count: rows.count, into: dhf.storage + rows.lowerBound * h)
         }
-        withExtendedLifetime(hf) {}
+        withExtendedLifetime((hf, teacherHidden)) {}
         let dx = Matrix(rows: layout.rows, cols: h)
         RMSNorm.backward(x: x, inverseRMS: invF, weight: normWeight, dy: dhf, dx: dx, accumulate: false, weightGradient: nil, offset: off)
         x = dx
@@ -71,5 +94,17 @@ extension LlamaModel {
         var n = 0
         for i in 0..<trained.count where i % batch.seqLen != 0 && trained[i] { n += 1 }
         return n
+    }
+}
+
+/// A teacher for distillation: a model over the same vocabulary (typically the unpruned one),
+/// run forward only, and the loss settings.
+public struct DistillationTeacher: @unchecked Sendable {
+    public let model: LlamaModel
+    public var distillation: Distillation
+
+    public init(model: LlamaModel, distillation: Distillation) {
+        self.model = model
+        self.distillation = distillation
     }
 }

@@ -88,7 +88,8 @@ public struct TrainingSequence: Sendable, Equatable {
 
 /// What one optimiser step did.
 public struct TrainingStep: Sendable, Equatable {
-    /// Mean NLL over the counted tokens of the whole batch (before the update).
+    /// Mean loss over the counted tokens of the whole batch (before the update): NLL, or the
+    /// distillation loss with a teacher.
     public var loss: Double
     /// Counted (predicted) tokens, and all tokens run, padding included.
     public var countedTokens: Int, tokens: Int
@@ -114,6 +115,8 @@ public final class LoRATrainer: @unchecked Sendable {
     /// nil or ≤ 0: no clipping.
     public var maxGradNorm: Double?
     public let seed: UInt64
+    /// Distill from this teacher instead of the cross-entropy loss.
+    public var teacher: DistillationTeacher? = nil
     /// Micro-batches run so far (seeds the dropout masks).
     public internal(set) var microBatches: UInt64 = 0
 
@@ -159,7 +162,7 @@ public final class LoRATrainer: @unchecked Sendable {
         for (batch, flags) in padded {
             adapters.setDropout(active: true, seed: LoRATrainer.maskSeed(seed, self.microBatches))
             self.microBatches += 1
-            nll += try model.loraBackward(batch, trained: flags, gradientScale: scale).nllSum
+            nll += try model.loraBackward(batch, trained: flags, gradientScale: scale, teacher: teacher).nllSum
             tokens += batch.tokens.count
         }
         adapters.setDropout(active: false, seed: 0)

@@ -27,6 +27,11 @@ public struct FineTuneCommand: ParsableCommand {
             At the end W ← W + (alpha/rank)·B·A is written in each tensor's dtype: OUT is a folder, a \
             .gguf or a .ctz file by its name, with MODEL's shapes, dtypes and configuration.
 
+            --loss distill --teacher MODEL (typically the unpruned model, same tokenizer): per predicted \
+            token, (1 − w)·T²·KL(teacher ‖ student) of the next-token distributions at temperature T, \
+            plus w·cross-entropy (w = --ce-weight). The teacher runs forward only, layer by layer, on \
+            the same batch.
+
             --checkpoint-every N writes the adapters and optimiser state to OUT.finetune-state/ every \
             N steps; rerunning the same command continues from there, bit for bit.
 
@@ -88,7 +93,7 @@ public struct FineTuneCommand: ParsableCommand {
     @Option(name: .customLong("weight-decay"), help: "AdamW weight decay.")
     var weightDecay = 0.0
 
-    @Option(help: "Loss: ce (next-token cross-entropy) or distill (not yet implemented).")
+    @Option(help: "Loss: ce (next-token cross-entropy) or distill (KL divergence to --teacher's next-token distribution at --temperature, times T², mixed with --ce-weight of cross-entropy).")
     var loss = "ce"
 
     @Option(help: "Teacher model for --loss distill.", completion: .file())
@@ -179,6 +184,7 @@ public struct FineTuneCommand: ParsableCommand {
                 throw CheckpointError(.invalidUsage, "--data takes one text file for now (the multi-file and JSONL readers are not yet merged)")
             }
             job.evalText = evalText
+            job.teacher = teacher
             job.force = force
             job.activationMemory = activationMemory?.bytes ?? 0
             let result = try job.run { event in

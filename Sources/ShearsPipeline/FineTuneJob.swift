@@ -82,6 +82,9 @@ public struct FineTuneJob {
     /// Initial A and B per adapter (PEFT's `lora_A.weight`, `lora_B.weight`); nil: PEFT's default
     /// initialisation (Kaiming-uniform A, zero B) from the seed.
     public var initialAdapters: [LoRAKey: (a: [Float], b: [Float])]? = nil
+    /// The teacher of ``FineTuneSettings/Loss/distill`` (any model path ``ModelSource`` opens,
+    /// typically the unpruned model), with the same vocabulary.
+    public var teacher: String? = nil
     /// Held-out text for perplexity (windows of ``evalSeqLen``, at most ``evalWindows``).
     public var evalText: String? = nil
     public var evalSeqLen = 128
@@ -199,8 +202,8 @@ public struct FineTuneJob {
     @discardableResult
     public func run(_ report: @escaping (Event) -> Void = { _ in }) throws -> Result {
         try settings.validate()
-        if settings.loss == .distill {
-            throw CheckpointError(.invalidUsage, "--loss distill is not implemented yet; use --loss ce")
+        if settings.loss == .distill && teacher == nil {
+            throw CheckpointError(.invalidUsage, "--loss distill needs a teacher model (--teacher)")
         }
         try OutputPlacement.checkOutside(output: output, source: source)
         let model = try ModelSource.open(source)
@@ -235,6 +238,15 @@ public struct FineTuneJob {
                                   maxGradNorm: settings.maxGradNorm > 0 ? settings.maxGradNorm : nil, seed: settings.seed,
                                   optimizer: optimizer, microBatches: microBatches)
         trainer.optimizer.weightDecay = Float(settings.weightDecay)
+        if settings.loss == .distill, let teacher {
+            let t = try ModelSource.open(teacher)
+            guard t.description.vocabSize == d.vocabSize else {
+                throw CheckpointError(.invalidArgument, "the teacher's vocabulary has \(t.description.vocabSize) tokens, the model's \(d.vocabSize); distillation needs the same tokenizer", path: teacher)
+            }
+            trainer.teacher = DistillationTeacher(model: try t.engineModel(),
+                                                  distillation: Distillation(temperature: Float(settings.temperature), ceWeight: Float(settings.ceWeight)))
+            report(.message("finetune: distilling from \(teacher) (T = \(settings.temperature), CE weight \(settings.ceWeight))"))
+        }
         report(.message("finetune: LoRA rank \(settings.lora.rank) on \(adapters.adapters.count) projections (\(adapters.parameterCount) parameters), \(windows.count) windows, \(total) steps of \(settings.batchSize) sequences"))
 
         let evalTokens: [Int32]? = try evalText.map { path in
@@ -292,7 +304,7 @@ public struct FineTuneJob {
     /// What a saved state must agree with to be resumed.
     func fingerprint(windows: Int, total: Int) -> String {
         let s = settings, l = s.lora
-        return "rank=\(l.rank) alpha=\(l.alpha) dropout=\(l.dropout) targets=\(l.targets.map { "\($0)" }.joined(separator: ",")) lr=\(s.learningRate) steps=\(total) batch=\(s.batchSize) micro=\(s.microBatchSize) seq=\(s.seqLen) warmup=\(s.warmupSteps) seed=\(s.seed) clip=\(s.maxGradNorm) wd=\(s.weightDecay) loss=\(s.loss.rawValue) windows=\(windows)"
+        return "rank=\(l.rank) alpha=\(l.alpha) dropout=\(l.dropout) targets=\(l.targets.map { "\($0)" }.joined(separator: ",")) lr=\(s.learningRate) steps=\(total) batch=\(s.batchSize) micro=\(s.microBatchSize) seq=\(s.seqLen) warmup=\(s.warmupSteps) seed=\(s.seed) clip=\(s.maxGradNorm) wd=\(s.weightDecay) loss=\(s.loss.rawValue) T=\(s.temperature) ce=\(s.ceWeight) windows=\(windows)"
     }
 
     private func checkOutput() throws {

@@ -57,6 +57,23 @@ import ShearsJSON
         #expect(e.status == 0, "\(e.stderr)")
     }
 
+    /// Distilling a model from itself: the adapters start with B = 0, so student and teacher agree
+    /// bit for bit, the KL divergence and its gradient are exactly 0, AdamW moves nothing, and the
+    /// output's tensors are the source's.
+    @Test func selfDistillationIsTheIdentity() throws {
+        let dir = temporaryFolder("shears-finetune-distill")
+        defer { _ = system("rm -rf '\(dir)'") }
+        let data = try Self.slice(dir)
+        let r = CommandRunner.run(["finetune", Self.model, dir + "/out", "--data", data, "--steps", "2", "--batch-size", "2",
+                                   "--micro-batch-size", "1", "--seq-len", "32", "--warmup-steps", "0", "--lr", "1e-2",
+                                   "--loss", "distill", "--teacher", Self.model, "--temperature", "2", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let losses = try JSONValue.parse(Array(r.stdout.utf8))["losses"]!.arrayValue!.map { $0.doubleValue! }
+        #expect(losses == [0, 0])
+        let source = try Checkpoint.open(Self.model), output = try Checkpoint.open(dir + "/out")
+        for t in source.tensorNames { #expect(try source.tensor(named: t).floats() == output.tensor(named: t).floats(), "\(t)") }
+    }
+
     @Test func usageAndInputErrors() throws {
         let dir = temporaryFolder("shears-finetune-errors")
         defer { _ = system("rm -rf '\(dir)'") }
