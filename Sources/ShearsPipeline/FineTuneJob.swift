@@ -367,9 +367,19 @@ public enum LoRAMerge {
             for s in specs { recovered.values[s.name] = c }
         }
         let folder = staged.path
-        var written = try PrunedFolder.write(model.store, configuration: d.configuration, plan: PruningPlan(unpruned: d), to: folder,
+        // The identity plan, layer by layer (a pruned model's widths differ per layer).
+        var plan = PruningPlan(unpruned: d)
+        for (i, s) in d.layers.enumerated() {
+            plan.layers[i] = PruningPlan.Layer(keptHeads: Array(0..<s.numAttentionHeads), keptKeyValueHeads: Array(0..<s.numKeyValueHeads),
+                                               keptChannels: Array(0..<s.intermediateSize))
+        }
+        var written = try PrunedFolder.write(model.store, configuration: d.configuration, plan: plan, to: folder,
                                              recovered: recovered, companionFolder: model.companionFolder,
                                              extraFiles: model.builtFiles.filter { $0.0 != "config.json" })
+        // Shapes and dtypes are the source's, so its configuration is the output's, as written.
+        let sourceConfig: [UInt8]? = try model.store.configPath.map { try FileSystem.readFile($0, limit: 64 << 20) }
+            ?? model.builtFiles.first { $0.0 == "config.json" }?.1
+        if let sourceConfig { try AtomicFile.write(sourceConfig, to: FileSystem.join(folder, "config.json")) }
         recovered.values = [:]
         StagedFolder.removeFlat(scratch)
         var bytes = 0

@@ -74,6 +74,22 @@ import ShearsJSON
         for t in source.tensorNames { #expect(try source.tensor(named: t).floats() == output.tensor(named: t).floats(), "\(t)") }
     }
 
+    /// A `.gguf` output (converted from the merged folder, as prune's file outputs are) loads and
+    /// evaluates; an existing output is refused without --force.
+    @Test func ggufOutput() throws {
+        let dir = temporaryFolder("shears-finetune-gguf")
+        defer { _ = system("rm -rf '\(dir)'") }
+        let data = try Self.slice(dir)
+        let args = ["finetune", Self.model, dir + "/out.gguf", "--data", data, "--steps", "1", "--batch-size", "2",
+                    "--micro-batch-size", "2", "--seq-len", "32", "--warmup-steps", "0", "--lr", "1e-2"]
+        let r = CommandRunner.run(args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let e = CommandRunner.run(["eval", dir + "/out.gguf", "--text", data, "--seq-len", "32", "--max-windows", "2"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let again = CommandRunner.run(args)
+        #expect(again.status == 2 && again.stderr.contains("--force"), "\(again.stderr)")
+    }
+
     @Test func usageAndInputErrors() throws {
         let dir = temporaryFolder("shears-finetune-errors")
         defer { _ = system("rm -rf '\(dir)'") }

@@ -68,6 +68,35 @@ import ModelArchitecture
         }
     }
 
+    /// A model with per-layer widths (a pruned model) stays one: the merged folder has the same
+    /// per-layer configuration and tensor shapes, loads, and computes what the adapted source
+    /// computes (to the BF16 rounding of the merged weights).
+    @Test func prunedModelStaysLoadable() throws {
+        let path = Self.fixtures + "/engine/uneven-pruned"
+        let source = try ModelSource.open(path)
+        let adapters = try LoRAAdapters(model: source.description, settings: LoRASettings(rank: 2, alpha: 4, dropout: 0), seed: 5)
+        for a in adapters.adapters {
+            let layer = a.key.layer
+            a.b.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = Float((i * 7 + layer) % 11) / 11 - 0.5 } }
+        }
+        let out = Self.temporary("shears-merge-pruned") + "/out"
+        defer { _ = system("rm -rf '\(FileSystem.directoryName(out))'") }
+        _ = try LoRAMerge.write(source, adapters: adapters, to: out, kind: .folder)
+        let merged = try LlamaModel(path: out)
+        #expect(merged.description.layers == source.description.layers)
+        let adapted = try LlamaModel(path: path)
+        adapted.adapters = adapters
+        let batch = try TokenBatch([[1, 7, 3, 9, 12, 4, 30, 2]])
+        let x = try merged.logits(batch).values, y = try adapted.logits(batch).values
+        var d = 0.0, n = 0.0
+        for i in 0..<x.count { d += Double(x[i] - y[i]) * Double(x[i] - y[i]); n += Double(y[i]) * Double(y[i]) }
+        #expect((d / n).squareRoot() < 1e-2, "relative error \((d / n).squareRoot())")
+        let plain = try LlamaModel(path: path).logits(batch).values
+        var d0 = 0.0
+        for i in 0..<x.count { d0 += Double(plain[i] - y[i]) * Double(plain[i] - y[i]) }
+        #expect(d0.squareRoot() > 10 * d.squareRoot(), "the adapters change the logits more than the rounding does")
+    }
+
     static func job(_ out: String) -> FineTuneJob {
         var job = FineTuneJob(source: modelPath("austen-llama"), output: out)
         var s = FineTuneSettings()
