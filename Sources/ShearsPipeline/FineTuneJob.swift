@@ -338,9 +338,10 @@ enum Clock {
 /// Merging adapters into a model's weights and writing the dense checkpoint.
 public enum LoRAMerge {
     /// Writes `model` with every adapted projection replaced by W + s·B·A (rounded once to the
-    /// tensor's stored dtype) to `output`: a folder (staged, then moved into place), a `.gguf` or a
-    /// `.ctz` file. Shapes, dtypes, the configuration (per-layer widths included) and the
-    /// tokenizer files are the model's.
+    /// tensor's stored dtype; F32 for a quantized GGUF's tensors, as `prune` writes them) to
+    /// `output`: a folder (staged, then moved into place, sharded past 5 GB), a `.gguf` or a `.ctz`
+    /// file. Shapes, dtypes, the configuration (per-layer widths included) and the tokenizer files
+    /// are the model's.
     /// - Returns: the changed tensors' names and the bytes written.
     public static func write(_ model: ModelSource, adapters: LoRAAdapters, to output: String,
                              kind: FineTuneJob.OutputKind) throws -> (changed: [String], bytes: Int) {
@@ -374,12 +375,16 @@ public enum LoRAMerge {
                                                keptChannels: Array(0..<s.intermediateSize))
         }
         var written = try PrunedFolder.write(model.store, configuration: d.configuration, plan: plan, to: folder,
+                                             dtype: model.dequantizedDType, maxShardSize: 5_000_000_000,
                                              recovered: recovered, companionFolder: model.companionFolder,
                                              extraFiles: model.builtFiles.filter { $0.0 != "config.json" })
-        // Shapes and dtypes are the source's, so its configuration is the output's, as written.
-        let sourceConfig: [UInt8]? = try model.store.configPath.map { try FileSystem.readFile($0, limit: 64 << 20) }
-            ?? model.builtFiles.first { $0.0 == "config.json" }?.1
-        if let sourceConfig { try AtomicFile.write(sourceConfig, to: FileSystem.join(folder, "config.json")) }
+        // Per-layer widths: the shapes are the source's, so its configuration (in whichever of
+        // the per-layer conventions it uses) is the output's, as written.
+        if !d.isUniform {
+            let sourceConfig: [UInt8]? = try model.store.configPath.map { try FileSystem.readFile($0, limit: 64 << 20) }
+                ?? model.builtFiles.first { $0.0 == "config.json" }?.1
+            if let sourceConfig { try AtomicFile.write(sourceConfig, to: FileSystem.join(folder, "config.json")) }
+        }
         recovered.values = [:]
         StagedFolder.removeFlat(scratch)
         var bytes = 0
