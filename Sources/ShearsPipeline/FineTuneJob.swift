@@ -230,7 +230,7 @@ public struct FineTuneJob {
         let schedule = LinearSchedule(base: settings.learningRate, warmup: settings.warmupSteps, total: total)
         var optimizer: AdamW? = nil, microBatches: UInt64 = 0, start = 0, tokensBefore = 0
         if FileSystem.isFile(statePath) {
-            let s = try FineTuneState.read(statePath, into: adapters, fingerprint: fingerprint(windows: windows.count, total: total))
+            let s = try FineTuneState.read(statePath, into: adapters, fingerprint: fingerprint(windows: windows.count, total: total), total: total)
             (optimizer, microBatches, start, tokensBefore) = (s.optimizer, s.microBatches, s.step, s.tokens)
             report(.message("finetune: resuming from step \(start) of \(total) (\(statePath))"))
         }
@@ -251,6 +251,9 @@ public struct FineTuneJob {
 
         let evalTokens: [Int32]? = try evalText.map { path in
             try CalibrationSource.text(path).documents(tokenizer: { try model.tokenizer() }).documents.flatMap { $0 }
+        }
+        if let evalTokens, evalTokens.count < evalSeqLen {
+            throw CheckpointError(.invalidArgument, "has \(evalTokens.count) tokens, fewer than one evaluation window of \(evalSeqLen)", path: evalText)
         }
         var evaluations: [(step: Int, perplexity: Double)] = []
         func evaluate(_ step: Int, tokens: Int) throws {
@@ -432,13 +435,16 @@ enum FineTuneState {
         try SafetensorsWriter.write(path: path, tensors: specs, metadata: meta) { spec throws(CheckpointError) in .floats(data[spec.name]!) }
     }
 
-    static func read(_ path: String, into adapters: LoRAAdapters, fingerprint: String) throws -> Loaded {
+    static func read(_ path: String, into adapters: LoRAAdapters, fingerprint: String, total: Int) throws -> Loaded {
         let c = try Checkpoint.open(path)
         let meta = c.metadata
         guard meta?["format"] == "shears-finetune-state/1", let step = meta?["step"].flatMap({ Int($0) }),
               let adamStep = meta?["adam_step"].flatMap({ Int($0) }), let mb = meta?["micro_batches"].flatMap({ UInt64($0) }),
               let tokens = meta?["tokens"].flatMap({ Int($0) }) else {
             throw CheckpointError(.invalidArgument, "not a Shears fine-tuning state (format shears-finetune-state/1); remove it to start afresh", path: path)
+        }
+        guard step >= 1 && step <= total && adamStep >= 0 && adamStep <= step && tokens >= 0 else {
+            throw CheckpointError(.invalidArgument, "step \(step), optimiser step \(adamStep) or token count \(tokens) is out of range for a run of \(total) steps; remove it to start afresh", path: path)
         }
         guard meta?["settings"] == fingerprint else {
             throw CheckpointError(.invalidArgument, "was written with other settings (\(meta?["settings"] ?? "none")); rerun with the same settings or remove it to start afresh", path: path)

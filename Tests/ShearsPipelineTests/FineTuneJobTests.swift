@@ -151,5 +151,20 @@ import ModelArchitecture
         var other = Self.job(dir + "/out")
         other.settings.learningRate = 2e-3
         #expect(throws: CheckpointError.self) { try other.run() }
+        // A state whose step lies beyond the run is refused too (not trusted to index the run).
+        let path = first.statePath
+        let c = try Checkpoint.open(path)
+        var meta = c.metadata!
+        meta["step"] = "99"
+        let specs = c.tensorNames.map { TensorSpec(name: $0, dtype: .f32, shape: c.info(named: $0)!.shape) }
+        var values: [String: [Float]] = [:]
+        for n in c.tensorNames { values[n] = try c.tensor(named: n).floats() }
+        try SafetensorsWriter.write(path: path, tensors: specs, metadata: meta) { spec throws(CheckpointError) in .floats(values[spec.name]!) }
+        do {
+            _ = try Self.job(dir + "/out").run()
+            Issue.record("a state at step 99 of 4 was accepted")
+        } catch let e as CheckpointError {
+            #expect(e.message.contains("out of range") && e.path == path, "\(e)")
+        }
     }
 }
