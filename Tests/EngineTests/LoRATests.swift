@@ -231,3 +231,38 @@ import ModelArchitecture
         }
     }
 }
+
+/// The other families' layers (Qwen3's per-head q/k norms, Gemma 2's soft-caps, sliding windows
+/// and output norms, Gemma 3's): adapter gradients from `loraBackward` equal central finite
+/// differences of the forward loss.
+@Suite struct LoRAFamilyGradientTests {
+    @Test(arguments: ["qwen3-gqa-untied", "gemma2-softcap-window", "gemma3-kv1-window", "phi3-gqa-longrope-partial"])
+    func adapterGradientsMatchFiniteDifferences(_ name: String) throws {
+        let model = try LlamaModel(path: Fixture.engine(name))
+        let adapters = try LoRAAdapters(model: model.description, settings: LoRASettings(rank: 2, alpha: 4, dropout: 0), seed: 1)
+        for a in adapters.adapters {
+            a.b.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = Float((i * 5 + 3) % 13) / 13 - 0.5 } }
+        }
+        model.adapters = adapters
+        let v = Int32(model.description.vocabSize)
+        let batch = try TokenBatch([(0..<10).map { Int32($0 * 7 + 3) % v }, (0..<10).map { Int32($0 * 11 + 1) % v }])
+        adapters.zeroGradients()
+        let r = try model.loraBackward(batch, gradientScale: 1 / Float(LlamaModel.countedTokens(batch, trained: nil)))
+        #expect(abs(r.loss - (try model.loss(batch)).loss) < 1e-5)
+        let h: Float = 1e-2
+        var checked = 0
+        for a in [adapters.adapters.first!, adapters.adapters.last!, adapters.adapters[adapters.adapters.count / 2]] {
+            for (m, g, i) in [(a.a, a.gradA, 1), (a.a, a.gradA, a.a.count - 2), (a.b, a.gradB, 0), (a.b, a.gradB, a.b.count / 2 + 1)] {
+                let old = m.values[i]
+                func set(_ x: Float) { m.withUnsafeMutableBufferPointer { $0[i] = x } }
+                set(old + h); let lp = try model.loss(batch).loss
+                set(old - h); let lm = try model.loss(batch).loss
+                set(old)
+                let fd = (lp - lm) / Double(2 * h), got = Double(g.values[i])
+                #expect(abs(fd - got) < 2e-2 * abs(fd) + 2e-4, "\(name) layer \(a.key.layer) \(a.key.role) [\(i)]: finite difference \(fd), gradient \(got)")
+                checked += 1
+            }
+        }
+        #expect(checked == 12)
+    }
+}
