@@ -128,6 +128,9 @@ public struct FineTuneJob {
         public var resumedFrom: Int
         /// Stopped at ``FineTuneJob/stopAfterStep`` (state written, no output).
         public var stopped = false
+        /// The training data's name and SHA-256 (as the manifest records calibration data); nil
+        /// for ready ``FineTuneJob/sequences``.
+        public var dataFile: String? = nil, dataSHA256: String? = nil
     }
 
     public enum OutputKind: Sendable { case folder, gguf, compact }
@@ -142,7 +145,7 @@ public struct FineTuneJob {
     // MARK: Data
 
     /// Training windows: ``sequences``, or ``data`` cut into non-overlapping windows.
-    func trainingSequences(_ model: ModelSource) throws -> [TrainingSequence] {
+    func trainingSequences(_ model: ModelSource) throws -> (sequences: [TrainingSequence], file: String?, sha256: String?) {
         if let sequences {
             guard !sequences.isEmpty else { throw CheckpointError(.invalidArgument, "no training sequences") }
             let v = model.description.vocabSize
@@ -152,7 +155,7 @@ public struct FineTuneJob {
                     throw CheckpointError(.invalidArgument, "token id \(t) is outside the vocabulary (0 ..< \(v))")
                 }
             }
-            return sequences
+            return (sequences, nil, nil)
         }
         let docs = try data.documents(tokenizer: { try model.tokenizer() })
         let t = settings.seqLen
@@ -165,7 +168,7 @@ public struct FineTuneJob {
             }
         }
         guard !out.isEmpty else { throw CheckpointError(.invalidArgument, "no training document holds \(t) tokens; lower --seq-len", path: docs.file) }
-        return out
+        return (out, docs.file, docs.sha256)
     }
 
     /// Optimiser steps of the run.
@@ -219,7 +222,7 @@ public struct FineTuneJob {
         let engine = try model.engineModel()
         engine.activationMemory = activationMemory
         let d = model.description
-        let windows = try trainingSequences(model)
+        let (windows, dataFile, dataSHA256) = try trainingSequences(model)
         let total = totalSteps(windows: windows.count)
         let adapters: LoRAAdapters
         if let initialAdapters {
@@ -293,7 +296,8 @@ public struct FineTuneJob {
             }
             if stopping {
                 return Result(steps: k + 1, tokens: tokens, finalLoss: r.loss, losses: losses, evaluations: evaluations,
-                              adapters: adapters, changedTensors: [], outputBytes: 0, resumedFrom: start, stopped: true)
+                              adapters: adapters, changedTensors: [], outputBytes: 0, resumedFrom: start, stopped: true,
+                              dataFile: dataFile, dataSHA256: dataSHA256)
             }
         }
         try evaluate(total, tokens: tokens)
@@ -301,7 +305,8 @@ public struct FineTuneJob {
         let (changed, bytes) = try LoRAMerge.write(model, adapters: adapters, to: output, kind: outputKind)
         StagedFolder.removeFlat(output + ".finetune-state")
         return Result(steps: total, tokens: tokens, finalLoss: losses.last ?? .nan, losses: losses, evaluations: evaluations,
-                      adapters: adapters, changedTensors: changed, outputBytes: bytes, resumedFrom: start)
+                      adapters: adapters, changedTensors: changed, outputBytes: bytes, resumedFrom: start,
+                      dataFile: dataFile, dataSHA256: dataSHA256)
     }
 
     /// What a saved state must agree with to be resumed.
