@@ -45,7 +45,7 @@ public struct FineTuneCommand: ParsableCommand {
     @Argument(help: "Output: a folder, or a .gguf or .ctz file.", completion: .file())
     var output: String
 
-    @Option(help: "Training text file (repeat for several). Default: the bundled Austen training novels.", completion: .file())
+    @Option(help: "Training text file (repeat for several; one document each). Default: the bundled Austen training novels.", completion: .file())
     var data: [String] = []
 
     @Option(help: "Training method (lora).")
@@ -180,9 +180,7 @@ public struct FineTuneCommand: ParsableCommand {
             s.evalEvery = evalEvery
             s.checkpointEvery = checkpointEvery
             job.settings = s
-            if data.count == 1 { job.data = .text(data[0]) } else if data.count > 1 {
-                throw CheckpointError(.invalidUsage, "--data takes one text file for now (the multi-file and JSONL readers are not yet merged)")
-            }
+            job.dataFiles = data
             job.evalText = evalText
             job.teacher = teacher
             job.force = force

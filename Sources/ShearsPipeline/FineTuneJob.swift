@@ -77,6 +77,8 @@ public struct FineTuneJob {
     /// Text files cut into non-overlapping windows of ``FineTuneSettings/seqLen`` tokens (the
     /// bundled Austen training novels by default, never the held-out one).
     public var data: CalibrationSource = .bundled
+    /// Text files, one document each (hashed together with their names), instead of ``data``.
+    public var dataFiles: [String] = []
     /// Ready sequences (token ids and loss masks) instead of ``data`` (JSONL / Alpaca readers).
     public var sequences: [TrainingSequence]? = nil
     /// Initial A and B per adapter (PEFT's `lora_A.weight`, `lora_B.weight`); nil: PEFT's default
@@ -157,7 +159,9 @@ public struct FineTuneJob {
             }
             return (sequences, nil, nil)
         }
-        let docs = try data.documents(tokenizer: { try model.tokenizer() })
+        let docs: (documents: [[Int32]], file: String, sha256: String) = dataFiles.isEmpty ? try data.documents(tokenizer: { try model.tokenizer() })
+            : try CalibrationSource.tokenize(dataFiles, name: dataFiles.count == 1 ? FileSystem.baseName(dataFiles[0]) : "\(dataFiles.count) files",
+                                            tokenizer: model.tokenizer())
         let t = settings.seqLen
         var out: [TrainingSequence] = []
         for d in docs.documents {
