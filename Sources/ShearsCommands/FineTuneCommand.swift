@@ -117,6 +117,12 @@ public struct FineTuneCommand: ParsableCommand {
     @Option(name: .customLong("activation-memory"), help: ArgumentHelp("Bytes of projection outputs kept between the forward and backward passes (saves recomputing them).", valueName: "size"))
     var activationMemory: SizeArgument?
 
+    @Option(name: .customLong("save-adapter"), help: "Also write the trained adapter as a PEFT folder (adapter_config.json, adapter_model.safetensors). Not yet available.", completion: .directory)
+    var saveAdapter: String?
+
+    @Option(name: .customLong("init-adapter"), help: "Start from the A and B of a PEFT adapter folder instead of PEFT's initialisation. Not yet available.", completion: .directory)
+    var initAdapter: String?
+
     @Option(help: "Threads for OpenBLAS and the engine.")
     var threads: Int?
 
@@ -135,6 +141,11 @@ public struct FineTuneCommand: ParsableCommand {
         guard FineTuneSettings.Loss(rawValue: loss) != nil else { throw ValidationError("--loss must be ce or distill") }
         if loss == "distill" && teacher == nil { throw ValidationError("--loss distill needs --teacher MODEL") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        // The seams are FineTuneJob.initialAdapters and FineTuneJob.Result.adapters; the PEFT
+        // folder reader and writer come separately.
+        if saveAdapter != nil || initAdapter != nil {
+            throw ValidationError("--save-adapter and --init-adapter are not yet available (they need the PEFT adapter folder reader and writer)")
+        }
     }
 
     /// The roles of PEFT module names, through the model's family (`q_proj` is the last part of

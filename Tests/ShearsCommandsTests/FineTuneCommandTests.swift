@@ -94,7 +94,8 @@ import ShearsJSON
         let dir = temporaryFolder("shears-finetune-errors")
         defer { _ = system("rm -rf '\(dir)'") }
         let bad = [["--method", "dora"], ["--loss", "kl"], ["--loss", "distill"], ["--lora-dropout", "1"], ["--lora-rank", "0"],
-                   ["--batch-size", "6", "--micro-batch-size", "4"], ["--targets", "qkv_proj"]]
+                   ["--batch-size", "6", "--micro-batch-size", "4"], ["--targets", "qkv_proj"],
+                   ["--save-adapter", dir + "/adapter"]]
         for extra in bad {
             let r = CommandRunner.run(["finetune", Self.model, dir + "/out", "--steps", "1"] + extra)
             #expect(r.status == 64, "\(extra): status \(r.status), \(r.stderr)")
