@@ -74,24 +74,32 @@ public final class LoRAAdapter: @unchecked Sendable {
         let p = dropout, keep = 1 / (1 - p), seed = maskSeed, salt = UInt64(key.layer) &* 64 &+ UInt64(TensorRole.projections.firstIndex(of: key.role) ?? 0)
         let threshold = UInt32(min(Double(p) * 16_777_216, 16_777_216))
         let s = UnsafeSendable(UnsafeMutablePointer(mutating: src)), d = UnsafeSendable(dst)
-        Parallel.chunks(rows, costPerItem: cols * 4) { rs in
+        Parallel.chunks(rows, costPerItem: cols * 2) { rs in
             let s = s.value, d = d.value
-            for r in rs {
-                for j in 0..<cols {
-                    let i = r * cols + j
-                    d[i] = LoRAAdapter.uniform24(seed: seed, salt: salt, index: UInt64(i)) >= threshold ? s[i] * keep : 0
+            // Element i's uniform is half of hash(i / 2): bits 40..63 for even i, 16..39 for odd
+            // i, whatever the chunking.
+            var i = rs.lowerBound * cols
+            let end = rs.upperBound * cols
+            while i < end {
+                let z = LoRAAdapter.hash(seed: seed, salt: salt, index: UInt64(i >> 1))
+                if i & 1 == 0 {
+                    d[i] = UInt32(truncatingIfNeeded: z >> 40) >= threshold ? s[i] * keep : 0
+                    if i + 1 < end { d[i + 1] = UInt32(truncatingIfNeeded: (z >> 16) & 0xFF_FFFF) >= threshold ? s[i + 1] * keep : 0 }
+                    i += 2
+                } else {
+                    d[i] = UInt32(truncatingIfNeeded: (z >> 16) & 0xFF_FFFF) >= threshold ? s[i] * keep : 0
+                    i += 1
                 }
             }
         }
     }
 
-    /// 24 uniform bits from a counter-based hash (SplitMix64's finaliser) of (seed, adapter, element).
-    @inline(__always) static func uniform24(seed: UInt64, salt: UInt64, index: UInt64) -> UInt32 {
+    /// A counter-based hash (SplitMix64's finaliser) of (seed, adapter, element pair).
+    @inline(__always) static func hash(seed: UInt64, salt: UInt64, index: UInt64) -> UInt64 {
         var z = seed &+ salt &* 0x9E37_79B9_7F4A_7C15 &+ index &* 0xD1B5_4A32_D192_ED03
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return UInt32(truncatingIfNeeded: z >> 40)
+        return z ^ (z >> 31)
     }
 
     /// `y += s·(X̃·Aᵀ)·Bᵀ` for `x` `[n, in]`, `y` `[n, out]`.
