@@ -97,6 +97,22 @@ import ModelArchitecture
         #expect(d0.squareRoot() > 10 * d.squareRoot(), "the adapters change the logits more than the rounding does")
     }
 
+    /// An epoch visits every window once, in an order that depends on the seed and the epoch.
+    @Test func epochsArePermutations() {
+        let windows = 10, size = 4
+        let order = (0..<5).flatMap { FineTuneJob.batch($0, of: windows, size: size, seed: 1) }   // 20 = two epochs
+        #expect(Set(order[0..<10]) == Set(0..<10))
+        #expect(Set(order[10..<20]) == Set(0..<10))
+        #expect(Array(order[0..<10]) != Array(order[10..<20]))
+        #expect(FineTuneJob.batch(0, of: windows, size: size, seed: 2) != FineTuneJob.batch(0, of: windows, size: size, seed: 1))
+        var job = FineTuneJob(source: "m", output: "o")
+        job.settings.batchSize = 4
+        job.settings.epochs = 3
+        #expect(job.totalSteps(windows: 10) == 6)
+        job.settings.steps = 7
+        #expect(job.totalSteps(windows: 10) == 7)
+    }
+
     static func job(_ out: String) -> FineTuneJob {
         var job = FineTuneJob(source: modelPath("austen-llama"), output: out)
         var s = FineTuneSettings()
