@@ -228,7 +228,7 @@ public struct FineTuneCommand: ParsableCommand {
     }
 }
 
-extension String {
+fileprivate extension String {
     /// Four decimals.
     init(format4 x: Double) {
         let r = (x * 10_000).rounded() / 10_000
@@ -243,6 +243,6 @@ extension String {
     }
 }
 
-extension Substring {
+fileprivate extension Substring {
     func trimmingCharacters() -> String { String(self).trimmingCharacters() }
 }
