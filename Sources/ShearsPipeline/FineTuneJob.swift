@@ -273,7 +273,7 @@ public struct FineTuneJob {
         var losses: [Double] = [], tokens = tokensBefore
         var trainingSeconds = 0.0, tokensThisRun = 0
         for k in start..<total {
-            let stepBegan = Clock.now
+            let stepBegan = MonotonicClock.now
             let ids = Self.batch(k, of: windows.count, size: settings.batchSize, seed: settings.seed)
             let micro = stride(from: 0, to: ids.count, by: settings.microBatchSize).map { i in
                 ids[i..<min(ids.count, i + settings.microBatchSize)].map { windows[$0] }
@@ -285,7 +285,7 @@ public struct FineTuneJob {
             losses.append(r.loss)
             tokens += r.tokens
             tokensThisRun += r.tokens
-            trainingSeconds += Clock.seconds(since: stepBegan)
+            trainingSeconds += MonotonicClock.seconds(since: stepBegan)
             let rate = Double(tokensThisRun) / max(trainingSeconds, 1e-9)
             let left = trainingSeconds / Double(k + 1 - start) * Double(total - k - 1)
             report(.step(step: k + 1, total: total, loss: r.loss, learningRate: r.learningRate, tokensPerSecond: rate, secondsLeft: left))
@@ -335,7 +335,7 @@ public struct FineTuneJob {
 }
 
 /// A monotonic clock in seconds.
-enum Clock {
+enum MonotonicClock {
     static var now: timespec {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
