@@ -156,28 +156,28 @@ struct DecoderLayer {
 
     /// Recomputes the layer on `x` (from `kept` projections when given), then returns dL/dx for
     /// output gradient `dOut`, adding weight gradients into `grads`.
-    func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients,
+    func backward(_ x: Matrix, dOut: Matrix, layout: BatchLayout, rotary: Rotary, grads: LayerGradients?,
                   kept: Projections? = nil) -> Matrix {
         let f = forward(x, layout: layout, rotary: rotary, output: false, keepProbabilities: true, reusing: kept)
         let n = x.rows, t = layout.seqLen, a = attention, off = offset
         // MLP branch: out = x2 + mlp(norm(x2)) (Gemma: x2 + norm(mlp(norm(x2)))).
         var dm = dOut
-        if let mn = weights.mlpOutputNorm, let m = f.mlpOut, let gm = grads.mlpOutputNorm {
+        if let mn = weights.mlpOutputNorm, let m = f.mlpOut {
             dm = Matrix(uninitializedRows: n, cols: weights.hidden)
-            RMSNorm.backward(x: m, inverseRMS: f.invM, weight: mn, dy: dOut, dx: dm, accumulate: false, weightGradient: gm, offset: off)
+            RMSNorm.backward(x: m, inverseRMS: f.invM, weight: mn, dy: dOut, dx: dm, accumulate: false, weightGradient: grads?.mlpOutputNorm, offset: off)
         }
         let dh2 = Matrix(uninitializedRows: n, cols: weights.hidden)
         mlp.backward(x: f.h2, saved: f.mlp, dy: dm, dx: dh2, accumulate: false, grads: grads)
         let dx2 = dOut.copy()
         RMSNorm.backward(x: f.x2, inverseRMS: f.inv2, weight: weights.postAttentionNorm, dy: dh2, dx: dx2, accumulate: true,
-                         weightGradient: grads.postAttentionNorm, offset: off)
+                         weightGradient: grads?.postAttentionNorm, offset: off)
         // Attention branch: x2 = x + o(attn(norm(x))) (Gemma: x + norm(o(attn(norm(x))))).
         var dO = dx2
-        if let an = weights.attentionOutputNorm, let ao = f.attnOut, let ga = grads.attentionOutputNorm {
+        if let an = weights.attentionOutputNorm, let ao = f.attnOut {
             dO = Matrix(uninitializedRows: n, cols: weights.hidden)
-            RMSNorm.backward(x: ao, inverseRMS: f.invA, weight: an, dy: dx2, dx: dO, accumulate: false, weightGradient: ga, offset: off)
+            RMSNorm.backward(x: ao, inverseRMS: f.invA, weight: an, dy: dx2, dx: dO, accumulate: false, weightGradient: grads?.attentionOutputNorm, offset: off)
         }
-        weights.o.backwardWeights(x: f.attn, dy: dO, weightGradient: grads.o, biasGradient: grads.oBias)
+        weights.o.backwardWeights(x: f.attn, dy: dO, weightGradient: grads?.o, biasGradient: grads?.oBias)
         let dAttn = Matrix(uninitializedRows: n, cols: a.qDim)
         weights.o.backwardInput(dO, into: dAttn, accumulate: false)
         let dq = Matrix(uninitializedRows: n, cols: a.qDim), dk = Matrix(rows: n, cols: a.kvDim), dv = Matrix(rows: n, cols: a.kvDim)
@@ -187,19 +187,19 @@ struct DecoderLayer {
         rotary.apply(dq.storage, rows: n, ld: a.qDim, heads: a.heads, inverse: true) { $0 % t }
         rotary.apply(dk.storage, rows: n, ld: a.kvDim, heads: a.kvHeads, inverse: true) { $0 % t }
         var (dqRaw, dkRaw) = (dq, dk)
-        if let hn = f.headNorms, let qn = weights.queryNorm, let kn = weights.keyNorm, let gq = grads.queryNorm, let gk = grads.keyNorm {
-            dqRaw = HeadNorm.backward(x: hn.q, inverseRMS: hn.invQ, weight: qn, heads: a.heads, dy: dq, weightGradient: gq, offset: off)
-            dkRaw = HeadNorm.backward(x: hn.k, inverseRMS: hn.invK, weight: kn, heads: a.kvHeads, dy: dk, weightGradient: gk, offset: off)
+        if let hn = f.headNorms, let qn = weights.queryNorm, let kn = weights.keyNorm {
+            dqRaw = HeadNorm.backward(x: hn.q, inverseRMS: hn.invQ, weight: qn, heads: a.heads, dy: dq, weightGradient: grads?.queryNorm, offset: off)
+            dkRaw = HeadNorm.backward(x: hn.k, inverseRMS: hn.invK, weight: kn, heads: a.kvHeads, dy: dk, weightGradient: grads?.keyNorm, offset: off)
         }
-        weights.q.backwardWeights(x: f.h1, dy: dqRaw, weightGradient: grads.q, biasGradient: grads.qBias)
-        weights.k.backwardWeights(x: f.h1, dy: dkRaw, weightGradient: grads.k, biasGradient: grads.kBias)
-        weights.v.backwardWeights(x: f.h1, dy: dv, weightGradient: grads.v, biasGradient: grads.vBias)
+        weights.q.backwardWeights(x: f.h1, dy: dqRaw, weightGradient: grads?.q, biasGradient: grads?.qBias)
+        weights.k.backwardWeights(x: f.h1, dy: dkRaw, weightGradient: grads?.k, biasGradient: grads?.kBias)
+        weights.v.backwardWeights(x: f.h1, dy: dv, weightGradient: grads?.v, biasGradient: grads?.vBias)
         let dh1 = Matrix(uninitializedRows: n, cols: weights.hidden)
         weights.q.backwardInput(dqRaw, into: dh1, accumulate: false)
         weights.k.backwardInput(dkRaw, into: dh1, accumulate: true)
         weights.v.backwardInput(dv, into: dh1, accumulate: true)
         RMSNorm.backward(x: x, inverseRMS: f.inv1, weight: weights.inputNorm, dy: dh1, dx: dx2, accumulate: true,
-                         weightGradient: grads.inputNorm, offset: off)
+                         weightGradient: grads?.inputNorm, offset: off)
         return dx2
     }
 }

@@ -44,9 +44,12 @@ enum LanguageModelLoss {
 
     /// The same over `sequences` consecutive sequences of `seqLen` rows (the first rows of
     /// `logits`), `tokens` holding their tokens.
-    static func crossEntropy(logits: Matrix, sequences: Int, seqLen t: Int, tokens: ArraySlice<Int32>, gradientScale: Float?) -> Double {
+    /// With `trained` (one flag per token), a row counts only when the token it predicts is
+    /// trained; other rows add nothing to the sum and get a zero gradient.
+    static func crossEntropy(logits: Matrix, sequences: Int, seqLen t: Int, tokens: ArraySlice<Int32>, gradientScale: Float?,
+                             trained: ArraySlice<Bool>? = nil) -> Double {
         let n = sequences * t, v = logits.cols
-        precondition(logits.rows >= n && tokens.count == n)
+        precondition(logits.rows >= n && tokens.count == n && (trained == nil || trained!.count == n))
         let storage = UnsafeSendable(logits.storage)
         var partial = [Double](repeating: 0, count: n)
         partial.withUnsafeMutableBufferPointer { pb in
@@ -54,7 +57,7 @@ enum LanguageModelLoss {
             Parallel.chunks(n, costPerItem: v) { rows in
                 for r in rows {
                     let row = storage.value + r * v
-                    guard r % t + 1 < t else {
+                    guard r % t + 1 < t, trained.map({ $0[$0.startIndex + r + 1] }) ?? true else {
                         if gradientScale != nil { for j in 0..<v { row[j] = 0 } }
                         continue
                     }
@@ -85,6 +88,85 @@ enum LanguageModelLoss {
                         for k in 0..<v { row[k] *= f }
                         row[target] -= scale
                     }
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+}
+
+/// Knowledge distillation from a teacher's next-token distributions.
+///
+/// Per counted row (the same rows as ``LanguageModelLoss/crossEntropy(logits:sequences:seqLen:tokens:gradientScale:trained:)``
+/// counts), with student logits z, teacher logits u, temperature T and CE weight w:
+/// `loss = (1 − w)·T²·KL(softmax(u/T) ‖ softmax(z/T)) + w·CE(z, target)`, KL summed over the
+/// vocabulary (Hinton et al.'s T² keeps the gradient's scale independent of T). The gradient
+/// with respect to z is `(1 − w)·T·(softmax(z/T) − softmax(u/T)) + w·(softmax(z) − onehot)`.
+public struct Distillation: Sendable {
+    public var temperature: Float
+    public var ceWeight: Float
+
+    public init(temperature: Float = 1, ceWeight: Float = 0) {
+        self.temperature = temperature
+        self.ceWeight = ceWeight
+    }
+
+    /// The loss summed over the counted rows of `sequences` sequences of `t` rows (the first rows
+    /// of `logits`, `teacher` aligned with them); with `gradientScale`, `logits` becomes
+    /// dL/dlogits · scale in place (zero on rows not counted).
+    func loss(logits: Matrix, teacher: Matrix, sequences: Int, seqLen t: Int, tokens: ArraySlice<Int32>, trained: ArraySlice<Bool>?,
+              gradientScale: Float?) -> Double {
+        let n = sequences * t, v = logits.cols
+        precondition(logits.rows >= n && teacher.rows >= n && teacher.cols == v && tokens.count == n)
+        let zs = UnsafeSendable(logits.storage), zt = UnsafeSendable(teacher.storage)
+        let invT = 1 / Double(temperature), T = Double(temperature), w = Double(ceWeight)
+        var partial = [Double](repeating: 0, count: n)
+        partial.withUnsafeMutableBufferPointer { pb in
+            let out = UnsafeSendable(pb.baseAddress!)
+            Parallel.chunks(n, costPerItem: 4 * v) { rows in
+                var ps = [Double](repeating: 0, count: v), pt = [Double](repeating: 0, count: v)
+                for r in rows {
+                    let z = zs.value + r * v, u = zt.value + r * v
+                    let counted = r % t + 1 < t && (trained.map { $0[$0.startIndex + r + 1] } ?? true)
+                    guard counted else {
+                        if gradientScale != nil { for j in 0..<v { z[j] = 0 } }
+                        continue
+                    }
+                    let target = Int(tokens[tokens.startIndex + r + 1])
+                    // Softmax at temperature T of student and teacher, in Double.
+                    var ms = -Double.infinity, mt = -Double.infinity
+                    for j in 0..<v { ms = max(ms, Double(z[j])); mt = max(mt, Double(u[j])) }
+                    var ss = 0.0, st = 0.0
+                    for j in 0..<v {
+                        ps[j] = exp((Double(z[j]) - ms) * invT); ss += ps[j]
+                        pt[j] = exp((Double(u[j]) - mt) * invT); st += pt[j]
+                    }
+                    let logSs = log(ss), logSt = log(st)
+                    var kl = 0.0
+                    for j in 0..<v {
+                        let lpt = (Double(u[j]) - mt) * invT - logSt, lps = (Double(z[j]) - ms) * invT - logSs
+                        pt[j] /= st
+                        ps[j] /= ss
+                        if pt[j] > 0 { kl += pt[j] * (lpt - lps) }
+                    }
+                    var ce = 0.0
+                    if w > 0 {
+                        var s1 = 0.0
+                        for j in 0..<v { s1 += exp(Double(z[j]) - ms) }
+                        ce = ms + log(s1) - Double(z[target])
+                        if let scale = gradientScale {
+                            let g = Double(scale)
+                            for j in 0..<v {
+                                let p1 = exp(Double(z[j]) - ms) / s1
+                                z[j] = Float(g * ((1 - w) * T * (ps[j] - pt[j]) + w * p1))
+                            }
+                            z[target] -= Float(g * w)
+                        }
+                    } else if let scale = gradientScale {
+                        let g = Double(scale)
+                        for j in 0..<v { z[j] = Float(g * T * (ps[j] - pt[j])) }
+                    }
+                    out.value[r] = (1 - w) * T * T * kl + w * ce
                 }
             }
         }

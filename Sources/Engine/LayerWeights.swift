@@ -11,8 +11,8 @@ public struct LayerWeights: Sendable {
     public let postAttentionNorm: Matrix  // [1, hidden]
     /// Per-head query and key norms (`[1, head_dim]`), for families whose attention has them.
     public let queryNorm: Matrix?, keyNorm: Matrix?
-    public let q: Linear, k: Linear, v: Linear, o: Linear
-    public let gate: Linear, up: Linear, down: Linear
+    public internal(set) var q: Linear, k: Linear, v: Linear, o: Linear
+    public internal(set) var gate: Linear, up: Linear, down: Linear
     /// Gemma's norms of the attention and MLP outputs (`[1, hidden]`), nil for other families.
     public var attentionOutputNorm: Matrix? = nil, mlpOutputNorm: Matrix? = nil
 
@@ -39,6 +39,16 @@ public struct LayerWeights: Sendable {
             if let b = l.bias { out.append((model.name(role, .bias, layer: index), b)) }
         }
         return out
+    }
+
+    /// This layer with the adapters of `adapters` that sit on it attached to their projections.
+    func attaching(_ adapters: LoRAAdapters?) -> LayerWeights {
+        guard let adapters else { return self }
+        var w = self
+        func at(_ role: TensorRole) -> LoRAAdapter? { adapters.adapter(LoRAKey(layer: index, role: role)) }
+        w.q.adapter = at(.query); w.k.adapter = at(.key); w.v.adapter = at(.value); w.o.adapter = at(.output)
+        w.gate.adapter = at(.gate); w.up.adapter = at(.up); w.down.adapter = at(.down)
+        return w
     }
 
     /// Converts layer `index`'s tensors; biases are used when the checkpoint has them.

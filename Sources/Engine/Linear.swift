@@ -5,6 +5,8 @@ import ShearsConcurrency
 public struct Linear: Sendable {
     public let weight: Matrix
     public let bias: Matrix?
+    /// A LoRA adapter adding `s·B·A·dropout(x)` to the output (training and its evaluations).
+    public var adapter: LoRAAdapter? = nil
     public var outFeatures: Int { weight.rows }
     public var inFeatures: Int { weight.cols }
 
@@ -21,6 +23,7 @@ public struct Linear: Sendable {
         BLAS.sgemm(transB: true, m: x.rows, n: outFeatures, k: inFeatures, a: x.storage, lda: inFeatures,
                    b: weight.storage, ldb: inFeatures, c: y.storage, ldc: outFeatures)
         if let b = bias { Kernels.addRowVector(y, b) }
+        adapter?.addForward(x, into: y)
         return y
     }
 
@@ -29,11 +32,14 @@ public struct Linear: Sendable {
         precondition(dy.cols == outFeatures && dx.cols == inFeatures && dx.rows == dy.rows, "Linear.backwardInput: shapes")
         BLAS.sgemm(m: dy.rows, n: inFeatures, k: outFeatures, a: dy.storage, lda: outFeatures,
                    b: weight.storage, ldb: inFeatures, beta: accumulate ? 1 : 0, c: dx.storage, ldc: inFeatures)
+        adapter?.addBackwardInput(dy, into: dx)
     }
 
-    /// Adds this layer's weight (and bias) gradients for input `x` and output gradient `dy`.
-    func backwardWeights(x: Matrix, dy: Matrix, weightGradient: GradientAccumulator, biasGradient: GradientAccumulator?) {
-        weightGradient.addOuterProducts(dy: dy, x: x)
+    /// Adds this layer's weight (and bias) gradients for input `x` and output gradient `dy`, and
+    /// its adapter's (when it has one); nil accumulators skip the base weight's gradients.
+    func backwardWeights(x: Matrix, dy: Matrix, weightGradient: GradientAccumulator?, biasGradient: GradientAccumulator?) {
+        adapter?.accumulateGradients(x: x, dy: dy)
+        weightGradient?.addOuterProducts(dy: dy, x: x)
         biasGradient?.addColumnSums(dy)
     }
 }

@@ -33,6 +33,9 @@ public final class LlamaModel: @unchecked Sendable {
     /// The last layers are kept, as many as fit. 0 (the default) keeps only each layer's input and
     /// recomputes every layer; the gradients are bit for bit the same either way.
     public var activationMemory = 0
+    /// LoRA adapters added to the projections of every pass (forward, loss, logits, and
+    /// ``loraBackward(_:trained:gradientScale:)``); nil runs the base model.
+    public var adapters: LoRAAdapters? = nil
     private var converted: [Int: LayerWeights] = [:]
     private var embeddingCache: Matrix?
     /// The memory this model's passes may use (``MemoryBudget``): decides whether the embedding
@@ -174,6 +177,10 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Layer `i`'s weights in F32.
     public func layerWeights(_ i: Int) throws(CheckpointError) -> LayerWeights {
+        try baseLayerWeights(i).attaching(adapters)
+    }
+
+    private func baseLayerWeights(_ i: Int) throws(CheckpointError) -> LayerWeights {
         if let w = converted[i] { return w }
         let w = try LayerWeights.load(from: checkpoint, index: i, description: description)
         if keepsLayersConverted {

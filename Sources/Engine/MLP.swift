@@ -41,8 +41,8 @@ struct MLP {
     }
 
     /// `dx (+)=` the input gradient; weight gradients into `grads` (gate, up, down order).
-    func backward(x: Matrix, saved s: Saved, dy: Matrix, dx: Matrix, accumulate: Bool, grads: LayerGradients) {
-        down.backwardWeights(x: s.a, dy: dy, weightGradient: grads.down, biasGradient: grads.downBias)
+    func backward(x: Matrix, saved s: Saved, dy: Matrix, dx: Matrix, accumulate: Bool, grads: LayerGradients?) {
+        down.backwardWeights(x: s.a, dy: dy, weightGradient: grads?.down, biasGradient: grads?.downBias)
         let da = Matrix(uninitializedRows: s.a.rows, cols: s.a.cols)
         down.backwardInput(dy, into: da, accumulate: false)
         // da → dg, du in place: du = da·silu(g); dg = da·u·σ(g)·(1 + g·(1 − σ(g))).
@@ -69,8 +69,8 @@ struct MLP {
         }
         }
         let dg = da
-        gate.backwardWeights(x: x, dy: dg, weightGradient: grads.gate, biasGradient: grads.gateBias)
-        up.backwardWeights(x: x, dy: du, weightGradient: grads.up, biasGradient: grads.upBias)
+        gate.backwardWeights(x: x, dy: dg, weightGradient: grads?.gate, biasGradient: grads?.gateBias)
+        up.backwardWeights(x: x, dy: du, weightGradient: grads?.up, biasGradient: grads?.upBias)
         gate.backwardInput(dg, into: dx, accumulate: accumulate)
         up.backwardInput(du, into: dx, accumulate: true)
     }

@@ -33,7 +33,7 @@ enum RMSNorm {
     ///
     /// With x̂ = x·r: dx = r·(dx̂ − x̂·mean(dx̂ ∘ x̂)), dx̂ = dy ∘ (offset + w).
     static func backward(x: Matrix, inverseRMS: [Float], weight: Matrix, dy: Matrix, dx: Matrix, accumulate: Bool,
-                         weightGradient: GradientAccumulator, offset: Float = 0) {
+                         weightGradient: GradientAccumulator?, offset: Float = 0) {
         let n = x.cols
         let weight = offset == 0 ? weight : weight.plus(offset)
         let w = UnsafeSendable(weight.storage), px0 = UnsafeSendable(x.storage), pdy0 = UnsafeSendable(dy.storage)
@@ -66,7 +66,7 @@ enum RMSNorm {
             }
             withExtendedLifetime(weight) {}
             // Σ_rows dy ∘ x̂, with x̂ = x·r formed on the fly.
-            weightGradient.addColumnReduction { r0, r1, cols, out in
+            weightGradient?.addColumnReduction { r0, r1, cols, out in
                 for r in r0..<r1 {
                     let ir = pinv.value[r], px = px0.value + r * n, pdy = pdy0.value + r * n
                     for j in cols { out[j] += pdy[j] * (px[j] * ir) }
@@ -108,7 +108,7 @@ enum HeadNorm {
 
     /// Returns dL/dx for `dy`, adding `Σ_rows Σ_heads dy ∘ x̂` to `weightGradient` (`[1, d]`).
     static func backward(x: Matrix, inverseRMS: [Float], weight: Matrix, heads: Int, dy: Matrix,
-                         weightGradient: GradientAccumulator, offset: Float = 0) -> Matrix {
+                         weightGradient: GradientAccumulator?, offset: Float = 0) -> Matrix {
         let weight = offset == 0 ? weight : weight.plus(offset)
         let d = weight.count, cols = x.cols
         let dx = Matrix(rows: x.rows, cols: x.cols)
@@ -128,7 +128,7 @@ enum HeadNorm {
                     for j in 0..<d { pdx[j] = ir * (pdy[j] * w[j] - (px[j] * ir) * m) }
                 }
             }
-            weightGradient.addColumnReduction { r0, r1, js, out in
+            weightGradient?.addColumnReduction { r0, r1, js, out in
                 for r in r0..<r1 {
                     for h in 0..<heads {
                         let ir = pinv.value[r * heads + h], o = r * cols + h * d

@@ -21,6 +21,7 @@ public struct Shears: ParsableCommand {
         subcommands: [
             InspectCommand.self, ConvertCommand.self, PruneCommand.self, EvalCommand.self, GenerateCommand.self,
             TokenizeCommand.self, HashCommand.self, SignCommand.self, DiffCommand.self, VerifyCommand.self, DoctorCommand.self,
+            FineTuneCommand.self,
         ]
     )
 
