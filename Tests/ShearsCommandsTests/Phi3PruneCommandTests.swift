@@ -65,6 +65,32 @@ import ShearsJSON
         }
     }
 
+    /// A phi3 GGUF file (attn_qkv, ffn_up, longrope factor tensors) is pruned in place: read as
+    /// its row blocks, `verify --source FILE.gguf --manifest` passes, and a GGUF output evaluates
+    /// as the folder output does.
+    @Test func prunesAPhi3GGUF() throws {
+        let dir = temporaryFolder("shears-phi3-gguf-prune")
+        defer { removeFolder(dir) }
+        let c = CommandRunner.run(["convert", Self.model, dir + "/m.gguf"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let options = ["--strategy", "block", "--ratio", "0.5", "--attention-layers", "0:0", "--mlp-layers", "0:2", "--importance", "l2"]
+        let p = CommandRunner.run(["prune", dir + "/m.gguf", dir + "/out"] + options)
+        #expect(p.status == 0, "\(p.stderr)")
+        let v = CommandRunner.run(["verify", dir + "/out", "--source", dir + "/m.gguf", "--manifest", dir + "/out/pruning-manifest.json"])
+        #expect(v.status == 0, "\(v.stdout)\(v.stderr)")
+        let pruned = try Checkpoint.open(dir + "/out")
+        #expect(pruned.tensorInfo(named: "model.layers.1.mlp.gate_up_proj.weight")?.shape == [48, 32])
+        let g = CommandRunner.run(["prune", dir + "/m.gguf", dir + "/out.gguf"] + options)
+        #expect(g.status == 0, "\(g.stderr)")
+        var perplexities: [Double] = []
+        for m in [dir + "/out", dir + "/out.gguf"] {
+            let e = CommandRunner.run(["eval", m, "--text", Self.model + "/eval.txt", "--seq-len", "32", "--json"])
+            #expect(e.status == 0, "\(e.stderr)")
+            perplexities.append(try JSONValue.parse(Array(e.stdout.utf8))["perplexity"]?.doubleValue ?? .nan)
+        }
+        #expect(perplexities[0] == perplexities[1] && perplexities[0].isFinite, "\(perplexities)")
+    }
+
     /// Phi-3's o_proj and down_proj have no biases in transformers: recovery is refused.
     @Test func recoveryIsRefused() throws {
         let dir = temporaryFolder("shears-phi3-recover")
