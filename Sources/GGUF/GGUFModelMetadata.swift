@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CheckpointCore
 import ModelArchitecture
 import ShearsJSON
@@ -41,10 +44,15 @@ public struct GGUFModelMetadata: Sendable {
     /// Every `general.architecture` some family reads, for messages.
     public static var readableArchitectures: [String] {
         var out: [String] = []
-        for f in ModelFamilies.all where FusedTensorView.fusedGroups(f.tensors).isEmpty {
+        for f in ModelFamilies.all where readsFusedTensors(f) {
             for a in [f.gguf.architecture] + f.gguf.alsoReads where !out.contains(a) { out.append(a) }
         }
         return out
+    }
+
+    /// Whether every fused tensor of `family` has a llama.cpp name (``GGUFNaming/fusedNames``).
+    static func readsFusedTensors(_ family: any ModelFamily) -> Bool {
+        FusedTensorView.fusedGroups(family.tensors).allSatisfy { family.gguf.fusedNames[$0.name] != nil }
     }
 
     /// Whether the blocks differ in size (a pruned model: per-layer lists in config.json).
@@ -63,7 +71,7 @@ public struct GGUFModelMetadata: Sendable {
         guard let family = ModelFamilies.family(ggufArchitecture: arch) else {
             throw CheckpointError(.unsupportedArchitecture, "architecture '\(arch)' is not supported for conversion; supported: \(Self.readableArchitectures.joined(separator: ", "))", path: f.path)
         }
-        guard FusedTensorView.fusedGroups(family.tensors).isEmpty else {
+        guard Self.readsFusedTensors(family) else {
             throw CheckpointError(.unsupportedArchitecture, "architecture '\(arch)' stores fused tensors (attn_qkv, ffn_up holding gate and up) that Shears does not convert from GGUF yet; convert the Hugging Face checkpoint instead", path: f.path)
         }
         architecture = arch
@@ -180,6 +188,11 @@ public struct GGUFModelMetadata: Sendable {
         bosTokenId = f["tokenizer.ggml.bos_token_id"]?.intValue
         eosTokenId = f["tokenizer.ggml.eos_token_id"]?.intValue
         padTokenId = f["tokenizer.ggml.padding_token_id"]?.intValue
+        if family.gguf.longRopeFactorTensors != nil {
+            let (phi3, longRope) = try Self.phi3Extras(f, arch: arch, headDim: headDim, contextLength: contextLength)
+            extra = phi3
+            if let longRope { ropeScaling = longRope }
+        }
         if family.blocks.isGemma { extra = try Self.gemmaExtras(f, arch: arch, layers: blockCount, hidden: hiddenSize, heads: heads, headDim: headDim, ropeTheta: ropeTheta) }
     }
 
@@ -225,6 +238,57 @@ public struct GGUFModelMetadata: Sendable {
             e["rope_local_base_freq"] = .double(number("rope.freq_base_swa") ?? 10_000)
         }
         return e
+    }
+
+    /// The Phi-3 settings llama.cpp's phi3 files carry (`convert_hf_to_gguf.py` Phi3MiniModel):
+    /// `rope.dimension_count` (partial rotary: the rotated dimensions of a head),
+    /// `rope.scaling.original_context_length`, `attention.sliding_window` (0: none), and for
+    /// longrope the tensors `rope_factors_short` / `rope_factors_long` with
+    /// `rope.scaling.attn_factor` (written as `attention_factor` only where it differs from the
+    /// one transformers derives, sqrt(1 + ln(factor) / ln(original))).
+    /// - Throws: `ggufMissingKey` for rotary dimensions outside the head, factor tensors of the
+    ///   wrong size, or only one of the two.
+    static func phi3Extras(_ f: GGUFFile, arch: String, headDim: Int, contextLength: Int) throws(CheckpointError) -> (JSONObject, JSONObject?) {
+        var e = JSONObject()
+        let rot = f["\(arch).rope.dimension_count"]?.intValue ?? headDim
+        guard rot >= 2, rot % 2 == 0, rot <= headDim else {
+            throw CheckpointError(.ggufMissingKey, "\(arch).rope.dimension_count is \(rot); it must be even, at least 2 and at most the head size \(headDim)", path: f.path)
+        }
+        // The factor whose rotated dimensions (Int(head_dim × factor), as Phi3 computes them) are rot.
+        var factor = Double(rot) / Double(headDim)
+        while Int(Double(headDim) * factor) < rot { factor = factor.nextUp }
+        e["partial_rotary_factor"] = .double(factor)
+        let original = f["\(arch).rope.scaling.original_context_length"]?.intValue ?? contextLength
+        guard original > 0 else {
+            throw CheckpointError(.ggufMissingKey, "\(arch).rope.scaling.original_context_length is 0", path: f.path)
+        }
+        e["original_max_position_embeddings"] = .int(Int64(original))
+        let window = f["\(arch).attention.sliding_window"]?.intValue ?? 0
+        e["sliding_window"] = window > 0 ? .int(Int64(window)) : .null
+        guard let names = ModelFamilies.family(ggufArchitecture: arch)?.gguf.longRopeFactorTensors else { return (e, nil) }
+        let short = f.tensorInfo(named: names.short + ".weight"), long = f.tensorInfo(named: names.long + ".weight")
+        guard short != nil || long != nil else { return (e, nil) }
+        var lists: [[JSONValue]] = []
+        for (name, t) in [(names.short, short), (names.long, long)] {
+            guard let t else {
+                throw CheckpointError(.tensorNotFound, "the file has one of the longrope factor tensors but not \(name).weight", path: f.path, tensor: name + ".weight")
+            }
+            guard t.shape == [rot / 2], !t.type.isQuantized else {
+                throw CheckpointError(.shapeMismatch, "shape \(t.shape) of type \(t.type.name); longrope factors are \(rot / 2) floats (half of \(arch).rope.dimension_count)", path: f.path, tensor: t.name)
+            }
+            let values = try f.floats(t)
+            guard values.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw CheckpointError(.ggufMissingKey, "longrope factors must be positive numbers", path: f.path, tensor: t.name)
+            }
+            lists.append(values.map { .double(Double("\($0)") ?? Double($0)) })
+        }
+        var rope = JSONObject([("rope_type", .string("longrope")), ("long_factor", .array(lists[1])), ("short_factor", .array(lists[0]))])
+        let scale = Double(contextLength) / Double(original)
+        let derived = scale <= 1 ? 1 : (1 + Glibc.log(scale) / Glibc.log(Double(original))).squareRoot()
+        if case .float32(let a)? = f["\(arch).rope.scaling.attn_factor"], a.isFinite, a > 0, abs(Double(a) - derived) > 1e-6 * derived {
+            rope["attention_factor"] = .double(Double("\(a)") ?? Double(a))
+        }
+        return (e, rope)
     }
 
     /// The values of the family's stock `config.json` (``ModelFamily/stockConfig(_:)``).

@@ -67,6 +67,20 @@ public enum GGUFToHuggingFace {
                 warnings.append("\(t.name) is not written: transformers derives rope frequencies from config.json (check rope_scaling)")
                 continue
             }
+            if let r = family.gguf.longRopeFactorTensors, t.name == r.short + ".weight" || t.name == r.long + ".weight" {
+                continue  // longrope's factors: config.json's rope_parameters (GGUFModelMetadata)
+            }
+            // A fused tensor (Phi-3's attn_qkv, ffn_up): the same rows under the Hugging Face name.
+            if let (fused, layer, kind) = family.gguf.fusedReference(of: t.name) {
+                guard kind == .weight || family.tensors.layer.contains(where: { $0.fused?.name == fused && $0.mayHaveBias }) else {
+                    throw CheckpointError(.unsupportedArchitecture, "no Hugging Face name for this \(md.architecture) tensor (the family's \(fused) has no bias)", path: f.path, tensor: t.name)
+                }
+                guard t.type.canDequantize else {
+                    throw CheckpointError(.unsupportedQuantization, "cannot decode ggml type \(t.type.name)", path: f.path, tensor: t.name)
+                }
+                out.append(TensorPlan(source: t, spec: TensorSpec(name: family.tensors.fusedName(fused, kind, layer: layer), dtype: dtype, shape: t.shape), permuteHeads: nil))
+                continue
+            }
             // The Hugging Face side must have the tensor too (a norm or embedding has no bias).
             guard let ref = family.gguf.reference(of: t.name), family.tensors.reference(of: family.tensors.name(ref)) == ref else {
                 throw CheckpointError(.unsupportedArchitecture, "no Hugging Face name for this \(md.architecture) tensor", path: f.path, tensor: t.name)

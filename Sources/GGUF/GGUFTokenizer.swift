@@ -269,29 +269,33 @@ public struct GGUFTokenizer: Sendable {
     ///   - byPosition: rank merges by the merged token's position (Gemma) instead of its score.
     func sentencePieceMerges(_ tokens: [String], byPosition: Bool = false) -> [(String, String)] {
         // Keys compare by bytes: canonically equivalent tokens (Bengali য় as one or two scalars)
-        // are different tokens, as in Python.
-        var index: [UTF8Key: Int] = [:]
-        for (i, t) in tokens.enumerated() { index[UTF8Key(t)] = i }  // the last id wins, as a Python dict
-        var seen = Set<UTF8Key>()
-        var order: [String] = []
-        for t in tokens where seen.insert(UTF8Key(t)).inserted { order.append(t) }
-        var lastScore: [UTF8Key: Float] = [:]
+        // are different tokens, as in Python. Every split is looked up as a slice of the token's
+        // UTF-8 bytes (no string is built per split) and merges are sorted as plain numbers.
+        let bytes = tokens.map { Array($0.utf8) }
+        var index: [ArraySlice<UInt8>: Int32] = [:]
+        index.reserveCapacity(tokens.count)
+        for (i, b) in bytes.enumerated() { index[b[...]] = Int32(i) }  // the last id wins, as a Python dict
         let ranks = byPosition ? tokens.indices.map { -Float($0) } : scores.isEmpty ? [Float](repeating: 0, count: tokens.count) : scores
-        for (t, s) in zip(tokens, ranks) { lastScore[UTF8Key(t)] = s }
-        var all: [(l: String, r: String, score: Float, lenL: Int, lenR: Int, seq: Int)] = []
-        for merged in order {
-            let scalars = Array(merged.unicodeScalars)
-            guard scalars.count > 1 else { continue }
-            var local: [(String, String, Int, Int, Int, Int)] = []
-            for cut in 1..<scalars.count {
-                var l = String.UnicodeScalarView(); l.append(contentsOf: scalars[..<cut])
-                var r = String.UnicodeScalarView(); r.append(contentsOf: scalars[cut...])
-                let ls = String(l), rs = String(r)
-                if let il = index[UTF8Key(ls)], let ir = index[UTF8Key(rs)] { local.append((ls, rs, il, ir, cut, scalars.count - cut)) }
+        struct Merge { var left: Int32, right: Int32, score: Float, lenL: Int32, lenR: Int32, seq: Int32 }
+        var all: [Merge] = []
+        var seen = Set<ArraySlice<UInt8>>(minimumCapacity: tokens.count)
+        var local: [(left: Int32, right: Int32, lenL: Int32)] = []
+        for b in bytes where seen.insert(b[...]).inserted {
+            // A split falls on a scalar boundary: a byte that is not a UTF-8 continuation byte.
+            var scalars: Int32 = 0
+            for x in b where x & 0xC0 != 0x80 { scalars += 1 }
+            guard scalars > 1 else { continue }
+            local.removeAll(keepingCapacity: true)
+            var lenL: Int32 = 0
+            for cut in 1..<b.count where b[cut] & 0xC0 != 0x80 {
+                lenL += 1
+                if let l = index[b[..<cut]], let r = index[b[cut...]] { local.append((l, r, lenL)) }
             }
-            local.sort { ($0.2, $0.3) < ($1.2, $1.3) }
-            let score = lastScore[UTF8Key(merged)] ?? 0
-            for x in local { all.append((x.0, x.1, score, x.4, x.5, all.count)) }
+            local.sort { ($0.left, $0.right) < ($1.left, $1.right) }
+            let score = ranks[Int(index[b[...]]!)]
+            for x in local {
+                all.append(Merge(left: x.left, right: x.right, score: score, lenL: x.lenL, lenR: scalars - x.lenL, seq: Int32(all.count)))
+            }
         }
         // Python: sorted(key=(score, len l, len r), reverse=True), stable.
         all.sort { a, b in
@@ -300,7 +304,7 @@ public struct GGUFTokenizer: Sendable {
             if a.lenR != b.lenR { return a.lenR > b.lenR }
             return a.seq < b.seq
         }
-        return all.map { ($0.l, $0.r) }
+        return all.map { (tokens[Int($0.left)], tokens[Int($0.right)]) }
     }
 
     /// Python's `str.isspace()` (Unicode White_Space and the separators U+001C…U+001F).

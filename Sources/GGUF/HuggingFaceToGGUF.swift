@@ -41,6 +41,8 @@ public enum HuggingFaceToGGUF {
         var order: (Int, Int, Int)
         /// Added to every value (+1 for Gemma's norms: llama.cpp stores 1 + w).
         var offset: Float = 0
+        /// The values of a tensor made from config.json (Phi-3's longrope factors), written as F32.
+        var values: [Float]? = nil
     }
 
     /// llama.cpp's order of a block's tensors (`convert_hf_to_gguf.py`'s): the norms, the attention
@@ -87,17 +89,20 @@ public enum HuggingFaceToGGUF {
         guard let family = ModelFamilies.family(modelType: modelType) else {
             throw CheckpointError(.unsupportedArchitecture, "model_type '\(modelType)' is not supported for GGUF output; supported: \(ModelFamilies.modelTypes.joined(separator: ", "))", path: configPath)
         }
-        guard FusedTensorView.fusedGroups(family.tensors).isEmpty else {
-            throw CheckpointError(.unsupportedConversion, "model_type '\(modelType)' has fused tensors (qkv_proj, gate_up_proj) that Shears does not write as GGUF yet; use llama.cpp's convert_hf_to_gguf.py", path: configPath)
+        guard GGUFModelMetadata.readsFusedTensors(family) else {
+            throw CheckpointError(.unsupportedConversion, "model_type '\(modelType)' has fused tensors that have no llama.cpp name; use llama.cpp's convert_hf_to_gguf.py", path: configPath)
         }
+        let fused = !family.gguf.fusedNames.isEmpty
         let names = family.tensors, ggufNames = family.gguf
         if family is Gemma3Family {
             throw CheckpointError(.unsupportedConversion, "a Gemma3ForConditionalGeneration folder holds a vision tower that llama.cpp keeps in a separate mmproj file; GGUF output of its language model is not supported; convert a Gemma3ForCausalLM (gemma3_text) folder", path: configPath)
         }
-        // Gemma: the description holds what the config's defaults and spellings resolve to.
-        var gemma: ModelDescription? = nil
-        if family.blocks.isGemma {
-            do { gemma = try family.describe(cfg) } catch { throw error.inFile(configPath) }
+        // Gemma, Phi-3: the description holds what the config's defaults and spellings resolve to.
+        var gemma: ModelDescription? = nil, phi3: ModelDescription? = nil
+        if family.blocks.isGemma || fused {
+            let d: ModelDescription
+            do { d = try family.describe(cfg) } catch { throw error.inFile(configPath) }
+            if family.blocks.isGemma { gemma = d } else { phi3 = d }
         }
         func need(_ v: Int?, _ key: String) throws(CheckpointError) -> Int {
             guard let v else { throw CheckpointError(.invalidConfig, "\(key) is missing", path: configPath) }
@@ -138,6 +143,15 @@ public enum HuggingFaceToGGUF {
         let layout: GGUFLayerLayout
         do { layout = try GGUFLayerLayout(sizes: sizes) } catch { throw error.inFile(configPath) }
         let deci = !layout.isUniform
+        if deci && fused {
+            throw CheckpointError(.unsupportedConversion, "per-layer widths of a \(modelType) model cannot be written as GGUF: llama.cpp's \(ggufNames.architecture) loader sizes \(ggufNames.fusedNames.values.sorted().joined(separator: " and ")) and attn_output from one head count and feed-forward length for every block, and deci (which reads per-layer sizes) has no fused tensors; prune with --uniform", path: configPath)
+        }
+        if ggufNames.queryWidthIsHidden, let s = sizes.first, s.numAttentionHeads * headDim != hidden {
+            throw CheckpointError(.unsupportedConversion, "\(s.numAttentionHeads) query heads × head_dim \(headDim) = \(s.numAttentionHeads * headDim) is not hidden_size \(hidden), but llama.cpp's \(ggufNames.architecture) loader sizes the query rows of attn_qkv and attn_output by embedding_length; a \(modelType) model whose heads or hidden channels were pruned cannot be written as GGUF; prune only MLP channels or layers (--strategy block --attention-layers 0:0, or --strategy layer) for llama.cpp", path: configPath)
+        }
+        if fused, let b = layout.blocks.first(where: \.zeroMLP) {
+            throw CheckpointError(.unsupportedConversion, "layer \(b.source) has no MLP channels; llama.cpp's \(ggufNames.architecture) loader reads one feed-forward length for every block and the fused ffn_up cannot be written empty; keep MLP channels in every layer", path: configPath)
+        }
         if deci && family.blocks != .llama {
             throw CheckpointError(.unsupportedConversion, "per-layer widths of a \(modelType) model cannot be written as GGUF: llama.cpp's \(ggufNames.architecture) loader reads one head count and MLP width for every block, and deci (which reads per-layer sizes) runs LLaMA blocks, without this family's layers (\(family.blocks.queryKeyNorm ? "per-head q/k norms" : "its blocks")); prune with --uniform", path: configPath)
         }
@@ -179,6 +193,28 @@ public enum HuggingFaceToGGUF {
         for e in ckpt.entries {
             let name = e.info.name
             if name.hasSuffix(".rotary_emb.inv_freq") { continue }
+            if let (group, layer, kind) = names.fusedReference(of: name) {
+                // Phi-3's qkv_proj / gate_up_proj: stored as they are under llama.cpp's name.
+                guard kind == .weight, let base = ggufNames.fusedNames[group.name] else {
+                    throw CheckpointError(.unsupportedArchitecture, "no GGUF name for this \(modelType) tensor", path: folder, tensor: name)
+                }
+                guard layer < sizes.count else {
+                    throw CheckpointError(.invalidConfig, "tensor of layer \(layer), but the config has \(sizes.count) layers", path: folder, tensor: name)
+                }
+                let s = sizes[layer]
+                let rows = group.blocks.reduce(0) { n, role in
+                    n + (role == .query ? s.numAttentionHeads * headDim : role.isAttention ? s.numKeyValueHeads * headDim : s.intermediateSize)
+                }
+                guard e.info.shape == [rows, hidden] else {
+                    throw CheckpointError(.shapeMismatch, "shape \(e.info.shape) does not match layer \(layer)'s sizes in config.json (\(s)); expected \([rows, hidden])", path: folder, tensor: name)
+                }
+                guard let b = blockOf[layer] else { continue }
+                let gName = GGUFNaming.layerPrefix + String(b) + "." + base + ".weight"
+                let type = chooseType(e.info.shape, source: ggmlType(e.info.dtype) ?? .f32, name: name)
+                plans.append(Plan(hfName: name, spec: GGUFWriter.TensorSpec(name: gName, shape: e.info.shape, type: type), permuteHeads: nil,
+                                  order: order(TensorReference(group.blocks[0], layer: b))))
+                continue
+            }
             guard let ref = names.reference(of: name), ggufNames.name(ref) != nil else {
                 throw CheckpointError(.unsupportedArchitecture, "no GGUF name for this \(modelType) tensor", path: folder, tensor: name)
             }
@@ -286,12 +322,12 @@ public enum HuggingFaceToGGUF {
             md.append(("deci.attention.head_count_kv", try array("num_key_value_heads", layout.blocks.map(\.kvHeads))))
         } else {
             md.append(("\(arch).feed_forward_length", .uint32(try u32(sizes[0].intermediateSize, "intermediate_size"))))
-            md.append(("\(arch).rope.dimension_count", .uint32(try u32(headDim, "head_dim"))))
+            md.append(("\(arch).rope.dimension_count", .uint32(try u32(phi3?.rotaryDimensions ?? headDim, "head_dim"))))
             md.append(("\(arch).attention.head_count", .uint32(try u32(sizes[0].numAttentionHeads, "num_attention_heads"))))
             md.append(("\(arch).attention.head_count_kv", .uint32(try u32(sizes[0].numKeyValueHeads, "num_key_value_heads"))))
         }
-        md.append(("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(cfg.rmsNormEps ?? 1e-6))))
-        md.append(("\(arch).rope.freq_base", .float32(Float(gemma?.ropeTheta ?? cfg.ropeTheta ?? 10_000))))
+        md.append(("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(phi3?.rmsNormEps ?? cfg.rmsNormEps ?? 1e-6))))
+        md.append(("\(arch).rope.freq_base", .float32(Float(gemma?.ropeTheta ?? phi3?.ropeTheta ?? cfg.ropeTheta ?? 10_000))))
         if let g = gemma {
             md += try gemmaMetadata(g, arch: arch, path: configPath)
         }
@@ -301,7 +337,12 @@ public enum HuggingFaceToGGUF {
             md.append(("\(arch).attention.key_length", .uint32(try u32(headDim, "head_dim"))))
             md.append(("\(arch).attention.value_length", .uint32(try u32(headDim, "head_dim"))))
         }
-        if let g = gemma {
+        if let p = phi3 {
+            let (keys, tensors) = try phi3Metadata(p, config: cfg, arch: arch, path: configPath)
+            md += keys
+            plans += tensors
+            plans.sort { $0.order < $1.order }
+        } else if let g = gemma {
             if case .linear(let f) = g.rotaryScaling {
                 md.append(("\(arch).rope.scaling.type", .string(GGUFString("linear"))))
                 md.append(("\(arch).rope.scaling.factor", .float32(Float(f))))
@@ -330,6 +371,10 @@ public enum HuggingFaceToGGUF {
         let writer = try GGUFWriter(path: path, metadata: md, tensors: plans.map(\.spec))
         var done = 0
         for p in plans {
+            if let values = p.values {
+                try writer.write(try Quantize.encode(values, as: .f32))
+                continue
+            }
             guard let hfName = p.hfName else {
                 try writer.write(try Quantize.encode([Float](repeating: 0, count: p.spec.elementCount), as: p.spec.type))
                 continue
@@ -388,6 +433,41 @@ public enum HuggingFaceToGGUF {
             if let f = g.finalLogitSoftcap { md.append(("\(arch).final_logit_softcapping", .float32(Float(f)))) }
         }
         return md
+    }
+
+    /// The keys and tensors llama.cpp's phi3 loader reads beyond the common ones (as
+    /// `convert_hf_to_gguf.py` Phi3MiniModel writes them): `rope.scaling.original_context_length`,
+    /// `attention.sliding_window` (0: none; llama.cpp's phi3 graph runs without it), and for
+    /// longrope `rope.scaling.attn_factor` and the F32 tensors `rope_factors_short` /
+    /// `rope_factors_long` (rotary dimensions / 2 each), which llama.cpp picks by the context size
+    /// as transformers picks by the sequence length.
+    /// - Throws: `unsupportedConversion` for rotary scaling llama.cpp's phi3 cannot express.
+    static func phi3Metadata(_ d: ModelDescription, config: ModelConfiguration, arch: String, path: String) throws(CheckpointError) -> ([(key: String, value: GGUFValue)], [Plan]) {
+        var md: [(key: String, value: GGUFValue)] = []
+        var plans: [Plan] = []
+        var original = config.raw["original_max_position_embeddings"]?.intValue ?? config.maxPositionEmbeddings ?? 2048
+        switch d.rotaryScaling {
+        case .none: break
+        case .longRope(let short, let long, let attention, let o):
+            original = o
+            md.append(("\(arch).rope.scaling.attn_factor", .float32(Float(attention))))
+            if let names = d.family.gguf.longRopeFactorTensors {
+                for (name, values) in [(names.short, short), (names.long, long)] {
+                    var p = Plan(hfName: nil, spec: GGUFWriter.TensorSpec(name: name + ".weight", shape: [values.count], type: .f32), permuteHeads: nil, order: (0, 1, 0))
+                    p.values = values.map { Float($0) }
+                    plans.append(p)
+                }
+            }
+        default:
+            throw CheckpointError(.unsupportedConversion, "rope scaling \(d.rotaryScaling) has no llama.cpp \(arch) metadata; only longrope (or none) can be written", path: path)
+        }
+        guard let o = UInt32(exactly: original) else {
+            throw CheckpointError(.invalidConfig, "original_max_position_embeddings \(original) is outside the uint32 range GGUF stores it in", path: path)
+        }
+        md.append(("\(arch).rope.scaling.original_context_length", .uint32(o)))
+        let window = d.layerAttention.compactMap(\.slidingWindow).first ?? 0
+        md.append(("\(arch).attention.sliding_window", .uint32(UInt32(clamping: window))))
+        return (md, plans)
     }
 
     static func tensorBytes(_ view: TensorView, _ p: Plan, allowOverflow: Bool) throws(CheckpointError) -> [UInt8] {

@@ -67,6 +67,26 @@ public struct TensorNaming: Sendable, Equatable {
         name(TensorReference(role, kind, layer: layer))
     }
 
+    /// The stored fused tensor a name stands for (``FusedRows``, e.g. Phi-3's
+    /// `model.layers.0.self_attn.qkv_proj.weight`): its declaration, layer and kind.
+    public func fusedReference(of name: String) -> (fused: FusedRows, layer: Int, kind: ParameterKind)? {
+        guard let (l, rest) = layerIndex(of: name) else { return nil }
+        for d in layer {
+            guard let f = d.fused, rest.hasPrefix(f.name), rest.dropFirst(f.name.count).first == "." else { continue }
+            switch rest.dropFirst(f.name.count + 1) {
+            case "weight": return (f, l, .weight)
+            case "bias": return (f, l, .bias)
+            default: continue
+            }
+        }
+        return nil
+    }
+
+    /// The full name of the stored fused tensor `fused` of layer `layer`.
+    public func fusedName(_ fused: String, _ kind: ParameterKind = .weight, layer: Int) -> String {
+        layerPrefix + String(layer) + "." + fused + "." + kind.rawValue
+    }
+
     /// Splits `<layerPrefix>{i}.rest` into (i, rest); nil for tensors outside the decoder layers.
     public func layerIndex(of name: String) -> (layer: Int, rest: Substring)? {
         guard name.hasPrefix(layerPrefix) else { return nil }
@@ -114,6 +134,20 @@ public struct GGUFNaming: Sendable, Equatable {
     /// Whether llama.cpp stores every norm weight as 1 + w (Gemma: its converter adds 1 to the
     /// (1 + w) norms' w, transformers' GGUF loader subtracts it).
     public var normWeightsPlusOne = false
+    /// llama.cpp's names of the family's fused tensors (``FusedRows/name`` → GGUF base name, Phi-3:
+    /// `self_attn.qkv_proj` → `attn_qkv`, `mlp.gate_up_proj` → `ffn_up`), stored as they are: the
+    /// same rows in the same order on both sides.
+    public var fusedNames: [String: String] = [:]
+    /// Whether llama.cpp's loader sizes the attention projections by `embedding_length` (phi3:
+    /// `attn_output` is n_embd × n_embd), so that query heads × head_dim must equal hidden_size.
+    public var queryWidthIsHidden = false
+    /// The whole-model tensors holding longrope's short and long factors (phi3:
+    /// `rope_factors_short`, `rope_factors_long`); the Hugging Face side keeps them in config.json.
+    public var longRopeFactorTensors: (short: String, long: String)? {
+        get { longRopeNames.map { ($0[0], $0[1]) } }
+        set { longRopeNames = newValue.map { [$0.short, $0.long] } }
+    }
+    private var longRopeNames: [String]? = nil
 
     public init(architecture: String, alsoReads: [String] = [], permutesQueryKey: Bool, requiresBiases: Bool = false,
                 names: [TensorRole: String]) {
@@ -130,6 +164,22 @@ public struct GGUFNaming: Sendable, Equatable {
     public func name(_ ref: TensorReference) -> String? {
         guard let base = names[ref.role] else { return nil }
         return (ref.layer.map { Self.layerPrefix + String($0) + "." } ?? "") + base + "." + ref.kind.rawValue
+    }
+
+    /// The fused tensor a GGUF name stands for: the family's ``FusedRows/name``, its block and kind.
+    public func fusedReference(of name: String) -> (fused: String, layer: Int, kind: ParameterKind)? {
+        guard name.hasPrefix(Self.layerPrefix) else { return nil }
+        let tail = name.dropFirst(Self.layerPrefix.count)
+        guard let dot = tail.firstIndex(of: "."), let n = Int(tail[..<dot]), n >= 0 else { return nil }
+        let rest = tail[tail.index(after: dot)...]
+        for (fused, base) in fusedNames where rest.hasPrefix(base) && rest.dropFirst(base.count).first == "." {
+            switch rest.dropFirst(base.count + 1) {
+            case "weight": return (fused, n, .weight)
+            case "bias": return (fused, n, .bias)
+            default: continue
+            }
+        }
+        return nil
     }
 
     /// The role, kind and block of a GGUF tensor name.

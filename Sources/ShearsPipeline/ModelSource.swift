@@ -62,7 +62,9 @@ public struct ModelSource {
             tokenizerProblem = "no usable tokenizer in the file's metadata: \(error.message)"
         }
         let quantized = store.file.tensors.contains { $0.type.isQuantized }
-        return ModelSource(path: path, store: store, description: description, companionFolder: nil, builtFiles: files,
+        // Phi-3's attn_qkv / ffn_up arrive under the fused Hugging Face names: read as row blocks.
+        let blocks = try FusedTensorView.unfused(store, model: description)
+        return ModelSource(path: path, store: blocks, description: description, companionFolder: nil, builtFiles: files,
                            dequantizedDType: quantized ? .f32 : nil, tokenizerProblem: tokenizerProblem)
     }
 
@@ -74,7 +76,7 @@ public struct ModelSource {
     /// SentencePiece `llama` vocabularies), or tokenizer_config.json's `add_bos_token`, or a
     /// post-processor that puts a special token first. nil id: no BOS known.
     public func bosSetting() -> (adds: Bool, id: Int32?, source: String) {
-        if let g = store as? GGUFTensorStore {
+        if let g = (store as? GGUFTensorStore) ?? ((store as? FusedTensorView)?.base as? GGUFTensorStore) {
             let f = g.file
             let id = f["tokenizer.ggml.bos_token_id"]?.intValue.flatMap { Int32(exactly: $0) }
             if let b = f["tokenizer.ggml.add_bos_token"]?.boolValue { return (b, id, "tokenizer.ggml.add_bos_token") }

@@ -36,6 +36,13 @@ struct AddedVocabulary: Sendable {
         var specialContents = ByteStringTable()
         let vocabularySize = Int32(model.vocabulary.count)
         var maxAdded: Int32 = -1
+        // Definitions already registered (content bytes and options), and the latest registered
+        // token of each (content, id): hashed, so that large added vocabularies (Gemma's 6,000+
+        // control tokens) register in linear time.
+        struct Definition: Hashable { var content: [UInt8]; var singleWord, lstrip, rstrip, normalized, special: Bool }
+        struct ContentID: Hashable { var content: [UInt8]; var id: Int32 }
+        var defined = Set<Definition>()
+        var latest: [ContentID: AddedToken] = [:]
         for f in list {
             let token = AddedToken(id: Int32(try f.int("id", default: -1)), content: try f.string("content"),
                                    singleWord: try f.bool("single_word", default: false),
@@ -50,9 +57,9 @@ struct AddedVocabulary: Sendable {
                 t.id = -1
                 special.append(t)
             }
-            if ordered.contains(where: { $0.content.utf8.elementsEqual(content) && $0.singleWord == token.singleWord
-                && $0.lstrip == token.lstrip && $0.rstrip == token.rstrip && $0.normalized == token.normalized
-                && $0.special == token.special }) { continue }
+            let definition = Definition(content: content, singleWord: token.singleWord, lstrip: token.lstrip, rstrip: token.rstrip,
+                                        normalized: token.normalized, special: token.special)
+            if !defined.insert(definition).inserted { continue }
             // The id the library assigns: an existing added token's, the model's, or the next free one.
             let id: Int32
             if let existing = idForContent.value(for: content) { id = Int32(existing) }
@@ -65,6 +72,7 @@ struct AddedVocabulary: Sendable {
             var t = token
             t.id = id
             ordered.append(t)
+            latest[ContentID(content: content, id: id)] = t
             if specialContents.value(for: content) == nil { plain.append(t) }
         }
         // The registration order used for matching: special tokens, then the others.
@@ -74,7 +82,7 @@ struct AddedVocabulary: Sendable {
             s.id = Int32(id)
             // The special list keeps the first definition; its options are those of the last
             // definition with that content, as the library's id → token map holds.
-            if let latest = ordered.last(where: { $0.content == s.content && $0.id == s.id }) { s = latest }
+            if let l = latest[ContentID(content: Array(s.content.utf8), id: s.id)] { s = l }
             matching.append(s)
         }
         matching.append(contentsOf: plain)

@@ -10,8 +10,8 @@ import ModelArchitecture
 /// to 1e-5 relative, every gradient and Fisher sum (blocks fused back to the stored tensors) to
 /// 1e-4, greedy tokens equal.
 @Suite struct Phi3GoldenTests {
-    static let cases = ["phi3-gqa-longrope-partial", "phi3-mha-tied", "phi3-kv1-longrope-short", "phi3-eval"]
-    static let gradientCases = ["phi3-gqa-longrope-partial", "phi3-mha-tied", "phi3-kv1-longrope-short"]
+    static let cases = ["phi3-gqa-longrope-partial", "phi3-mha-tied", "phi3-kv1-longrope-short", "phi3-eval", "phi3-window4"]
+    static let gradientCases = ["phi3-gqa-longrope-partial", "phi3-mha-tied", "phi3-kv1-longrope-short", "phi3-window4"]
 
     func batch(_ g: Golden) throws -> TokenBatch {
         let ids = try g.ints("tokens").map(Int32.init)
@@ -111,14 +111,21 @@ import ModelArchitecture
         #expect(out.map(Int.init) == (try g.ints("greedy.continuation")), "\(name): \(out)")
     }
 
-    /// A sliding window of 4 tokens, shorter than the 9-token batch: exact once the engine applies
-    /// ``LayerAttention/slidingWindow`` (the sliding-window masks of the Gemma work).
-    @Test(.disabled("sliding-window masks arrive with the Gemma engine work")) func slidingWindowShorterThanTheSequence() throws {
+    /// A sliding window of 4 tokens, shorter than the 9-token batch (``LayerAttention/slidingWindow``
+    /// on every Phi-3 layer): the logits, gradients and greedy tokens above (`phi3-window4` is in
+    /// `cases` and `gradientCases`; its 12-token generation runs the KV cache past the window)
+    /// match transformers', and the same weights without the window do not.
+    @Test func slidingWindowShorterThanTheSequence() throws {
         let model = try LlamaModel(path: Fixture.engine("phi3-window4"))
-        #expect(model.description.attention(ofLayer: 0).slidingWindow == 4)
+        #expect((0..<2).allSatisfy { model.description.attention(ofLayer: $0).slidingWindow == 4 })
         let g = try Golden(Fixture.engine("phi3-window4") + "/golden.safetensors")
-        let e = relativeError(try model.logits(try batch(g)).values, try g.floats("logits"))
+        let want = try g.floats("logits")
+        let e = relativeError(try model.logits(try batch(g)).values, want)
         #expect(e < 1e-5, "logits relative error \(e)")
+        var full = model.description
+        full.layerAttention = Array(repeating: .full, count: full.layerCount)
+        let unwindowed = try LlamaModel(store: model.checkpoint, description: full)
+        let f = relativeError(try unwindowed.logits(try batch(g)).values, want)
+        #expect(f > 1e-3, "without the window the logits should differ (relative error \(f))")
     }
 }
-

@@ -95,4 +95,20 @@ import ShearsJSON
         #expect(group.status == 64 && group.stderr.contains("one KV head"), "\(group.stderr)")
         #expect(!FileSystem.isFile(dir + "/c/config.json") && !FileSystem.isFile(dir + "/k/config.json"))
     }
+
+    /// The same refusals on a tied Gemma 2 (soft-caps, windows): hidden channels (the embedding
+    /// scale √hidden_size), and a recovery bias on the down projection, which Gemma 2's
+    /// post-feedforward norm would normalise away. Nothing is written.
+    @Test func refusesWhatGemma2CannotRemoveExactly() {
+        let dir = temporaryFolder("shears-gemma2-refuse")
+        defer { removeFolder(dir) }
+        let gemma2 = fixturesPath + "/engine/gemma2-softcap-window"
+        let channel = CommandRunner.run(["prune", gemma2, dir + "/c", "--strategy", "channel", "--ratio", "0.25", "--importance", "l2"])
+        #expect(channel.status == 64 && channel.stderr.contains("gemma2 multiplies its embeddings by √hidden_size")
+                && channel.stderr.contains("use --strategy block or layer"), "\(channel.stderr)")
+        let recover = CommandRunner.run(["prune", gemma2, dir + "/r", "--strategy", "block", "--ratio", "0.5", "--attention-layers", "0:0",
+                                         "--mlp-layers", "0:2", "--importance", "l2", "--recover", "bias"] + Self.calibration)
+        #expect(recover.status == 64 && recover.stderr.contains("post-feedforward norm") && recover.stderr.contains("--recover none"), "\(recover.stderr)")
+        #expect(!FileSystem.isFile(dir + "/c/config.json") && !FileSystem.isFile(dir + "/r/config.json"))
+    }
 }

@@ -50,15 +50,25 @@ public struct Phi3Family: ModelFamily {
             TensorDeclaration(.down, "mlp.down_proj", rows: [.hidden], columns: .mlpChannels),
         ])
 
-    /// llama.cpp's phi3 names for the tensors stored alone (its fused `attn_qkv` and `ffn_up`
-    /// are not converted yet).
-    public static let ggufNames = GGUFNaming(
-        architecture: "phi3", permutesQueryKey: false,
-        names: [
-            .embedding: "token_embd", .finalNorm: "output_norm", .lmHead: "output",
-            .inputNorm: "attn_norm", .postAttentionNorm: "ffn_norm",
-            .output: "attn_output", .down: "ffn_down",
-        ])
+    /// llama.cpp's phi3 names (`convert_hf_to_gguf.py` Phi3MiniModel, `llama-model.cpp`
+    /// LLM_ARCH_PHI3): the fused tensors stored as they are (`attn_qkv` holds the query, key and
+    /// value rows; `ffn_up` the gate rows, then the up rows, which llama.cpp's SwiGLU splits in
+    /// half), Q and K unpermuted (NeoX rotary), longrope's factors as the whole-model tensors
+    /// `rope_factors_short` / `rope_factors_long`. The loader sizes `attn_qkv` and `attn_output`
+    /// by `embedding_length` and reads one head count and feed-forward length for every block.
+    public static let ggufNames: GGUFNaming = {
+        var g = GGUFNaming(
+            architecture: "phi3", permutesQueryKey: false,
+            names: [
+                .embedding: "token_embd", .finalNorm: "output_norm", .lmHead: "output",
+                .inputNorm: "attn_norm", .postAttentionNorm: "ffn_norm",
+                .output: "attn_output", .down: "ffn_down",
+            ])
+        g.fusedNames = [qkv.name: "attn_qkv", gateUp.name: "ffn_up"]
+        g.queryWidthIsHidden = true
+        g.longRopeFactorTensors = (short: "rope_factors_short", long: "rope_factors_long")
+        return g
+    }()
 
     public func describe(_ c: ModelConfiguration) throws(CheckpointError) -> ModelDescription {
         var c = c
@@ -82,13 +92,26 @@ public struct Phi3Family: ModelFamily {
         return d
     }
 
+    /// A stock Phi3Config in transformers 5's spelling (`rope_parameters`). ``StockConfigValues/extra``
+    /// may hold `partial_rotary_factor`, `original_max_position_embeddings` and `sliding_window`
+    /// (null: none); ``StockConfigValues/ropeScaling`` longrope's factors.
     public func stockConfig(_ v: StockConfigValues) -> JSONObject {
         var o = LlamaFamily.decoderConfig(v, family: self, mlpBiasKey: false)
         o["attention_bias"] = nil
         o["embd_pdrop"] = .double(0)
         o["resid_pdrop"] = .double(0)
-        o["original_max_position_embeddings"] = .int(Int64(v.contextLength))
-        o["sliding_window"] = .null
+        let original = v.extra["original_max_position_embeddings"] ?? .int(Int64(v.contextLength))
+        let factor = v.extra["partial_rotary_factor"] ?? .double(1)
+        o["original_max_position_embeddings"] = original
+        o["partial_rotary_factor"] = factor
+        var rope = v.ropeScaling ?? JSONObject([("rope_type", .string("default"))])
+        if (rope["rope_type"]?.stringValue ?? rope["type"]?.stringValue) == "longrope" { rope["original_max_position_embeddings"] = original }
+        rope["partial_rotary_factor"] = factor
+        rope["rope_theta"] = .double(v.ropeTheta)
+        o["rope_scaling"] = nil
+        o["rope_theta"] = nil
+        o["rope_parameters"] = .object(rope)
+        o["sliding_window"] = v.extra["sliding_window"] ?? .null
         return o
     }
 }
