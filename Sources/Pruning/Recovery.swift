@@ -76,7 +76,8 @@ public enum Recovery {
             let m = rowsUsed.count
             var csub = [Double](repeating: 0, count: m * k)
             for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = cov[r, c] } }
-            var out = method == .ls ? [Double](repeating: 0, count: h * k) : wk
+            var out: [Double]
+            if method == .ls { out = [Double](repeating: 0, count: h * k) } else { out = wk; wk = [] }  // no second copy of W_K
             let block = Self.solveBlockRows(rows: h, removed: m, kept: k, memory: solveMemory)
             for r0 in stride(from: 0, to: h, by: block) {
                 let hb = min(block, h - r0)
