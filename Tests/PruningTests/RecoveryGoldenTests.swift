@@ -188,6 +188,9 @@ import Testing
         #expect(a.count == width * width && a == b)
         let golden = try Golden("tiny-gqa")
         #expect(Self.agree(b, try golden.doubles64(golden.reference, name + ".cov")))
+        #expect(try FileSystem.contents(of: folder).isEmpty)
+        // A folder that cannot take the file is an error naming it, not a crash.
+        #expect(throws: CheckpointError.self) { try SiteStatistics(width: 8, spillingCovarianceInto: folder + "/missing") }
     }
 
     /// One statistics pass that selects and refits each layer in turn (what `prune` does for
