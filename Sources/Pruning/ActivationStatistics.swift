@@ -1,3 +1,4 @@
+import CheckpointCore
 import ShearsBLAS
 
 /// Which linear layer's input a statistic describes (formats/recovery.md §2).
@@ -21,8 +22,9 @@ public struct SiteStatistics: Sendable, Equatable {
     public private(set) var mean: [Double]
     var m2: [Double]
     public private(set) var sqnorm: [Double]
-    /// Σ (x − shift)(x − shift)ᵀ, row-major `width × width`, when the covariance is wanted.
-    var shiftedGram: [Double]?
+    /// Σ (x − shift)(x − shift)ᵀ, row-major `width × width` (lower triangle), when the covariance
+    /// is wanted: in memory or spilled to a file (``GramBuffer``).
+    var shiftedGram: GramBuffer?
     var shift: [Double]?
     var shiftedSum: [Double]?
 
@@ -31,25 +33,65 @@ public struct SiteStatistics: Sendable, Equatable {
         mean = [Double](repeating: 0, count: width)
         m2 = mean
         sqnorm = mean
-        if covariance { shiftedGram = [Double](repeating: 0, count: width * width) }
+        if covariance { shiftedGram = GramBuffer(count: width * width) }
+    }
+
+    /// Statistics whose covariance accumulates in a file of `folder` (see ``GramBuffer``).
+    public init(width: Int, spillingCovarianceInto folder: String) throws(CheckpointError) {
+        self.width = width
+        mean = [Double](repeating: 0, count: width)
+        m2 = mean
+        sqnorm = mean
+        shiftedGram = try GramBuffer(count: width * width, spillingInto: folder)
+    }
+
+    /// Bytes of the covariance accumulator of a site `width` wide.
+    public static func covarianceBytes(width: Int) -> Int {
+        width.multipliedReportingOverflow(by: width).partialValue.multipliedReportingOverflow(by: MemoryLayout<Double>.stride).partialValue
     }
 
     public var wantsCovariance: Bool { shiftedGram != nil }
+    /// Whether the covariance accumulator lives in a file.
+    public var covarianceIsSpilled: Bool { shiftedGram?.isSpilled ?? false }
+
+    public static func == (a: SiteStatistics, b: SiteStatistics) -> Bool {
+        a.width == b.width && a.count == b.count && a.mean == b.mean && a.m2 == b.m2 && a.sqnorm == b.sqnorm
+            && a.shift == b.shift && a.shiftedSum == b.shiftedSum && a.shiftedGram?.values == b.shiftedGram?.values
+    }
 
     /// Sample variance `M2 / (n − 1)` (0 for fewer than two rows).
     public var variance: [Double] { count < 2 ? [Double](repeating: 0, count: width) : m2.map { $0 / Double(count - 1) } }
 
     /// The centered covariance `(1/n) Σ (x − mean)(x − mean)ᵀ`, row-major, or nil when not accumulated.
     public var covariance: [Double]? {
-        guard let g = shiftedGram, let s = shiftedSum, count > 0 else { return nil }
-        let n = Double(count)
-        var c = g
-        DoubleBLAS.symmetrize(&c, n: width)
-        let d = s.map { $0 / n }   // mean − shift
+        guard let view = covarianceView else { return nil }
+        var c = [Double](repeating: 0, count: width * width)
         for i in 0..<width {
-            for j in 0..<width { c[i * width + j] = c[i * width + j] / n - d[i] * d[j] }
+            for j in 0..<width { c[i * width + j] = view[i, j] }
         }
         return c
+    }
+
+    /// Entries of the centered covariance read from the accumulator without a copy of the whole
+    /// matrix (the same values as ``covariance``).
+    public var covarianceView: CovarianceView? {
+        guard let g = shiftedGram, let s = shiftedSum, count > 0 else { return nil }
+        let n = Double(count)
+        return CovarianceView(gram: g, width: width, n: n, offset: s.map { $0 / n })
+    }
+
+    /// The centered covariance, entry by entry: `C[i, j] = G[max, min] / n − d_i d_j` with `G` the
+    /// shifted Gram matrix (lower triangle) and `d = mean − shift`.
+    public struct CovarianceView {
+        let gram: GramBuffer
+        public let width: Int
+        let n: Double
+        let offset: [Double]   // mean − shift
+
+        public subscript(i: Int, j: Int) -> Double {
+            let g = i >= j ? gram[i * width + j] : gram[j * width + i]
+            return g / n - offset[i] * offset[j]
+        }
     }
 
     /// Adds `rows` rows of `width` floats (row-major).
@@ -85,7 +127,7 @@ public struct SiteStatistics: Sendable, Equatable {
                 let base = r * w
                 for j in 0..<w { let v = Double(x[base + j]) - s[j]; centered[base + j] = v; shiftedSum![j] += v }
             }
-            DoubleBLAS.addGram(centered, rows: rows, width: w, into: &shiftedGram!)
+            shiftedGram!.withUnsafeMutableBufferPointer { DoubleBLAS.addGram(centered, rows: rows, width: w, into: $0) }
         }
         count += rows
     }

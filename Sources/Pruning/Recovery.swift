@@ -18,12 +18,24 @@ public enum Recovery {
         public var cols: Int
     }
 
+    /// Output rows per block of the least-squares solve: all `rows` when `memory` (bytes for a
+    /// block's `W_P` rows and right-hand sides, `(removed + kept)` Float64 per row) is nil or holds
+    /// them; at least one.
+    public static func solveBlockRows(rows: Int, removed: Int, kept: Int, memory: Int?) -> Int {
+        guard let memory else { return max(rows, 1) }
+        let perRow = max(1, (removed + kept) * MemoryLayout<Double>.stride)
+        return max(1, min(rows, memory / perRow))
+    }
+
     /// Recovers projection `weight` (`[rows, cols]`, row-major, float64) whose input channels
     /// outside `kept` are removed, from the statistics of its input.
+    /// - Parameter solveMemory: bytes the least-squares solve may use per block of output rows
+    ///   besides the kept covariance (nil: one block); see ``solveBlockRows(rows:removed:kept:memory:)``.
     /// - Throws: `invalidArgument` when the kept inputs' covariance is singular (zero damping) or
     ///   the covariance was not accumulated.
     public static func refit(_ method: RecoveryMethod, weight w: [Double], rows h: Int, cols n: Int, bias b0: [Double]?,
-                             kept: [Int], statistics st: SiteStatistics, damping: Double?, what: String) throws(CheckpointError) -> Refit {
+                             kept: [Int], statistics st: SiteStatistics, damping: Double?, what: String,
+                             solveMemory: Int? = nil) throws(CheckpointError) -> Refit {
         precondition(w.count == h * n && st.width == n && (b0 == nil || b0!.count == h), "Recovery.refit: sizes")
         var isKept = [Bool](repeating: false, count: n)
         for k in kept { isKept[k] = true }
@@ -44,33 +56,41 @@ public enum Recovery {
             }
             return Refit(weight: wk, bias: bias, rows: h, cols: k)
         case .ls, .anchoredLS:
-            guard let cov = st.covariance else {
+            guard let cov = st.covarianceView else {
                 throw CheckpointError(.invalidArgument, "\(what): the input covariance was not accumulated")
             }
             var a = [Double](repeating: 0, count: k * k)
             var trace = 0.0
             for (i, ci) in kept.enumerated() {
-                for (j, cj) in kept.enumerated() { a[i * k + j] = cov[ci * n + cj] }
-                trace += cov[ci * n + ci]
+                for (j, cj) in kept.enumerated() { a[i * k + j] = cov[ci, cj] }
+                trace += cov[ci, ci]
             }
             let lambda = (damping ?? 0) * (k > 0 ? trace / Double(k) : 0)
             for i in 0..<k { a[i * k + i] += lambda }
-            // R = W·C[:, K] (ls) or W_P·C[P, K] (anchored-ls), [h, k].
-            let rowsUsed = method == .ls ? Array(0..<n) : removed
-            let m = rowsUsed.count
-            var wsub = [Double](repeating: 0, count: h * m), csub = [Double](repeating: 0, count: m * k)
-            for i in 0..<h { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = w[i * n + c] } }
-            for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = cov[r * n + c] } }
-            var r = [Double](repeating: 0, count: h * k)
-            DoubleBLAS.gemm(m: h, n: k, k: m, wsub, csub, &r)
-            // Solve A·Xᵀ = Rᵀ (A symmetric): Xᵀ is [k, h].
-            var rt = [Double](repeating: 0, count: k * h)
-            for i in 0..<h { for j in 0..<k { rt[j * h + i] = r[i * k + j] } }
-            guard DoubleBLAS.choleskySolve(a, n: k, &rt, nrhs: h) else {
+            guard DoubleBLAS.choleskyFactor(&a, n: k) else {
                 throw CheckpointError(.invalidArgument, "\(what): the covariance of the kept inputs is not positive definite; use a positive --damping (it is \(damping ?? 0))")
             }
-            var out = method == .ls ? [Double](repeating: 0, count: h * k) : wk
-            for i in 0..<h { for j in 0..<k { out[i * k + j] += rt[j * h + i] } }
+            // R = W·C[:, K] (ls) or W_P·C[P, K] (anchored-ls), [h, k], in blocks of output rows;
+            // each block's rows are the right-hand sides of A·Xᵀ = Rᵀ (A symmetric): X = R·A⁻¹.
+            let rowsUsed = method == .ls ? Array(0..<n) : removed
+            let m = rowsUsed.count
+            var csub = [Double](repeating: 0, count: m * k)
+            for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = cov[r, c] } }
+            var out: [Double]
+            if method == .ls { out = [Double](repeating: 0, count: h * k) } else { out = wk; wk = [] }  // no second copy of W_K
+            let block = Self.solveBlockRows(rows: h, removed: m, kept: k, memory: solveMemory)
+            for r0 in stride(from: 0, to: h, by: block) {
+                let hb = min(block, h - r0)
+                var wsub = [Double](repeating: 0, count: hb * m)
+                for i in 0..<hb { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = w[(r0 + i) * n + c] } }
+                var r = [Double](repeating: 0, count: hb * k)
+                DoubleBLAS.gemm(m: hb, n: k, k: m, wsub, csub, &r)
+                // Row-major R [hb, k] is column-major Rᵀ [k, hb]: the right-hand sides as LAPACK wants them.
+                guard DoubleBLAS.choleskySolve(factored: a, n: k, columnMajor: &r, nrhs: hb) else {
+                    throw CheckpointError(.invalidArgument, "\(what): the Cholesky solve failed")
+                }
+                for i in 0..<hb { for j in 0..<k { out[(r0 + i) * k + j] += r[i * k + j] } }
+            }
             // b' = b0 + W·μ − W'·μ_K
             for i in 0..<h {
                 var s = 0.0
@@ -125,6 +145,23 @@ public struct RecoveryRun {
     /// estimator): given the layer and its statistics, updates the plan.
     public var selectLayer: ((Int, ActivationStatistics, inout PruningPlan) throws -> Void)?
     public var progress: ((Int, Int) -> Void)?
+    /// Bytes one layer's covariance accumulators may take in memory; a site whose accumulator
+    /// (`width² × 8` bytes) would take the layer's total past it accumulates in a file of the
+    /// scratch folder instead (``GramBuffer``). Default: no limit.
+    public var covarianceMemory = Int.max
+    /// Bytes per block of output rows of the least-squares solves (``Recovery/solveBlockRows(rows:removed:kept:memory:)``);
+    /// nil: one block.
+    public var solveMemory: Int? = nil
+
+    /// Where the time went (seconds): the forward statistics pass, the selection and refits, the
+    /// scratch files; and how many covariance accumulators were spilled.
+    public struct Timing: Sendable {
+        public var statistics = 0.0
+        public var solves = 0.0
+        public var scratch = 0.0
+        public var spilledSites = 0
+        public init() {}
+    }
 
     public init(source: any TensorStore, settings: PruningSettings) {
         self.source = source
@@ -138,6 +175,15 @@ public struct RecoveryRun {
     ///   means suffice for `bias` without sequential statistics, and then no pass runs.
     public func run(plan: inout PruningPlan, openStream: () throws -> any ActivationStream, scratch: String,
                     reuse: ActivationStatistics? = nil) throws -> RecoveredTensors {
+        var timing = Timing()
+        return try run(plan: &plan, openStream: openStream, scratch: scratch, reuse: reuse, timing: &timing)
+    }
+
+    /// ``run(plan:openStream:scratch:reuse:)``, reporting where the time went.
+    public func run(plan: inout PruningPlan, openStream: () throws -> any ActivationStream, scratch: String,
+                    reuse: ActivationStatistics?, timing: inout Timing) throws -> RecoveredTensors {
+        var clock = Self.now()
+        func lap(_ into: inout Double) { let t = Self.now(); into += t - clock; clock = t }
         let s = settings, shape = plan.shape, d = shape.headDim
         var out = RecoveredTensors()
         out.statisticsSource = s.sequential ? "sequential" : "original"
@@ -163,13 +209,25 @@ public struct RecoveryRun {
                         try stream.observe(advance: true) { _, _, _ in }
                     }
                 } else {
+                    var inMemory = 0
                     try stream.observe(advance: !s.sequential) { site, values, rows in
                         guard let c = wanted[site] else { return }
-                        if layerStats.layers[l][site] == nil { layerStats.layers[l][site] = SiteStatistics(width: values.count / max(rows, 1), covariance: c) }
+                        if layerStats.layers[l][site] == nil {
+                            let width = values.count / max(rows, 1)
+                            let bytes = c ? SiteStatistics.covarianceBytes(width: width) : 0
+                            if c && bytes > covarianceMemory - inMemory {
+                                layerStats.layers[l][site] = try SiteStatistics(width: width, spillingCovarianceInto: scratch)
+                                timing.spilledSites += 1
+                            } else {
+                                layerStats.layers[l][site] = SiteStatistics(width: width, covariance: c)
+                                inMemory += bytes
+                            }
+                        }
                         layerStats.layers[l][site]!.add(values, rows: rows)
                     }
                 }
             }
+            lap(&timing.statistics)
             if let selectLayer, !wanted.isEmpty { try selectLayer(l, layerStats, &plan) }
 
             // Refits, written as this layer's scratch file.
@@ -196,7 +254,8 @@ public struct RecoveryRun {
                         throw CheckpointError(.invalidArgument, "no \(site.rawValue) statistics for layer \(l)", tensor: proj)
                     }
                     refit = try Recovery.refit(method, weight: w, rows: h, cols: width, bias: b0, kept: kept, statistics: st,
-                                               damping: s.effectiveDamping, what: "layer \(l) \(site == .attention ? "output" : "down") projection")
+                                               damping: s.effectiveDamping, what: "layer \(l) \(site == .attention ? "output" : "down") projection",
+                                               solveMemory: solveMemory)
                     if method != .bias {
                         specs.append(TensorSpec(name: proj, dtype: .f32, shape: [h, kept.count]))
                         data[proj] = refit.weight.map(Float.init)
@@ -219,12 +278,14 @@ public struct RecoveryRun {
                                                                         bias: hasBias ? try Self.rounded(refit.bias.map(Float.init), to: dtype) : nil)
                 }
             }
+            lap(&timing.solves)
             if !specs.isEmpty {
                 let path = FileSystem.join(scratch, "layer-\(l).safetensors")
                 try SafetensorsWriter.write(path: path, tensors: specs) { spec throws(CheckpointError) in .floats(data[spec.name]!) }
                 let c = try Checkpoint.open(path)
                 for spec in specs { out.values[spec.name] = c }
             }
+            lap(&timing.scratch)
             if s.sequential, let stream {
                 try stream.advance(outputProjection: replacements[ActivationSite.attention.rawValue], downProjection: replacements[ActivationSite.mlp.rawValue])
             }
@@ -232,6 +293,12 @@ public struct RecoveryRun {
         }
         if out.attentionBias || out.mlpBias { out.addCompatibilityBiases(source, plan: plan) }
         return out
+    }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     /// `values` rounded to `dtype` and back (round to nearest even), as stored.

@@ -17,6 +17,17 @@ public enum DoubleBLAS {
         }
     }
 
+    /// `c += aᵀ·a` into the lower triangle of a `w × w` row-major buffer (memory or a mapped file),
+    /// as the array form does.
+    public static func addGram(_ a: [Double], rows: Int, width w: Int, into c: UnsafeMutableBufferPointer<Double>) {
+        precondition(a.count == rows * w && c.count == w * w, "DoubleBLAS.addGram: sizes")
+        guard rows > 0, w > 0 else { return }
+        OpenBLASIdleWait.apply()
+        a.withUnsafeBufferPointer { pa in
+            cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(w), Int32(rows), 1, pa.baseAddress, Int32(w), 1, c.baseAddress, Int32(w))
+        }
+    }
+
     /// Copies the lower triangle of the `n × n` row-major matrix into the upper one.
     public static func symmetrize(_ c: inout [Double], n: Int) {
         precondition(c.count == n * n)
@@ -39,6 +50,34 @@ public enum DoubleBLAS {
                 }
             }
         }
+    }
+
+    /// Factors the symmetric positive definite `n × n` matrix `a` in place (Cholesky, LAPACK
+    /// `dpotrf`, lower triangle in row-major terms); use it with ``choleskySolve(factored:n:columnMajor:nrhs:)``.
+    /// - Returns: false when `a` is not positive definite.
+    public static func choleskyFactor(_ a: inout [Double], n: Int) -> Bool {
+        precondition(a.count == n * n, "DoubleBLAS.choleskyFactor: sizes")
+        guard n > 0 else { return true }
+        OpenBLASIdleWait.apply()
+        var info: Int32 = 0
+        var nn = Int32(n), lda = Int32(n)
+        var uplo = CChar(UInt8(ascii: "L"))
+        dpotrf_(&uplo, &nn, &a, &lda, &info)
+        return info == 0
+    }
+
+    /// Solves `A·X = B` with `A` factored by ``choleskyFactor(_:n:)``; `b` holds `nrhs` right-hand
+    /// sides of `n` values each, one after the other (column-major `n × nrhs`, i.e. row-major
+    /// `nrhs × n`), and is overwritten by `X` in the same layout.
+    public static func choleskySolve(factored f: [Double], n: Int, columnMajor b: inout [Double], nrhs: Int) -> Bool {
+        precondition(f.count == n * n && b.count == n * nrhs, "DoubleBLAS.choleskySolve: sizes")
+        guard n > 0, nrhs > 0 else { return true }
+        OpenBLASIdleWait.apply()
+        var info: Int32 = 0
+        var nn = Int32(n), lda = Int32(n), r = Int32(nrhs), ldb = Int32(n)
+        var uplo = CChar(UInt8(ascii: "L"))
+        dpotrs_(&uplo, &nn, &r, f, &lda, &b, &ldb, &info)
+        return info == 0
     }
 
     /// Solves `A·X = B` for a symmetric positive definite `A` (`n × n`) and `B` (`n × nrhs`,

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CheckpointCore
 import CompactFormat
+import Engine
 import GGUF
 import ModelArchitecture
 import Pruning
@@ -44,6 +45,11 @@ public struct PruneJob {
     public var gradients: (any GradientSource)? = nil
     /// Activations for `wanda-sp`, `wifv`, `--recover` and `--sequential` (``EngineActivationSource``).
     public var activations: (any ActivationSource)? = nil
+    /// The memory recovery may plan for, in bytes (nil: the engine's ``MemoryBudget/current``):
+    /// a layer's covariance accumulators are kept in memory up to a quarter of it and spilled to a
+    /// file in the output's staging area beyond; the least-squares solves work in blocks of output
+    /// rows of at most an eighth of it.
+    public var memoryLimit: Int? = nil
 
     public init(source: String, output: String, settings: PruningSettings = PruningSettings()) {
         self.source = source
@@ -221,8 +227,14 @@ public struct PruneJob {
         }
         var reusable: ActivationStatistics? = nil
         let sequentialSelection = settings.sequential && settings.importance.needsActivations && needsScores
+        // wanda-sp/wifv with ls/anchored-ls, when each layer's selection depends on its own scores
+        // only: one statistics pass gives each layer's scores and covariances, and the layer is
+        // selected and refit before the next (docs/scaling.md).
+        let onePass = !sequentialSelection && !dryRun && settings.importance.needsActivations && needsScores
+            && settings.recovery.needsCovariance && settings.strategy == .block && settings.scope == .local
+            && settings.allocation == .uniform && settings.iterativeSteps == 1
         switch settings.importance {
-        case _ where sequentialSelection:
+        case _ where sequentialSelection || onePass:
             plan = PruningPlan(unpruned: shape)   // decided layer by layer below
         case .taylor where needsScores:
             guard let gradients else {
@@ -265,11 +277,16 @@ public struct PruneJob {
         let recoveryScratch = FileSystem.join(output, ".shears-recovery")
         defer { StagedFolder.removeFlat(recoveryScratch) }
         if (settings.recovery != .none && !dryRun) || sequentialSelection {
-            let what = settings.recovery == .none ? "sequential selection" : "recovery (\(settings.recovery.rawValue), \(settings.sequential ? "sequential" : "original") statistics)"
+            let what = settings.recovery == .none ? "sequential selection"
+                : onePass ? "\(settings.importance.rawValue) scores, selection and recovery (\(settings.recovery.rawValue)) in one statistics pass"
+                : "recovery (\(settings.recovery.rawValue), \(settings.sequential ? "sequential" : "original") statistics)"
             report(.message("prune: \(what) on \(settings.statisticsSamples) × \(settings.statisticsSeqLen) tokens"))
             try FileSystem.createDirectory(output)
             var run = RecoveryRun(source: source, settings: settings)
-            if sequentialSelection {
+            let limit = memoryLimit ?? MemoryBudget.current.bytes
+            run.covarianceMemory = limit / 4
+            run.solveMemory = limit / 8
+            if sequentialSelection || onePass {
                 let kind = settings.importance
                 run.selectLayer = { l, stats, plan in
                     var s = settings
@@ -282,9 +299,12 @@ public struct PruneJob {
             let phase = "prune: recovery (layers)"
             let activations = try activationSource()
             run.progress = { done, total in report(.progress(phase: phase, done: done, total: total)) }
+            var timing = RecoveryRun.Timing()
             recovered = try run.run(plan: &plan, openStream: { try activations.stream(model: model.path, windows: windows(1)) },
-                                    scratch: recoveryScratch, reuse: reusable)
+                                    scratch: recoveryScratch, reuse: reusable, timing: &timing)
             report(.finished(phase: phase))
+            let spilled = timing.spilledSites == 0 ? "" : "; \(timing.spilledSites) covariance accumulators spilled to disk"
+            report(.message("prune: recovery time: statistics \(Self.seconds(timing.statistics)) s, selection and solves \(Self.seconds(timing.solves)) s, scratch files \(Self.seconds(timing.scratch)) s\(spilled)"))
         }
 
         // Output.
@@ -321,6 +341,11 @@ public struct PruneJob {
         let manifestPath = FileSystem.join(output, "pruning-manifest.json")
         try AtomicFile.write(manifest.bytes, to: manifestPath)
         return Result(manifest: manifest, source: model, manifestPath: manifestPath, outputBytes: fileSizes)
+    }
+
+    static func seconds(_ t: Double) -> String {
+        let tenths = Int((t * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
     }
 
     /// Elements of an added bias: the output width of its projection in `plan`'s result.

@@ -142,16 +142,97 @@ import Testing
                                                   (.mlp, "down_proj", plan.layers[l].keptChannels, g.shape.intermediateSize)] where kept.count < width {
                     let wName = site == .attention ? g.shape.name(.output, layer: l) : g.shape.name(.down, layer: l)
                     let w = try g.weights.tensor(named: wName).floats().map(Double.init)
-                    let refit = try Recovery.refit(method, weight: w, rows: g.shape.hiddenSize, cols: width, bias: nil, kept: kept,
-                                                   statistics: try #require(g.statistics.site(l, site)), damping: damping, what: wName)
                     let key = "\(r["name"]!.stringValue!) layer \(l) \(proj)"
-                    #expect(Self.agree(refit.weight, try g.doubles64(file, "layers.\(l).\(proj).weight")), "\(key) weight")
-                    #expect(Self.agree(refit.bias, try g.doubles64(file, "layers.\(l).\(proj).bias")), "\(key) bias")
-                    checked += 1
+                    // One block, then blocks of 3 output rows and of 1 (the blocked least-squares solve).
+                    for memory in [nil, 3 * (width * 8), 1] as [Int?] {
+                        let refit = try Recovery.refit(method, weight: w, rows: g.shape.hiddenSize, cols: width, bias: nil, kept: kept,
+                                                       statistics: try #require(g.statistics.site(l, site)), damping: damping, what: wName,
+                                                       solveMemory: memory)
+                        #expect(Self.agree(refit.weight, try g.doubles64(file, "layers.\(l).\(proj).weight")), "\(key) weight, solve memory \(memory ?? -1)")
+                        #expect(Self.agree(refit.bias, try g.doubles64(file, "layers.\(l).\(proj).bias")), "\(key) bias, solve memory \(memory ?? -1)")
+                        checked += 1
+                    }
                 }
             }
         }
-        #expect(checked >= 10)
+        #expect(checked >= 30)
+        #expect(Recovery.solveBlockRows(rows: 64, removed: 8, kept: 24, memory: 3 * 32 * 8) == 3)
+        #expect(Recovery.solveBlockRows(rows: 64, removed: 8, kept: 24, memory: 1) == 1)
+        #expect(Recovery.solveBlockRows(rows: 64, removed: 8, kept: 24, memory: nil) == 64)
+    }
+
+    /// A covariance accumulated in a spilled file (``GramBuffer``) holds the same bits as one in
+    /// memory, and its file is gone from the folder from the start.
+    @Test func spilledCovarianceIsTheSame() throws {
+        let folder = temporaryFolder("gram-spill")
+        try FileSystem.createDirectory(folder)
+        defer { _ = system("rm -rf '\(folder)'") }
+        let activations = try Checkpoint.open(fixtures + "/recovery/tiny-gqa/activations.safetensors")
+        let name = "layers.1.mlp"
+        let view = try activations.tensor(named: name)
+        let values = try view.floats()
+        let rows = view.shape[0], width = view.shape[1]
+        var inMemory = SiteStatistics(width: width, covariance: true)
+        var spilled = try SiteStatistics(width: width, spillingCovarianceInto: folder)
+        #expect(spilled.covarianceIsSpilled && !inMemory.covarianceIsSpilled)
+        #expect(try FileSystem.contents(of: folder).isEmpty)
+        // In two chunks, as windows arrive.
+        let half = rows / 2 * width
+        values.withUnsafeBufferPointer { all in
+            let first = UnsafeBufferPointer(rebasing: all[0..<half]), second = UnsafeBufferPointer(rebasing: all[half...])
+            inMemory.add(first, rows: rows / 2); inMemory.add(second, rows: rows - rows / 2)
+            spilled.add(first, rows: rows / 2); spilled.add(second, rows: rows - rows / 2)
+        }
+        #expect(spilled == inMemory)
+        let a = try #require(inMemory.covariance), b = try #require(spilled.covariance)
+        #expect(a.count == width * width && a == b)
+        let golden = try Golden("tiny-gqa")
+        #expect(Self.agree(b, try golden.doubles64(golden.reference, name + ".cov")))
+        #expect(try FileSystem.contents(of: folder).isEmpty)
+        // A folder that cannot take the file is an error naming it, not a crash.
+        #expect(throws: CheckpointError.self) { try SiteStatistics(width: 8, spillingCovarianceInto: folder + "/missing") }
+    }
+
+    /// One statistics pass that selects and refits each layer in turn (what `prune` does for
+    /// wifv + anchored-ls with a local ranking) gives the plan of the whole-model selection and the
+    /// same refit bits as the separate recovery pass, with every covariance spilled or none.
+    @Test func onePassSelectionAndRecoveryMatchTwoPasses() throws {
+        let g = try Golden("tiny-gqa")
+        let (plan0, s0) = try g.plan("block-wifv-query-0.5")
+        var s = s0
+        s.recovery = .anchoredLS
+        let activations = fixtures + "/recovery/tiny-gqa/activations.safetensors"
+        func stream() throws -> any ActivationStream { try RecordedActivationSource(path: activations).stream(model: g.folder, windows: []) }
+        func tensors(_ out: RecoveredTensors) throws -> [String: [Float]] {
+            var d: [String: [Float]] = [:]
+            for (name, c) in out.values { d[name] = try c.tensor(named: name).floats() }
+            return d
+        }
+        let twoScratch = temporaryFolder("recovery-two")
+        defer { _ = system("rm -rf '\(twoScratch)'") }
+        var twoPlan = plan0
+        let two = try RecoveryRun(source: g.weights, settings: s).run(plan: &twoPlan, openStream: stream, scratch: twoScratch)
+        for covarianceMemory in [Int.max, 0] {
+            let scratch = temporaryFolder("recovery-one")
+            defer { _ = system("rm -rf '\(scratch)'") }
+            var run = RecoveryRun(source: g.weights, settings: s)
+            run.covarianceMemory = covarianceMemory
+            run.selectLayer = { l, stats, plan in
+                var sl = s
+                sl.attentionLayers = s.attentionLayers!.contains(l) ? LayerRange(l, l + 1) : LayerRange(l, l)
+                sl.mlpLayers = s.mlpLayers!.contains(l) ? LayerRange(l, l + 1) : LayerRange(l, l)
+                let scores = try ActivationImportance.unitScores(kind: s.importance, statistics: stats, weights: g.weights, plan: plan, settings: sl)
+                plan = try Selection.apply(scores, to: plan, settings: sl, step: 1)
+            }
+            var plan = PruningPlan(unpruned: g.shape)
+            var timing = RecoveryRun.Timing()
+            let one = try run.run(plan: &plan, openStream: stream, scratch: scratch, reuse: nil, timing: &timing)
+            #expect(plan == plan0, "covariance memory \(covarianceMemory)")
+            #expect(timing.spilledSites == (covarianceMemory == 0 ? 2 * g.shape.layerCount : 0))
+            #expect(one.changed == two.changed && one.added == two.added)
+            #expect(try tensors(one) == tensors(two), "covariance memory \(covarianceMemory): refits differ")
+            #expect(try FileSystem.contents(of: scratch).allSatisfy { $0.hasPrefix("layer-") }, "only the refit files remain")
+        }
     }
 
     /// The whole run (statistics pass, selection, refits, scratch files) through ``RecoveryRun``.

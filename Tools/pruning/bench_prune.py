@@ -181,16 +181,27 @@ def record(args):
             # first scoring step, scoring = gradients or activation statistics and selection,
             # recovery, writing until the process ends).
             stderr, start, end = rest[i + 1], float(rest[i + 2]), float(rest[i + 3])
-            marks = [("scoring", " prune: step "), ("recovery", " prune: recovery ("), ("writing", " prune: writing")]
+            # wifv + anchored-ls runs scores, selection and recovery in one statistics pass
+            # ("one pass"), whose own line "prune: recovery time: statistics X s, selection and
+            # solves Y s, scratch files Z s" splits it further.
+            marks = [("scoring", " prune: step "), ("one pass", " in one statistics pass"), ("recovery", " prune: recovery ("),
+                     ("writing", " prune: writing")]
             at = {}
+            inner = {}
             for l in open(stderr):
                 for k, m in marks:
                     if m in l and k not in at: at[k] = float(l.split(" ", 1)[0])
+                if " prune: recovery time: " in l:
+                    for part in l.split(" prune: recovery time: ", 1)[1].split(";")[0].split(","):
+                        words = part.split()
+                        if len(words) >= 3 and words[-1] == "s":
+                            inner[" ".join(words[:-2])] = float(words[-2])
             if at:
                 order = sorted(at.items(), key=lambda kv: kv[1])
                 split = {"open+calibration": order[0][1] - start}
                 for (k, t0), nxt in zip(order, order[1:] + [("end", end)]):
                     split[k] = nxt[1] - t0
+                for k, v in inner.items(): split[f"  {k}"] = v
                 r["split_s"] = split
             i += 4
         else: raise SystemExit(f"record: unknown option {rest[i]}")
