@@ -4,7 +4,7 @@
 Compares every item's per-choice log-likelihood (within --tolerance absolute), acc and acc_norm
 per item and per task, and lists every item whose choice flips where the margin between the two
 best choices is under --tie (a near tie), instead of hiding it. Writes a JSON summary."""
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, resource, subprocess, sys, time
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
@@ -24,22 +24,49 @@ ap.add_argument("--batch-size", type=int, default=8)
 ap.add_argument("--tolerance", type=float, default=1e-4)
 ap.add_argument("--tie", type=float, default=1e-4)
 ap.add_argument("--out", default=None)
+ap.add_argument("--reference", default=None,
+                help="lm-eval's results as JSON: read from this file when it exists (same tasks and limit), else computed and written to it")
+ap.add_argument("--reference-only", action="store_true", help="stop after lm-eval's results are written to --reference")
 a = ap.parse_args()
 tasks = a.tasks.split(",")
 
 torch.set_num_threads(a.threads)
-t0 = time.time()
-tok = lm_eval_local.tokenizer(a.model)
-model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
-lm = HFLM(pretrained=model, tokenizer=tok, batch_size=a.batch_size)
-ref_results, ref_samples = lm_eval_local.run(lm, a.data, tasks, limit=a.limit)
-t_ref = time.time() - t0
+cached = None
+if a.reference and os.path.exists(a.reference):
+    cached = json.load(open(a.reference))
+    if cached["limit"] != a.limit or sorted(cached["tasks"]) != sorted(tasks):
+        sys.exit(f"{a.reference}: lm-eval results for tasks {cached['tasks']} limit {cached['limit']}, not {tasks} limit {a.limit}")
+if cached:
+    ref_results, ref_samples, t_ref = cached["results"], cached["samples"], cached["seconds"]
+    cpu_ref = cached.get("cpu_seconds")
+else:
+    t0, c0 = time.time(), time.process_time()
+    tok = lm_eval_local.tokenizer(a.model)
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=a.batch_size)
+    ref_results, ref_samples = lm_eval_local.run(lm, a.data, tasks, limit=a.limit)
+    t_ref, cpu_ref = time.time() - t0, time.process_time() - c0
+    # Only what the comparison reads: lm-eval's samples also hold the documents.
+    ref_samples = {t: [{k: s[k] for k in ("doc_id", "resps", "acc", "acc_norm") if k in s} for s in v]
+                   for t, v in ref_samples.items()}
+    if a.reference:
+        with open(a.reference, "w") as f:
+            json.dump({"limit": a.limit, "tasks": tasks, "seconds": t_ref, "cpu_seconds": cpu_ref, "threads": a.threads,
+                       "batch_size": a.batch_size, "results": ref_results, "samples": ref_samples}, f, default=float)
+if a.reference_only:
+    print(f"lm-eval {t_ref:.1f} s; results in {a.reference}")
+    sys.exit(0)
 
 samples_path = (a.out or "/tmp/check-zero-shot") + ".shears-samples.jsonl"
-t0 = time.time()
+def cpu_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+t0, c0 = time.time(), cpu_children()
 p = subprocess.run([a.shears, "eval", a.model, "--tasks", a.tasks, "--task-data", a.data, "--limit", str(a.limit),
                     "--threads", str(a.threads), "--samples-out", samples_path, "--json"], capture_output=True, text=True)
-t_ours = time.time() - t0
+t_ours, cpu_ours = time.time() - t0, cpu_children() - c0
 if p.returncode != 0:
     sys.exit("shears eval failed: " + p.stderr)
 ours_report = json.loads(p.stdout)
@@ -49,7 +76,8 @@ for line in open(samples_path):
     ours.setdefault(r["task"], []).append(r)
 
 summary = {"model": a.model, "limit": a.limit, "threads": a.threads, "tolerance": a.tolerance,
-           "lm_eval_seconds": round(t_ref, 1), "shears_seconds": round(t_ours, 1), "tasks": {}}
+           "lm_eval_seconds": round(t_ref, 1), "shears_seconds": round(t_ours, 1),
+           "lm_eval_cpu_seconds": cpu_ref and round(cpu_ref, 1), "shears_cpu_seconds": round(cpu_ours, 1), "tasks": {}}
 ok = True
 for t in tasks:
     ref, mine = ref_samples[t], ours[t]
@@ -85,7 +113,8 @@ for t in tasks:
           + f" acc-diffs={len(acc_diff)} norm-diffs={len(norm_diff)} near-tie-flips={len(flips)}")
     for f in flips:
         print(f"  near-tie flip: {t} item {f['index']} margin {f['margin']:.2e}")
-print(f"lm-eval {t_ref:.1f} s, shears {t_ours:.1f} s (includes model load)")
+print(f"lm-eval {t_ref:.1f} s, shears {t_ours:.1f} s wall (shears includes model load); CPU time lm-eval "
+      + (f"{cpu_ref:.1f}" if cpu_ref else "?") + f" s, shears {cpu_ours:.1f} s")
 summary["ok"] = ok
 if a.out:
     with open(a.out, "w") as f:

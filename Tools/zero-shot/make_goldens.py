@@ -1,6 +1,7 @@
 """Writes Fixtures/zero-shot: a few raw rows per task (excerpts of Tools/fetch-tasks' JSONL) and
 goldens.json from lm-eval 0.4.13 itself on the bundled austen-llama model (float32): every
-request's context and continuation strings, lm-eval's token ids for them, and its log-likelihood."""
+request's context and continuation strings, lm-eval's token ids for them, its log-likelihood, and
+the exact (float64) log-likelihood of the same ids (goldens_float64.py)."""
 import json, os, sys
 
 import torch
@@ -57,4 +58,6 @@ for task, items in samples.items():
 with open(os.path.join(out_dir, "goldens.json"), "w", encoding="utf-8") as f:
     json.dump(goldens, f, ensure_ascii=False, separators=(",", ":"))
     f.write("\n")
+import goldens_float64
+goldens_float64.add_float64(root)
 print(out_dir)
