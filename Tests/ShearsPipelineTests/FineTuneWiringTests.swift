@@ -22,7 +22,7 @@ import ShearsJSON
         job.settings.steps = steps
         job.settings.batchSize = 4
         job.settings.microBatchSize = 2
-        job.settings.seqLen = 64
+        job.settings.seqLen = 128
         job.settings.warmupSteps = 0
         job.settings.learningRate = 1e-2
         job.settings.lora = LoRASettings(rank: 2, alpha: 4, dropout: 0, targets: [.query, .down])
@@ -37,9 +37,10 @@ import ShearsJSON
         var job = Self.job("/nonexistent/out")
         job.dataFiles = [Self.alpaca]
         let (seqs, file, _, records) = try job.trainingSequences(source)
-        let loaded = try TrainingData.load(files: [Self.alpaca], tokenizer: source.tokenizer(), seqLen: 64)
+        let loaded = try TrainingData.load(files: [Self.alpaca], tokenizer: source.tokenizer(), seqLen: 128)
         #expect(seqs.count == loaded.examples.count && seqs.count > 0)
         #expect(records.count == 1 && records[0].format == .jsonlAlpaca && file == "alpaca.jsonl")
+        #expect(records[0].examples == 6 && records[0].skipped == 1)  // one prompt fills the cut-off
         for (s, e) in zip(seqs, loaded.examples) {
             #expect(s.tokens == e.tokens)
             #expect(s.trained == e.predictedTokens)
@@ -53,10 +54,10 @@ import ShearsJSON
         job.dataFiles = []
         let (bundled, name, _, r) = try job.trainingSequences(source)
         #expect(name == "austen-calibration" && r.count == 1 && r[0].format == .text)
-        #expect(bundled.allSatisfy { $0.tokens.count == 64 && $0.trained == nil })
+        #expect(bundled.allSatisfy { $0.tokens.count == 128 && $0.trained == nil })
         let docs = try CalibrationSource.bundled.documents(tokenizer: { try source.tokenizer() }).documents
-        #expect(bundled.count == docs.reduce(0) { $0 + $1.count / 64 })
-        #expect(bundled[0].tokens == Array(docs[0][0..<64]))
+        #expect(bundled.count == docs.reduce(0) { $0 + $1.count / 128 })
+        #expect(bundled[0].tokens == Array(docs[0][0..<128]))
     }
 
     /// Training on Alpaca records with a saved adapter: the PEFT folder reads back as the trained
@@ -139,5 +140,38 @@ import ShearsJSON
                                              manifestPath: r.manifestPath!, threads: 2)
         #expect(v.problems.isEmpty, "\(v.problems)")
         #expect(v.trainedTensors == r.changedTensors.count && v.trainingMethods == ["lora"])
+    }
+
+    /// The default activation memory: a quarter of the limit, never more than the pass leaves;
+    /// a run with the default (projections kept) equals a run that recomputes every layer, bit
+    /// for bit (dropout on).
+    @Test func defaultActivationMemoryKeepsResults() throws {
+        let engine = try ModelSource.open(Self.model).engineModel()
+        let rows = 2 * 128
+        engine.memory = MemoryBudget(bytes: 1 << 30)
+        #expect(FineTuneJob.defaultActivationMemory(engine, rows: rows) == 1 << 28)
+        // The need depends on the limit (blocked tables under small ones): scan the limits.
+        var capped = 0
+        for mib in 1...64 {
+            engine.memory = MemoryBudget(bytes: mib << 20)
+            let need = engine.memoryNeed(rows: rows, backward: true), d = FineTuneJob.defaultActivationMemory(engine, rows: rows)
+            #expect(d >= 0 && d <= (mib << 20) / 4, "\(mib) MiB")
+            if need > mib << 20 { #expect(d == 0, "\(mib) MiB") } else { #expect(need + d <= mib << 20, "\(mib) MiB") }
+            if d > 0 && d < (mib << 20) / 4 { capped += 1 }
+        }
+        #expect(capped > 0)
+
+        let dir = FineTuneJobTests.temporary("shears-wire-activations")
+        defer { _ = system("rm -rf '\(dir)'") }
+        var kept = Self.job(dir + "/kept")
+        kept.dataFiles = [Self.alpaca]
+        kept.settings.lora.dropout = 0.1
+        var recomputed = kept
+        recomputed.output = dir + "/recomputed"
+        recomputed.activationMemory = 0
+        let a = try kept.run(), b = try recomputed.run()
+        #expect(a.losses == b.losses)
+        let x = try Checkpoint.open(dir + "/kept"), y = try Checkpoint.open(dir + "/recomputed")
+        for t in x.tensorNames { #expect(try x.tensor(named: t).floats() == y.tensor(named: t).floats(), "\(t)") }
     }
 }
