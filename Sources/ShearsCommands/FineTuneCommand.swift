@@ -243,7 +243,9 @@ public struct FineTuneCommand: ParsableCommand {
                 ]))
                 print(String(decoding: obj.serializedBytes(style: .pretty), as: UTF8.self))
             } else {
-                print("finetune: \(result.steps) steps, \(result.tokens) tokens, final loss \(String(format4: result.finalLoss)); \(result.changedTensors.count) tensors merged into \(output)")
+                print("finetune: \(result.steps) steps, \(result.tokens) tokens, final loss \(String(format4: result.finalLoss)); \(result.changedTensors.count) tensors merged into \(output)"
+                      + (result.manifestPath.map { "; manifest with the training record: \($0)" } ?? "")
+                      + (saveAdapter.map { "; PEFT adapter: \($0)" } ?? ""))
             }
         } catch { throw report(error) }
     }
