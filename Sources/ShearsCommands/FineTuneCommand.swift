@@ -12,8 +12,11 @@ public struct FineTuneCommand: ParsableCommand {
         commandName: "finetune",
         abstract: "Train LoRA adapters on a model (LLM-Pruner's recovery) and write the model with them merged in.",
         discussion: """
-            Data: --data text files (tokenized with the model's tokenizer, cut into non-overlapping \
-            windows of --seq-len tokens, shuffled per epoch by --seed); default: the bundled Austen \
+            Data: --data files, each detected on its own: plain text (tokenized with the model's \
+            tokenizer, cut into non-overlapping windows of --seq-len tokens), JSONL with a `text` \
+            field, or Alpaca records (instruction, input, output; JSONL or a JSON array) in upstream \
+            LLM-Pruner's prompt template, trained on the response only; records are cut at --seq-len \
+            and batched with right padding. Shuffled per epoch by --seed. Default: the bundled Austen \
             training novels (never the held-out Persuasion).
 
             Each step runs --batch-size windows as micro-batches of --micro-batch-size (gradient \
@@ -32,6 +35,16 @@ public struct FineTuneCommand: ParsableCommand {
             plus w·cross-entropy (w = --ce-weight). The teacher runs forward only, layer by layer, on \
             the same batch.
 
+            --init-adapter DIR starts from a PEFT LoRA folder: --lora-rank, --lora-alpha, \
+            --lora-dropout and --targets default to its adapter_config.json, and rank, alpha and \
+            targets given otherwise are refused. --save-adapter DIR also writes the trained adapter \
+            as a PEFT folder that PeftModel.from_pretrained loads onto MODEL.
+
+            When MODEL has a pruning manifest (MODEL/pruning-manifest.json, or \
+            NAME.pruning-manifest.json next to a .gguf or .ctz), OUT gets it with a training record \
+            appended (data files and SHA-256, settings, steps, tokens, final loss, changed tensors), \
+            so that verify OUT --source ORIGINAL --manifest checks it.
+
             --checkpoint-every N writes the adapters and optimiser state to OUT.finetune-state/ every \
             N steps; rerunning the same command continues from there, bit for bit.
 
@@ -45,22 +58,22 @@ public struct FineTuneCommand: ParsableCommand {
     @Argument(help: "Output: a folder, or a .gguf or .ctz file.", completion: .file())
     var output: String
 
-    @Option(help: "Training text file (repeat for several; one document each). Default: the bundled Austen training novels.", completion: .file())
+    @Option(help: "Training data file: text, JSONL (`text` or Alpaca records) or a JSON array of Alpaca records (repeat for several). Default: the bundled Austen training novels.", completion: .file())
     var data: [String] = []
 
     @Option(help: "Training method (lora).")
     var method = "lora"
 
-    @Option(name: .customLong("lora-rank"), help: "Adapter rank.")
-    var loraRank = 8
+    @Option(name: .customLong("lora-rank"), help: "Adapter rank (default: 8, or the --init-adapter folder's).")
+    var loraRank: Int?
 
-    @Option(name: .customLong("lora-alpha"), help: "Adapter alpha (scale = alpha / rank).")
-    var loraAlpha: Float = 16
+    @Option(name: .customLong("lora-alpha"), help: "Adapter alpha, scale = alpha / rank (default: 16, or the --init-adapter folder's).")
+    var loraAlpha: Float?
 
-    @Option(name: .customLong("lora-dropout"), help: "Dropout of the adapters' inputs, in [0, 1).")
-    var loraDropout: Float = 0.05
+    @Option(name: .customLong("lora-dropout"), help: "Dropout of the adapters' inputs, in [0, 1) (default: 0.05, or the --init-adapter folder's).")
+    var loraDropout: Float?
 
-    @Option(help: "Comma-separated projections to adapt, as PEFT names them (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj for LLaMA); default: all seven.")
+    @Option(help: "Comma-separated projections to adapt, as PEFT names them (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj for LLaMA); default: all seven, or the --init-adapter folder's.")
     var targets: String?
 
     @Option(help: "Peak learning rate.")
@@ -114,13 +127,13 @@ public struct FineTuneCommand: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Steps between resumable states in OUT.finetune-state/ (0: none).")
     var checkpointEvery = 0
 
-    @Option(name: .customLong("activation-memory"), help: ArgumentHelp("Bytes of projection outputs kept between the forward and backward passes (saves recomputing them).", valueName: "size"))
+    @Option(name: .customLong("activation-memory"), help: ArgumentHelp("Bytes of projection outputs kept between the forward and backward passes (saves recomputing them; same results). Default: a quarter of --memory-limit, at most what the pass leaves free; 0 recomputes every layer.", valueName: "size"))
     var activationMemory: SizeArgument?
 
-    @Option(name: .customLong("save-adapter"), help: "Also write the trained adapter as a PEFT folder (adapter_config.json, adapter_model.safetensors). Not yet available.", completion: .directory)
+    @Option(name: .customLong("save-adapter"), help: "Also write the trained adapter as a PEFT folder (adapter_config.json, adapter_model.safetensors).", completion: .directory)
     var saveAdapter: String?
 
-    @Option(name: .customLong("init-adapter"), help: "Start from the A and B of a PEFT adapter folder instead of PEFT's initialisation. Not yet available.", completion: .directory)
+    @Option(name: .customLong("init-adapter"), help: "Start from the A and B of a PEFT LoRA adapter folder instead of PEFT's initialisation (its rank, alpha, dropout and targets are the defaults).", completion: .directory)
     var initAdapter: String?
 
     @Option(help: "Threads for OpenBLAS and the engine.")
@@ -141,11 +154,6 @@ public struct FineTuneCommand: ParsableCommand {
         guard FineTuneSettings.Loss(rawValue: loss) != nil else { throw ValidationError("--loss must be ce or distill") }
         if loss == "distill" && teacher == nil { throw ValidationError("--loss distill needs --teacher MODEL") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
-        // The seams are FineTuneJob.initialAdapters and FineTuneJob.Result.adapters; the PEFT
-        // folder reader and writer come separately.
-        if saveAdapter != nil || initAdapter != nil {
-            throw ValidationError("--save-adapter and --init-adapter are not yet available (they need the PEFT adapter folder reader and writer)")
-        }
     }
 
     /// The roles of PEFT module names, through the model's family (`q_proj` is the last part of
@@ -173,8 +181,13 @@ public struct FineTuneCommand: ParsableCommand {
             if let t = threads { Parallel.setThreads(t) }
             var job = FineTuneJob(source: model, output: output)
             var s = FineTuneSettings()
-            s.lora = LoRASettings(rank: loraRank, alpha: loraAlpha, dropout: loraDropout)
-            if let targets { s.lora.targets = try Self.roles(targets, model: try ModelSource.open(model).description) }
+            let description = initAdapter != nil || targets != nil ? try ModelSource.open(model).description : nil
+            // With --init-adapter, the folder's adapter settings are the defaults; the job refuses
+            // a rank, alpha or targets that differ from the folder's.
+            let base = try initAdapter.map { try FineTuneJob.adapterSettings(folder: $0, model: description!) } ?? LoRASettings()
+            s.lora = LoRASettings(rank: loraRank ?? base.rank, alpha: loraAlpha ?? base.alpha, dropout: loraDropout ?? base.dropout,
+                                  targets: base.targets)
+            if let targets { s.lora.targets = try Self.roles(targets, model: description!) }
             s.learningRate = lr
             s.steps = steps
             s.epochs = epochs
@@ -195,7 +208,9 @@ public struct FineTuneCommand: ParsableCommand {
             job.evalText = evalText
             job.teacher = teacher
             job.force = force
-            job.activationMemory = activationMemory?.bytes ?? 0
+            job.activationMemory = activationMemory?.bytes
+            job.initAdapterFolder = initAdapter
+            job.saveAdapterFolder = saveAdapter
             let result = try job.run { event in
                 switch event {
                 case .message(let m): StandardError.print(m)
@@ -219,10 +234,18 @@ public struct FineTuneCommand: ParsableCommand {
                     ("changed_tensors", .int(Int64(result.changedTensors.count))),
                     ("evaluations", .array(result.evaluations.map { .object(JSONObject([("step", .int(Int64($0.step))), ("perplexity", .double($0.perplexity))])) })),
                     ("output_bytes", .int(Int64(result.outputBytes))),
+                    ("trained_tokens", .int(Int64(result.trainedTokens))),
+                    ("data", .array(result.data.map { f in .object(JSONObject([
+                        ("file", .string(f.file)), ("format", .string(f.format.rawValue)), ("examples", .int(Int64(f.examples))),
+                        ("skipped", .int(Int64(f.skipped))), ("sha256", .string(f.sha256))])) })),
+                    ("manifest", result.manifestPath.map(JSONValue.string) ?? .null),
+                    ("adapter", saveAdapter.map(JSONValue.string) ?? .null),
                 ]))
                 print(String(decoding: obj.serializedBytes(style: .pretty), as: UTF8.self))
             } else {
-                print("finetune: \(result.steps) steps, \(result.tokens) tokens, final loss \(String(format4: result.finalLoss)); \(result.changedTensors.count) tensors merged into \(output)")
+                print("finetune: \(result.steps) steps, \(result.tokens) tokens, final loss \(String(format4: result.finalLoss)); \(result.changedTensors.count) tensors merged into \(output)"
+                      + (result.manifestPath.map { "; manifest with the training record: \($0)" } ?? "")
+                      + (saveAdapter.map { "; PEFT adapter: \($0)" } ?? ""))
             }
         } catch { throw report(error) }
     }

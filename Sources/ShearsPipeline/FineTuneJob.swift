@@ -7,6 +7,7 @@ import Engine
 import GGUF
 import ModelArchitecture
 import Pruning
+import Crypto
 
 /// Training settings of ``FineTuneJob`` (upstream LLM-Pruner's LoRA recovery by default).
 public struct FineTuneSettings: Sendable, Equatable {
@@ -77,13 +78,21 @@ public struct FineTuneJob {
     /// Text files cut into non-overlapping windows of ``FineTuneSettings/seqLen`` tokens (the
     /// bundled Austen training novels by default, never the held-out one).
     public var data: CalibrationSource = .bundled
-    /// Text files, one document each (hashed together with their names), instead of ``data``.
+    /// Training data files instead of ``data``: plain text (cut into windows as ``data``), JSONL
+    /// `text` records or Alpaca records (JSONL or a JSON array), the format detected per file
+    /// (``TrainingData``). Every file's name and SHA-256 go into the manifest's training record.
     public var dataFiles: [String] = []
     /// Ready sequences (token ids and loss masks) instead of ``data`` (JSONL / Alpaca readers).
     public var sequences: [TrainingSequence]? = nil
     /// Initial A and B per adapter (PEFT's `lora_A.weight`, `lora_B.weight`); nil: PEFT's default
     /// initialisation (Kaiming-uniform A, zero B) from the seed.
     public var initialAdapters: [LoRAKey: (a: [Float], b: [Float])]? = nil
+    /// A PEFT LoRA adapter folder (``PEFTAdapterFolder``) to start from instead of
+    /// ``initialAdapters``: its rank, alpha and target modules must be ``settings``' (the command
+    /// defaults its options to the folder's: ``adapterSettings(folder:model:)``).
+    public var initAdapterFolder: String? = nil
+    /// Also write the trained adapter as a PEFT folder here (staged, then moved into place).
+    public var saveAdapterFolder: String? = nil
     /// The teacher of ``FineTuneSettings/Loss/distill`` (any model path ``ModelSource`` opens,
     /// typically the unpruned model), with the same vocabulary.
     public var teacher: String? = nil
@@ -96,8 +105,10 @@ public struct FineTuneJob {
     /// Stop after this step (counted over the whole run) with the resumable state written and no
     /// output: a time-boxed run that a later run with the same settings continues.
     public var stopAfterStep: Int? = nil
-    /// Bytes the engine may keep of projection outputs between the forward and backward passes.
-    public var activationMemory = 0
+    /// Bytes the engine may keep of projection outputs between the forward and backward passes
+    /// (the same results, fewer recomputed products). nil: ``defaultActivationMemory(_:rows:)``,
+    /// a quarter of the memory limit, at most what the pass leaves free.
+    public var activationMemory: Int? = nil
 
     public init(source: String, output: String) {
         self.source = source
@@ -133,6 +144,13 @@ public struct FineTuneJob {
         /// The training data's name and SHA-256 (as the manifest records calibration data); nil
         /// for ready ``FineTuneJob/sequences``.
         public var dataFile: String? = nil, dataSHA256: String? = nil
+        /// Every training data file as ``TrainingData`` read it (empty for ready sequences).
+        public var data: [TrainingData.FileRecord] = []
+        /// Tokens of the run's sequences without padding, and the positions the loss counted.
+        public var sequenceTokens = 0, trainedTokens = 0
+        /// The manifest written next to the output (a pruned MODEL's, carried over with a
+        /// training record), or nil when MODEL has none.
+        public var manifestPath: String? = nil
     }
 
     public enum OutputKind: Sendable { case folder, gguf, compact }
@@ -146,8 +164,9 @@ public struct FineTuneJob {
 
     // MARK: Data
 
-    /// Training windows: ``sequences``, or ``data`` cut into non-overlapping windows.
-    func trainingSequences(_ model: ModelSource) throws -> (sequences: [TrainingSequence], file: String?, sha256: String?) {
+    /// Training sequences: ``sequences``, or ``dataFiles`` read by ``TrainingData`` (any format),
+    /// or ``data`` (the bundled novels by default) cut into non-overlapping windows.
+    func trainingSequences(_ model: ModelSource) throws -> (sequences: [TrainingSequence], file: String?, sha256: String?, files: [TrainingData.FileRecord]) {
         if let sequences {
             guard !sequences.isEmpty else { throw CheckpointError(.invalidArgument, "no training sequences") }
             let v = model.description.vocabSize
@@ -157,22 +176,36 @@ public struct FineTuneJob {
                     throw CheckpointError(.invalidArgument, "token id \(t) is outside the vocabulary (0 ..< \(v))")
                 }
             }
-            return (sequences, nil, nil)
+            return (sequences, nil, nil, [])
         }
-        let docs: (documents: [[Int32]], file: String, sha256: String) = dataFiles.isEmpty ? try data.documents(tokenizer: { try model.tokenizer() })
-            : try CalibrationSource.tokenize(dataFiles, name: dataFiles.count == 1 ? FileSystem.baseName(dataFiles[0]) : "\(dataFiles.count) files",
-                                            tokenizer: model.tokenizer())
-        let t = settings.seqLen
-        var out: [TrainingSequence] = []
-        for d in docs.documents {
-            var i = 0
-            while i + t <= d.count {
-                out.append(TrainingSequence(tokens: Array(d[i..<(i + t)])))
-                i += t
+        let loaded: TrainingData.Loaded
+        switch (dataFiles.isEmpty, data) {
+        case (false, _):
+            loaded = try TrainingData.load(files: dataFiles, tokenizer: model.tokenizer(), seqLen: settings.seqLen)
+        case (true, .bundled):
+            loaded = try TrainingData.loadBundled(tokenizer: model.tokenizer(), seqLen: settings.seqLen)
+        case (true, let source):
+            let d = try source.documents(tokenizer: { try model.tokenizer() })
+            let examples = try TrainingData.windows(d.documents, seqLen: settings.seqLen, textWindows: .consecutive, path: d.file)
+            loaded = TrainingData.Loaded(examples: examples, files: [TrainingData.FileRecord(
+                file: d.file, sha256: d.sha256, format: .text, examples: examples.count, skipped: 0, tokens: examples.reduce(0) { $0 + $1.tokens.count })])
+        }
+        guard !loaded.examples.isEmpty else {
+            throw CheckpointError(.invalidArgument, "the training data holds no example with a trained position", path: dataFiles.first)
+        }
+        let v = model.description.vocabSize
+        // TrainingExample.trained[i] flags the prediction made at i (of token i + 1); the engine's
+        // flags the predicted token: pass predictedTokens. A fully trained window stays nil (all).
+        let out = try loaded.examples.map { e throws -> TrainingSequence in
+            if let t = e.tokens.first(where: { $0 < 0 || Int($0) >= v }) {
+                throw CheckpointError(.invalidArgument, "token id \(t) is outside the vocabulary (0 ..< \(v))", path: dataFiles.first)
             }
+            return TrainingSequence(tokens: e.tokens, trained: e.trainedCount == e.tokens.count - 1 ? nil : e.predictedTokens)
         }
-        guard !out.isEmpty else { throw CheckpointError(.invalidArgument, "no training document holds \(t) tokens; lower --seq-len", path: docs.file) }
-        return (out, docs.file, docs.sha256)
+        let name = loaded.files.count == 1 ? loaded.files[0].file : "\(loaded.files.count) files"
+        let sha = loaded.files.count == 1 ? loaded.files[0].sha256
+            : ModelSource.hex(SHA256.hash(data: Array(loaded.files.map { $0.file + " " + $0.sha256 + "\n" }.joined().utf8)))
+        return (out, name, sha, loaded.files)
     }
 
     /// Optimiser steps of the run.
@@ -214,7 +247,7 @@ public struct FineTuneJob {
         }
         try OutputPlacement.checkOutside(output: output, source: source)
         let model = try ModelSource.open(source)
-        let lock = try OutputLock(destination: output, companions: [output + ".finetune-state"])
+        let lock = try OutputLock(destination: output, companions: [output + ".finetune-state"] + (outputKind == .folder ? [] : [PruneJob.manifestPath(forFile: output)]))
         let result = try runClaimed(model, report)
         lock.succeed()
         lock.release()
@@ -224,12 +257,20 @@ public struct FineTuneJob {
     private func runClaimed(_ model: ModelSource, _ report: @escaping (Event) -> Void) throws -> Result {
         try checkOutput()
         let engine = try model.engineModel()
-        engine.activationMemory = activationMemory
         let d = model.description
-        let (windows, dataFile, dataSHA256) = try trainingSequences(model)
+        let (windows, dataFile, dataSHA256, dataRecords) = try trainingSequences(model)
+        let rows = settings.microBatchSize * (windows.map(\.tokens.count).max() ?? 0)
+        engine.activationMemory = activationMemory ?? Self.defaultActivationMemory(engine, rows: rows)
         let total = totalSteps(windows: windows.count)
         let adapters: LoRAAdapters
-        if let initialAdapters {
+        if let initAdapterFolder {
+            let folder = try PEFTAdapterFolder.read(initAdapterFolder, model: d)
+            try Self.checkAgreement(folder, settings.lora, path: initAdapterFolder)
+            var weights: [LoRAKey: (a: [Float], b: [Float])] = [:]
+            for (site, a) in folder.a { weights[LoRAKey(layer: site.layer, role: site.role)] = (a.values, folder.b[site]?.values ?? []) }
+            adapters = try LoRAAdapters(model: d, settings: settings.lora, weights: weights)
+            report(.message("finetune: starting from the adapter in \(initAdapterFolder)"))
+        } else if let initialAdapters {
             adapters = try LoRAAdapters(model: d, settings: settings.lora, weights: initialAdapters)
         } else {
             adapters = try LoRAAdapters(model: d, settings: settings.lora, seed: settings.seed)
@@ -306,11 +347,112 @@ public struct FineTuneJob {
         }
         try evaluate(total, tokens: tokens)
         report(.message("finetune: merging the adapters and writing \(output)"))
-        let (changed, bytes) = try LoRAMerge.write(model, adapters: adapters, to: output, kind: outputKind)
+        // Tokens without padding and counted positions over the whole run: the batches are a
+        // function of the step, so a resumed run counts the earlier steps too.
+        var sequenceTokens = 0, trainedTokens = 0
+        for k in 0..<total {
+            for i in Self.batch(k, of: windows.count, size: settings.batchSize, seed: settings.seed) {
+                let w = windows[i]
+                sequenceTokens += w.tokens.count
+                trainedTokens += w.trained.map { f in f.dropFirst().reduce(0) { $0 + ($1 ? 1 : 0) } } ?? (w.tokens.count - 1)
+            }
+        }
+        let finalLoss = losses.last ?? .nan
+        // A pruned MODEL's manifest is carried over with this run's training record.
+        let sourceManifest = Self.manifestPath(of: source)
+        let record = sourceManifest == nil ? nil : trainingRecord(d, data: dataRecords, dataFile: dataFile, dataSHA256: dataSHA256, steps: total,
+                                                                  tokens: sequenceTokens, trainedTokens: trainedTokens, finalLoss: finalLoss,
+                                                                  changed: adapters.adapters.map { d.name($0.key.role, .weight, layer: $0.key.layer) })
+        let manifest: ((_ files: [String: String]) throws -> [UInt8])? = sourceManifest.map { path in
+            { files in try PruningManifest.carryOver(manifestAt: path, appending: record!, resultFiles: files) }
+        }
+        let (changed, bytes, manifestPath) = try LoRAMerge.write(model, adapters: adapters, to: output, kind: outputKind, manifest: manifest)
+        if let saveAdapterFolder {
+            try PEFTAdapterFolder.write(peftAdapter(adapters, model: d), to: saveAdapterFolder, model: d)
+            report(.message("finetune: adapter written to \(saveAdapterFolder)"))
+        }
         StagedFolder.removeFlat(output + ".finetune-state")
-        return Result(steps: total, tokens: tokens, finalLoss: losses.last ?? .nan, losses: losses, evaluations: evaluations,
-                      adapters: adapters, changedTensors: changed, outputBytes: bytes, resumedFrom: start,
-                      dataFile: dataFile, dataSHA256: dataSHA256)
+        var result = Result(steps: total, tokens: tokens, finalLoss: finalLoss, losses: losses, evaluations: evaluations,
+                            adapters: adapters, changedTensors: changed, outputBytes: bytes, resumedFrom: start,
+                            dataFile: dataFile, dataSHA256: dataSHA256)
+        result.data = dataRecords
+        result.sequenceTokens = sequenceTokens
+        result.trainedTokens = trainedTokens
+        result.manifestPath = manifestPath
+        return result
+    }
+
+    /// The manifest beside a model: `pruning-manifest.json` in a folder, `NAME.pruning-manifest.json`
+    /// next to a `.gguf` or `.ctz` file; nil when there is none.
+    public static func manifestPath(of model: String) -> String? {
+        let path: String
+        if FileSystem.isDirectory(model) {
+            path = FileSystem.join(model, PruningManifest.fileName)
+        } else if model.hasSuffix(".gguf") || model.hasSuffix("." + CompactLayout.fileExtension) {
+            path = PruneJob.manifestPath(forFile: model)
+        } else {
+            path = FileSystem.join(FileSystem.directoryName(model), PruningManifest.fileName)
+        }
+        return FileSystem.isFile(path) ? path : nil
+    }
+
+    /// The training record of this run (formats/manifest.md "training").
+    func trainingRecord(_ d: ModelDescription, data: [TrainingData.FileRecord], dataFile: String?, dataSHA256: String?, steps: Int,
+                        tokens: Int, trainedTokens: Int, finalLoss: Double, changed: [String]) -> TrainingRecord {
+        let s = settings
+        let files = !data.isEmpty ? data.map(\.record)
+            : [TrainingRecord.DataFile(file: dataFile ?? "sequences", sha256: dataSHA256 ?? "", format: "sequences",
+                                       examples: sequences?.count ?? 0, tokens: sequences?.reduce(0) { $0 + $1.tokens.count } ?? 0)]
+        let teacherRecord = try? teacher.map { t in TrainingRecord.Teacher(model: t, files: try ModelSource.open(t).sourceFileHashes()) }
+        var settingsRecord = TrainingRecord.Settings(
+            rank: s.lora.rank, alpha: Double(s.lora.alpha), dropout: Double(s.lora.dropout),
+            targets: TensorRole.projections.filter { s.lora.targets.contains($0) }.map { PEFTAdapterFolder.targetName($0, model: d) },
+            learningRate: s.learningRate, steps: s.steps, epochs: s.steps == nil ? Double(s.epochs) : nil,
+            batchSize: s.batchSize, microBatchSize: s.microBatchSize, seqLen: s.seqLen, warmupSteps: s.warmupSteps,
+            weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm, seed: s.seed, loss: s.loss.rawValue,
+            teacher: s.loss == .distill ? teacherRecord : nil,
+            temperature: s.loss == .distill ? s.temperature : nil, ceWeight: s.loss == .distill ? s.ceWeight : nil)
+        if let initAdapterFolder { settingsRecord.extra.append(("init_adapter", .string(FileSystem.baseName(initAdapterFolder)))) }
+        return TrainingRecord(method: "lora", data: files, settings: settingsRecord, steps: steps, tokens: tokens,
+                              trainedTokens: trainedTokens, finalLoss: finalLoss, changedTensors: changed)
+    }
+
+    /// The engine's adapters as a PEFT adapter (``PEFTAdapterFolder/write(_:to:model:)``).
+    func peftAdapter(_ adapters: LoRAAdapters, model d: ModelDescription) -> LoRAAdapter {
+        let l = adapters.settings
+        var out = LoRAAdapter(rank: l.rank, alpha: Double(l.alpha), dropout: Double(l.dropout),
+                              targets: TensorRole.projections.filter { l.targets.contains($0) }, baseModel: source)
+        for a in adapters.adapters {
+            let site = LoRASite(layer: a.key.layer, role: a.key.role)
+            out.a[site] = LoRAMatrix(rows: a.a.rows, cols: a.a.cols, values: a.a.values)
+            out.b[site] = LoRAMatrix(rows: a.b.rows, cols: a.b.cols, values: a.b.values)
+        }
+        return out
+    }
+
+    /// The adapter settings a PEFT folder implies: its rank, alpha, dropout and targets.
+    public static func adapterSettings(folder: String, model: ModelDescription) throws -> LoRASettings {
+        let f = try PEFTAdapterFolder.read(folder, model: model)
+        return LoRASettings(rank: f.rank, alpha: Float(f.alpha), dropout: Float(f.dropout), targets: f.targets)
+    }
+
+    /// Rank, alpha and targets define the adapter and must be the folder's; dropout is a training
+    /// setting and may differ.
+    static func checkAgreement(_ f: LoRAAdapter, _ l: LoRASettings, path: String) throws {
+        var problems: [String] = []
+        if f.rank != l.rank { problems.append("rank \(f.rank), not \(l.rank)") }
+        if Float(f.alpha) != l.alpha { problems.append("lora_alpha \(f.alpha), not \(l.alpha)") }
+        if Set(f.targets) != Set(l.targets) { problems.append("target modules \(f.targets.map { "\($0)" }), not \(l.targets.map { "\($0)" })") }
+        guard problems.isEmpty else {
+            throw CheckpointError(.invalidUsage, "the adapter folder has \(problems.joined(separator: ", ")); drop --lora-rank, --lora-alpha and --targets to use the folder's", path: path)
+        }
+    }
+
+    /// The default of ``activationMemory``: a quarter of the model's memory limit, at most what a
+    /// training pass over `rows` token rows leaves of it.
+    public static func defaultActivationMemory(_ engine: LlamaModel, rows: Int) -> Int {
+        let limit = engine.memory.bytes
+        return max(0, min(limit / 4, limit - engine.memoryNeed(rows: rows, backward: true)))
     }
 
     /// What a saved state must agree with to be resumed.
@@ -354,9 +496,18 @@ public enum LoRAMerge {
     /// `output`: a folder (staged, then moved into place, sharded past 5 GB), a `.gguf` or a `.ctz`
     /// file. Shapes, dtypes, the configuration (per-layer widths included) and the tokenizer files
     /// are the model's.
-    /// - Returns: the changed tensors' names and the bytes written.
     public static func write(_ model: ModelSource, adapters: LoRAAdapters, to output: String,
                              kind: FineTuneJob.OutputKind) throws -> (changed: [String], bytes: Int) {
+        let r = try write(model, adapters: adapters, to: output, kind: kind, manifest: nil)
+        return (r.changed, r.bytes)
+    }
+
+    /// The same, with a manifest: `manifest`, given the output's files (name → SHA-256), makes the manifest's bytes: written
+    /// into the staged folder before it is moved into place, or next to a file output
+    /// (`NAME.pruning-manifest.json`).
+    /// - Returns: the changed tensors' names, the bytes written and the manifest's path.
+    public static func write(_ model: ModelSource, adapters: LoRAAdapters, to output: String, kind: FineTuneJob.OutputKind,
+                             manifest: ((_ files: [String: String]) throws -> [UInt8])?) throws -> (changed: [String], bytes: Int, manifestPath: String?) {
         let staged = try StagedFolder(destination: output)
         let d = model.description
         let scratch = FileSystem.join(staged.path, ".shears-merge")
@@ -399,10 +550,19 @@ public enum LoRAMerge {
         }
         recovered.values = [:]
         StagedFolder.removeFlat(scratch)
-        var bytes = 0
+        var bytes = 0, manifestPath: String? = nil
         switch kind {
         case .folder:
             for p in written { bytes += try FileSystem.size(of: p) }
+            if let manifest {
+                var files: [String: String] = [:]
+                for f in try FileSystem.contents(of: folder) where f != PruningManifest.fileName && !f.hasPrefix(".") {
+                    let p = FileSystem.join(folder, f)
+                    if FileSystem.isFile(p) { files[f] = try ModelSource.sha256(p) }
+                }
+                try AtomicFile.write(try manifest(files), to: FileSystem.join(folder, PruningManifest.fileName))
+                manifestPath = FileSystem.join(output, PruningManifest.fileName)
+            }
             try staged.commit()
         case .gguf:
             let r = try HuggingFaceToGGUF.convert(folder: folder, to: output, options: .init(name: FileSystem.baseName(String(output.dropLast(5)))))
@@ -412,8 +572,13 @@ public enum LoRAMerge {
             try CompactConversion.write(try Checkpoint.open(folder), to: output)
             bytes = try FileSystem.size(of: output)
         }
+        if kind != .folder, let manifest {
+            let target = PruneJob.manifestPath(forFile: output)
+            try AtomicFile.write(try manifest([FileSystem.baseName(output): try ModelSource.sha256(output)]), to: target)
+            manifestPath = target
+        }
         withExtendedLifetime(staged) {}
-        return (recovered.changed, bytes)
+        return (recovered.changed, bytes, manifestPath)
     }
 }
 
@@ -424,7 +589,7 @@ enum FineTuneState {
         var step: Int, microBatches: UInt64, tokens: Int
     }
 
-    static func names(_ a: LoRAAdapter) -> (String, String) { ("\(a.key.layer).\(a.key.role).A", "\(a.key.layer).\(a.key.role).B") }
+    static func names(_ a: Engine.LoRAAdapter) -> (String, String) { ("\(a.key.layer).\(a.key.role).A", "\(a.key.layer).\(a.key.role).B") }
 
     static func write(_ path: String, adapters: LoRAAdapters, optimizer: AdamW, step: Int, microBatches: UInt64, tokens: Int,
                       fingerprint: String) throws {

@@ -90,12 +90,67 @@ import ShearsJSON
         #expect(again.status == 2 && again.stderr.contains("--force"), "\(again.stderr)")
     }
 
+    /// Alpaca JSONL data on the bundled model with --save-adapter: the summary names the file's
+    /// format and counts only response tokens; the adapter folder is PEFT's layout.
+    @Test func alpacaDataAndSavedAdapter() throws {
+        let dir = temporaryFolder("shears-finetune-alpaca")
+        defer { _ = system("rm -rf '\(dir)'") }
+        let r = CommandRunner.run(["finetune", Self.model, dir + "/out", "--data", fixturesPath + "/lora/data/alpaca.jsonl",
+                                   "--steps", "2", "--batch-size", "4", "--micro-batch-size", "2", "--seq-len", "128",
+                                   "--warmup-steps", "0", "--lr", "1e-2", "--save-adapter", dir + "/adapter", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let summary = try JSONValue.parse(Array(r.stdout.utf8))
+        #expect(summary["data"]?.arrayValue?.first?["format"]?.stringValue == "jsonl-alpaca")
+        #expect(summary["data"]?.arrayValue?.first?["examples"]?.intValue == 6)  // 7 records, one prompt over the cut-off
+        #expect(summary["data"]?.arrayValue?.first?["skipped"]?.intValue == 1)
+        let trained = summary["trained_tokens"]!.intValue!, tokens = summary["tokens"]!.intValue!
+        #expect(trained > 0 && trained < tokens)
+        #expect(summary["manifest"] == .null)
+        let config = try JSONValue.parse(FileSystem.readFile(dir + "/adapter/adapter_config.json"))
+        #expect(config["r"]?.intValue == 8 && config["peft_type"]?.stringValue == "LORA")
+        let weights = try Checkpoint.open(dir + "/adapter/adapter_model.safetensors")
+        #expect(weights.tensorNames.count == 2 * 7 * 4)
+        #expect(weights.info(named: "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight")?.shape.first == 8)
+    }
+
+    /// Prune, finetune, verify: the carried-over manifest lets `verify --source --manifest` accept
+    /// the training-changed tensors (and report them) while every other tensor is checked bit for
+    /// bit: one changed byte in an unlisted tensor fails with exit 1.
+    @Test func prunedFinetunedOutputVerifies() throws {
+        let dir = temporaryFolder("shears-finetune-verify")
+        defer { _ = system("rm -rf '\(dir)'") }
+        let p = CommandRunner.run(["prune", Self.model, dir + "/p", "--importance", "l2", "--ratio", "0.5"])
+        #expect(p.status == 0, "\(p.stderr)")
+        let f = CommandRunner.run(["finetune", dir + "/p", dir + "/t", "--data", try Self.slice(dir), "--steps", "1", "--batch-size", "2",
+                                   "--micro-batch-size", "2", "--seq-len", "32", "--warmup-steps", "0", "--lr", "1e-2",
+                                   "--targets", "q_proj,down_proj", "--json"])
+        #expect(f.status == 0, "\(f.stderr)")
+        #expect(try JSONValue.parse(Array(f.stdout.utf8))["manifest"]?.stringValue == dir + "/t/pruning-manifest.json")
+        let args = ["verify", dir + "/t", "--source", Self.model, "--manifest", dir + "/t/pruning-manifest.json", "--threads", "2"]
+        let v = CommandRunner.run(args)
+        #expect(v.status == 0, "\(v.stdout)\(v.stderr)")
+        #expect((v.stdout + v.stderr).contains("8 changed by training (lora)"), "\(v.stdout)\(v.stderr)")
+        // One byte of an unlisted tensor (layer 1's key projection) changed.
+        let c = try Checkpoint.open(dir + "/t")
+        let name = "model.layers.1.self_attn.k_proj.weight"
+        let offset = try c.tensor(named: name).range.lowerBound
+        let fd = open(c.files[0].path, O_RDWR)
+        var byte: UInt8 = 0
+        _ = pread(fd, &byte, 1, off_t(offset))
+        byte ^= 1
+        _ = pwrite(fd, &byte, 1, off_t(offset))
+        close(fd)
+        let bad = CommandRunner.run(args)
+        #expect(bad.status == 1 && (bad.stdout + bad.stderr).contains(name), "\(bad.stdout)\(bad.stderr)")
+    }
+
     @Test func usageAndInputErrors() throws {
         let dir = temporaryFolder("shears-finetune-errors")
         defer { _ = system("rm -rf '\(dir)'") }
         let bad = [["--method", "dora"], ["--loss", "kl"], ["--loss", "distill"], ["--lora-dropout", "1"], ["--lora-rank", "0"],
                    ["--batch-size", "6", "--micro-batch-size", "4"], ["--targets", "qkv_proj"],
-                   ["--save-adapter", dir + "/adapter"]]
+                   ["--init-adapter", fixturesPath + "/lora/peft-adapter", "--lora-rank", "4"],
+                   ["--init-adapter", fixturesPath + "/lora/peft-adapter", "--targets", "q_proj"]]
         for extra in bad {
             let r = CommandRunner.run(["finetune", Self.model, dir + "/out", "--steps", "1"] + extra)
             #expect(r.status == 64, "\(extra): status \(r.status), \(r.stderr)")
