@@ -267,7 +267,7 @@ public struct FineTuneJob {
             let folder = try PEFTAdapterFolder.read(initAdapterFolder, model: d)
             try Self.checkAgreement(folder, settings.lora, path: initAdapterFolder)
             var weights: [LoRAKey: (a: [Float], b: [Float])] = [:]
-            for (site, a) in folder.a { weights[LoRAKey(layer: site.layer, role: site.role)] = (a.values, folder.b[site]?.values ?? []) }
+            for (site, a) in folder.a { weights[site] = (a.values, folder.b[site]?.values ?? []) }
             adapters = try LoRAAdapters(model: d, settings: settings.lora, weights: weights)
             report(.message("finetune: starting from the adapter in \(initAdapterFolder)"))
         } else if let initialAdapters {
@@ -418,12 +418,12 @@ public struct FineTuneJob {
     }
 
     /// The engine's adapters as a PEFT adapter (``PEFTAdapterFolder/write(_:to:model:)``).
-    func peftAdapter(_ adapters: LoRAAdapters, model d: ModelDescription) -> LoRAAdapter {
+    func peftAdapter(_ adapters: LoRAAdapters, model d: ModelDescription) -> PEFTAdapter {
         let l = adapters.settings
-        var out = LoRAAdapter(rank: l.rank, alpha: Double(l.alpha), dropout: Double(l.dropout),
+        var out = PEFTAdapter(rank: l.rank, alpha: Double(l.alpha), dropout: Double(l.dropout),
                               targets: TensorRole.projections.filter { l.targets.contains($0) }, baseModel: source)
         for a in adapters.adapters {
-            let site = LoRASite(layer: a.key.layer, role: a.key.role)
+            let site = a.key
             out.a[site] = LoRAMatrix(rows: a.a.rows, cols: a.a.cols, values: a.a.values)
             out.b[site] = LoRAMatrix(rows: a.b.rows, cols: a.b.cols, values: a.b.values)
         }
@@ -438,7 +438,7 @@ public struct FineTuneJob {
 
     /// Rank, alpha and targets define the adapter and must be the folder's; dropout is a training
     /// setting and may differ.
-    static func checkAgreement(_ f: LoRAAdapter, _ l: LoRASettings, path: String) throws {
+    static func checkAgreement(_ f: PEFTAdapter, _ l: LoRASettings, path: String) throws {
         var problems: [String] = []
         if f.rank != l.rank { problems.append("rank \(f.rank), not \(l.rank)") }
         if Float(f.alpha) != l.alpha { problems.append("lora_alpha \(f.alpha), not \(l.alpha)") }
@@ -589,7 +589,7 @@ enum FineTuneState {
         var step: Int, microBatches: UInt64, tokens: Int
     }
 
-    static func names(_ a: Engine.LoRAAdapter) -> (String, String) { ("\(a.key.layer).\(a.key.role).A", "\(a.key.layer).\(a.key.role).B") }
+    static func names(_ a: LoRAAdapter) -> (String, String) { ("\(a.key.layer).\(a.key.role).A", "\(a.key.layer).\(a.key.role).B") }
 
     static func write(_ path: String, adapters: LoRAAdapters, optimizer: AdamW, step: Int, microBatches: UInt64, tokens: Int,
                       fingerprint: String) throws {

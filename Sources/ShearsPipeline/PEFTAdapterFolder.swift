@@ -1,22 +1,7 @@
 import CheckpointCore
+import Engine
 import ModelArchitecture
 import ShearsJSON
-
-/// Where one LoRA adapter sits: a projection of a decoder layer.
-public struct LoRASite: Sendable, Hashable, Comparable {
-    public var layer: Int
-    public var role: TensorRole
-
-    public init(layer: Int, role: TensorRole) {
-        self.layer = layer
-        self.role = role
-    }
-
-    public static func < (a: LoRASite, b: LoRASite) -> Bool {
-        if a.layer != b.layer { return a.layer < b.layer }
-        return (TensorRole.projections.firstIndex(of: a.role) ?? 99) < (TensorRole.projections.firstIndex(of: b.role) ?? 99)
-    }
-}
 
 /// A float32 matrix, row-major, with its shape.
 public struct LoRAMatrix: Sendable, Equatable {
@@ -32,9 +17,10 @@ public struct LoRAMatrix: Sendable, Equatable {
     }
 }
 
-/// A LoRA adapter as plain arrays: for each site, A `[rank, in]` and B `[out, rank]` (PEFT's
+/// A LoRA adapter as plain arrays, as a PEFT folder holds it (the engine's trainable form is
+/// ``LoRAAdapters``): for each site (``LoRAKey``), A `[rank, in]` and B `[out, rank]` (PEFT's
 /// `lora_A.weight` and `lora_B.weight`), and the update W ← W + (alpha / rank)·B·A.
-public struct LoRAAdapter: Sendable, Equatable {
+public struct PEFTAdapter: Sendable, Equatable {
     public var rank: Int
     public var alpha: Double
     public var dropout: Double
@@ -42,11 +28,11 @@ public struct LoRAAdapter: Sendable, Equatable {
     public var targets: [TensorRole]
     /// `base_model_name_or_path` (PEFT records where the base model came from; may be nil).
     public var baseModel: String?
-    public var a: [LoRASite: LoRAMatrix]
-    public var b: [LoRASite: LoRAMatrix]
+    public var a: [LoRAKey: LoRAMatrix]
+    public var b: [LoRAKey: LoRAMatrix]
 
     public init(rank: Int, alpha: Double, dropout: Double, targets: [TensorRole], baseModel: String? = nil,
-                a: [LoRASite: LoRAMatrix] = [:], b: [LoRASite: LoRAMatrix] = [:]) {
+                a: [LoRAKey: LoRAMatrix] = [:], b: [LoRAKey: LoRAMatrix] = [:]) {
         self.rank = rank
         self.alpha = alpha
         self.dropout = dropout
@@ -60,10 +46,10 @@ public struct LoRAAdapter: Sendable, Equatable {
     public var scaling: Double { alpha / Double(rank) }
 
     /// The sites an adapter with these targets has on `model`: every layer holding the projection.
-    public static func sites(targets: [TensorRole], model: ModelDescription) -> [LoRASite] {
+    public static func sites(targets: [TensorRole], model: ModelDescription) -> [LoRAKey] {
         model.requiredTensors.compactMap { r in
             guard let l = r.layer, r.kind == .weight, targets.contains(r.role) else { return nil }
-            return LoRASite(layer: l, role: r.role)
+            return LoRAKey(layer: l, role: r.role)
         }.sorted()
     }
 }
@@ -80,19 +66,19 @@ public enum PEFTAdapterFolder {
     public static let maximumRank = 4096
 
     /// The module name of a projection (`model.layers.3.self_attn.q_proj`).
-    public static func module(_ site: LoRASite, model: ModelDescription) -> String {
+    public static func module(_ site: LoRAKey, model: ModelDescription) -> String {
         String(model.name(site.role, layer: site.layer).dropLast(".weight".count))
     }
 
     /// The `target_modules` name of a role (`q_proj`): the last component of its module name.
     public static func targetName(_ role: TensorRole, model: ModelDescription) -> String {
         let layer = model.requiredTensors.first { $0.role == role && $0.layer != nil }?.layer ?? 0
-        let m = module(LoRASite(layer: layer, role: role), model: model)
+        let m = module(LoRAKey(layer: layer, role: role), model: model)
         return String(m.split(separator: ".").last ?? Substring(m))
     }
 
     /// The safetensors keys of a site's A and B.
-    public static func keys(_ site: LoRASite, model: ModelDescription) -> (a: String, b: String) {
+    public static func keys(_ site: LoRAKey, model: ModelDescription) -> (a: String, b: String) {
         let m = "base_model.model." + module(site, model: model)
         return (m + ".lora_A.weight", m + ".lora_B.weight")
     }
@@ -109,7 +95,7 @@ public enum PEFTAdapterFolder {
     }
 
     /// The expected shapes of a site's A `[rank, in]` and B `[out, rank]`.
-    static func shapes(_ site: LoRASite, rank: Int, model: ModelDescription) -> (a: [Int], b: [Int]) {
+    static func shapes(_ site: LoRAKey, rank: Int, model: ModelDescription) -> (a: [Int], b: [Int]) {
         let w = model.shape(of: TensorReference(site.role, layer: site.layer))
         return ([rank, w[1]], [w[0], rank])
     }
@@ -121,7 +107,7 @@ public enum PEFTAdapterFolder {
     ///   (DoRA, rsLoRA, bias training, per-module ranks, fan-in-fan-out, layers subset, modules
     ///   to save), a target that is not one of the model's projections, a missing or unknown tensor,
     ///   a shape not implied by the model and the rank, a non-float dtype or a non-finite value.
-    public static func read(_ folder: String, model: ModelDescription) throws -> LoRAAdapter {
+    public static func read(_ folder: String, model: ModelDescription) throws -> PEFTAdapter {
         let configPath = FileSystem.join(folder, configFile)
         let weightsPath = FileSystem.join(folder, weightsFile)
         guard FileSystem.isFile(configPath) else {
@@ -180,10 +166,10 @@ public enum PEFTAdapterFolder {
         try checkSupported(model, targets: targets, path: configPath)
 
         let file = try SafetensorsFile(path: weightsPath)
-        var adapter = LoRAAdapter(rank: rank, alpha: alpha, dropout: dropout, targets: targets,
+        var adapter = PEFTAdapter(rank: rank, alpha: alpha, dropout: dropout, targets: targets,
                                   baseModel: field("base_model_name_or_path")?.stringValue)
-        var expected: [String: (LoRASite, Bool, [Int])] = [:]
-        for site in LoRAAdapter.sites(targets: adapter.targets, model: model) {
+        var expected: [String: (LoRAKey, Bool, [Int])] = [:]
+        for site in PEFTAdapter.sites(targets: adapter.targets, model: model) {
             let k = keys(site, model: model), s = shapes(site, rank: rank, model: model)
             expected[k.a] = (site, true, s.a)
             expected[k.b] = (site, false, s.b)
@@ -216,7 +202,7 @@ public enum PEFTAdapterFolder {
 
     /// The `adapter_config.json` object PEFT writes for `adapter` (keys sorted; `target_modules`
     /// in the family's projection order, where PEFT writes a set's order).
-    public static func configJSON(_ adapter: LoRAAdapter, model: ModelDescription) -> JSONValue {
+    public static func configJSON(_ adapter: PEFTAdapter, model: ModelDescription) -> JSONValue {
         var members: [(String, JSONValue)] = defaultConfig
         func set(_ k: String, _ v: JSONValue) {
             if let i = members.firstIndex(where: { $0.0 == k }) { members[i].1 = v } else { members.append((k, v)) }
@@ -277,14 +263,14 @@ public enum PEFTAdapterFolder {
 
     /// Writes `adapter` as a PEFT folder at `folder`, atomically (staged, then moved into place).
     /// - Throws: when the adapter does not fit `model` (a missing site, a shape, the rank).
-    public static func write(_ adapter: LoRAAdapter, to folder: String, model: ModelDescription) throws {
+    public static func write(_ adapter: PEFTAdapter, to folder: String, model: ModelDescription) throws {
         guard adapter.rank >= 1, adapter.rank <= maximumRank else {
             throw CheckpointError(.invalidArgument, "rank \(adapter.rank) is outside 1 … \(maximumRank)", path: folder)
         }
         try checkSupported(model, targets: adapter.targets, path: folder)
         var specs: [TensorSpec] = []
         var data: [String: [Float]] = [:]
-        let sites = LoRAAdapter.sites(targets: adapter.targets, model: model)
+        let sites = PEFTAdapter.sites(targets: adapter.targets, model: model)
         for site in sites {
             let k = keys(site, model: model), s = shapes(site, rank: adapter.rank, model: model)
             for (key, matrix, shape) in [(k.a, adapter.a[site], s.a), (k.b, adapter.b[site], s.b)] {

@@ -78,7 +78,7 @@ import ShearsJSON
         #expect(back.a.count == r.adapters.adapters.count)
         var nonZeroB = false
         for a in r.adapters.adapters {
-            let site = LoRASite(layer: a.key.layer, role: a.key.role)
+            let site = LoRAKey(layer: a.key.layer, role: a.key.role)
             #expect(back.a[site]?.values == a.a.values && back.b[site]?.values == a.b.values, "\(site)")
             nonZeroB = nonZeroB || a.b.values.contains { $0 != 0 }
         }
@@ -101,7 +101,7 @@ import ShearsJSON
         let r = try job.run()
         #expect(r.adapters.adapters.count == folder.a.count)
         for a in r.adapters.adapters {
-            let site = LoRASite(layer: a.key.layer, role: a.key.role)
+            let site = LoRAKey(layer: a.key.layer, role: a.key.role)
             #expect(a.a.values == folder.a[site]!.values && a.b.values == folder.b[site]!.values, "\(site)")
         }
         var other = Self.job(dir + "/other", steps: 1)

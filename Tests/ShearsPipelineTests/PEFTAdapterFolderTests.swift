@@ -3,6 +3,7 @@ import Testing
 import Glibc
 #endif
 import CheckpointCore
+import Engine
 import ModelArchitecture
 import ShearsJSON
 @testable import ShearsPipeline
@@ -22,7 +23,7 @@ import ShearsJSON
         #expect(a.a.count == 28 && a.b.count == 28)
         let roles: [String: TensorRole] = ["q_proj": .query, "down_proj": .down]
         for s in Self.golden["sites"]!.arrayValue! {
-            let site = LoRASite(layer: s["layer"]!.intValue!, role: roles[s["module"]!.stringValue!]!)
+            let site = LoRAKey(layer: s["layer"]!.intValue!, role: roles[s["module"]!.stringValue!]!)
             let A = a.a[site]!, B = a.b[site]!
             #expect(A.rows == 2 && B.cols == 2 && A.values.contains { $0 != 0 } && B.values.contains { $0 != 0 })
             for (i, row) in s["delta_first_rows"]!.arrayValue!.enumerated() {
@@ -129,7 +130,7 @@ import ShearsJSON
         try expectThrows("adapter_config.json is missing") { _ = try PEFTAdapterFolder.read(dir, model: Self.model) }
         // Writing refuses an adapter that does not fit the model.
         var a = try PEFTAdapterFolder.read(Self.folder, model: Self.model)
-        a.a[LoRASite(layer: 0, role: .query)] = LoRAMatrix(rows: 2, cols: 3, values: [0, 0, 0, 0, 0, 0])
+        a.a[LoRAKey(layer: 0, role: .query)] = LoRAMatrix(rows: 2, cols: 3, values: [0, 0, 0, 0, 0, 0])
         try expectThrows("q_proj.lora_A") { try PEFTAdapterFolder.write(a, to: dir + "/w", model: Self.model) }
         #expect(!FileSystem.isDirectory(dir + "/w"))
     }

@@ -3,6 +3,7 @@ import Testing
 import Glibc
 #endif
 import CheckpointCore
+import Engine
 import ModelArchitecture
 import Pruning
 import ShearsJSON
@@ -25,9 +26,9 @@ import ShearsPipeline
         #expect(pruned.layers != (try ModelSource.open(Self.model).description.layers))
 
         // An adapter on the pruned widths writes and reads back; the source model's shapes do not fit it.
-        var adapter = LoRAAdapter(rank: 3, alpha: 6, dropout: 0, targets: [.query, .down], baseModel: dir + "/p")
+        var adapter = PEFTAdapter(rank: 3, alpha: 6, dropout: 0, targets: [.query, .down], baseModel: dir + "/p")
         var seed: Float = 0.25
-        for site in LoRAAdapter.sites(targets: adapter.targets, model: pruned) {
+        for site in PEFTAdapter.sites(targets: adapter.targets, model: pruned) {
             let w = pruned.shape(of: TensorReference(site.role, layer: site.layer))
             seed += 0.5
             adapter.a[site] = LoRAMatrix(rows: 3, cols: w[1], values: (0..<(3 * w[1])).map { Float($0 % 7) * 0.01 - seed * 0.01 })
