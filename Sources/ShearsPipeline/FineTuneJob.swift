@@ -246,6 +246,8 @@ public struct FineTuneJob {
             throw CheckpointError(.invalidUsage, "--loss distill needs a teacher model (--teacher)")
         }
         try OutputPlacement.checkOutside(output: output, source: source)
+        if let teacher { try OutputPlacement.checkOutside(output: output, source: teacher) }
+        try checkAdapterFolder()
         let model = try ModelSource.open(source)
         let lock = try OutputLock(destination: output, companions: [output + ".finetune-state"] + (outputKind == .folder ? [] : [PruneJob.manifestPath(forFile: output)]))
         let result = try runClaimed(model, report)
@@ -459,6 +461,29 @@ public struct FineTuneJob {
     func fingerprint(windows: Int, total: Int) -> String {
         let s = settings, l = s.lora
         return "rank=\(l.rank) alpha=\(l.alpha) dropout=\(l.dropout) targets=\(l.targets.map { "\($0)" }.joined(separator: ",")) lr=\(s.learningRate) steps=\(total) batch=\(s.batchSize) micro=\(s.microBatchSize) seq=\(s.seqLen) warmup=\(s.warmupSteps) seed=\(s.seed) clip=\(s.maxGradNorm) wd=\(s.weightDecay) loss=\(s.loss.rawValue) T=\(s.temperature) ce=\(s.ceWeight) windows=\(windows)"
+    }
+
+    /// `saveAdapterFolder` may be new, empty, or an adapter folder (replaced with `force`); never an
+    /// input (MODEL, the teacher, `initAdapterFolder`), OUT, or a folder inside or around OUT.
+    private func checkAdapterFolder() throws(CheckpointError) {
+        guard let folder = saveAdapterFolder else { return }
+        try OutputPlacement.checkOutside(output: folder, source: source)
+        if let teacher { try OutputPlacement.checkOutside(output: folder, source: teacher) }
+        if let initAdapterFolder, let a = OutputPlacement.resolved(folder), a == OutputPlacement.resolved(initAdapterFolder) {
+            throw CheckpointError(.invalidArgument, "is the --init-adapter folder; save the trained adapter to another folder (inputs are never modified)", path: folder)
+        }
+        if let a = OutputPlacement.resolved(folder), let o = OutputPlacement.resolved(output),
+           a == o || a.hasPrefix(o + "/") || o.hasPrefix(a + "/") {
+            throw CheckpointError(.invalidArgument, "overlaps the output \(output); save the adapter to a folder beside it", path: folder)
+        }
+        guard let kind = FileSystem.kind(of: folder) else { return }
+        guard kind == .directory else { throw CheckpointError(.invalidArgument, "exists and is not a folder", path: folder) }
+        let names = try FileSystem.contents(of: folder)
+        if names.isEmpty { return }
+        guard names.contains(PEFTAdapterFolder.configFile) else {
+            throw CheckpointError(.invalidArgument, "is a folder that holds no PEFT adapter (\(PEFTAdapterFolder.configFile)); save the adapter to a new or empty folder", path: folder)
+        }
+        if !force { throw CheckpointError(.invalidArgument, "already holds an adapter; pass --force to replace it", path: folder) }
     }
 
     private func checkOutput() throws {

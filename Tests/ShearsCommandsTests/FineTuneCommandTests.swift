@@ -160,4 +160,26 @@ import ShearsJSON
         let help = CommandRunner.run(["finetune", "--help"])
         #expect(help.stdout.contains("--lora-rank") && help.stdout.contains("ce (next-token"))
     }
+
+    /// `--save-adapter` never lands on an input or on OUT, and never replaces a folder that holds
+    /// no adapter: a folder commit drops stale `.safetensors` files, so it would delete a model.
+    @Test func saveAdapterFolderIsChecked() throws {
+        let dir = temporaryFolder("shears-finetune-adapter-place")
+        defer { _ = system("rm -rf '\(dir)'") }
+        _ = system("cp -r '\(Self.model)' '\(dir)/model' && mkdir -p '\(dir)/user' && echo x > '\(dir)/user/model.safetensors'")
+        let model = dir + "/model"
+        let cases: [(String, String)] = [
+            (model, "is the input folder"), (model + "/adapter", "inside the input folder"),
+            (dir + "/out", "overlaps the output"), (dir + "/out/adapter", "overlaps the output"),
+            (dir + "/user", "holds no PEFT adapter"), (model + "/config.json", "inside the input folder"),
+        ]
+        for (folder, message) in cases {
+            let r = CommandRunner.run(["finetune", model, dir + "/out", "--steps", "1", "--save-adapter", folder])
+            #expect(r.status == 2 && r.stderr.contains(message), "\(folder): \(r.status) \(r.stderr)")
+        }
+        // Nothing was written, and the inputs are whole.
+        #expect(FileSystem.kind(of: dir + "/out") == nil)
+        #expect(FileSystem.kind(of: model + "/model.safetensors") == .file)
+        #expect(FileSystem.kind(of: dir + "/user/model.safetensors") == .file)
+    }
 }
