@@ -142,9 +142,9 @@ import ShearsJSON
         #expect(v.trainedTensors == r.changedTensors.count && v.trainingMethods == ["lora"])
     }
 
-    /// The default activation memory: a quarter of the limit, never more than the pass leaves;
-    /// a run with the default (projections kept) equals a run that recomputes every layer, bit
-    /// for bit (dropout on).
+    /// The automatic activation memory (nil): a quarter of the limit, never more than the pass
+    /// leaves; a run with it (projections kept) equals a run that recomputes every layer (the
+    /// default, 0), bit for bit (dropout on).
     @Test func defaultActivationMemoryKeepsResults() throws {
         let engine = try ModelSource.open(Self.model).engineModel()
         let rows = 2 * 128
@@ -164,6 +164,8 @@ import ShearsJSON
         let dir = FineTuneJobTests.temporary("shears-wire-activations")
         defer { _ = system("rm -rf '\(dir)'") }
         var kept = Self.job(dir + "/kept")
+        #expect(kept.activationMemory == 0, "the default recomputes, as prune does")
+        kept.activationMemory = nil
         kept.dataFiles = [Self.alpaca]
         kept.settings.lora.dropout = 0.1
         var recomputed = kept
