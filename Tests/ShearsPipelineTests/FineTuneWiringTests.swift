@@ -172,8 +172,15 @@ import ShearsJSON
         recomputed.output = dir + "/recomputed"
         recomputed.activationMemory = 0
         let a = try kept.run(), b = try recomputed.run()
-        #expect(a.losses == b.losses)
+        // Bit for bit when the process runs nothing else (LoRAGoldenTests checks that on one
+        // engine); here other suites run at the same time and change OpenBLAS's process-wide
+        // thread count, which changes sgemm's summation order: so within 1e-6 relative.
+        func close(_ x: Double, _ y: Double) -> Bool { abs(x - y) <= 1e-6 * max(abs(x), abs(y), 1e-6) }
+        #expect(a.losses.count == b.losses.count && zip(a.losses, b.losses).allSatisfy { close($0, $1) }, "\(a.losses) vs \(b.losses)")
         let x = try Checkpoint.open(dir + "/kept"), y = try Checkpoint.open(dir + "/recomputed")
-        for t in x.tensorNames { #expect(try x.tensor(named: t).floats() == y.tensor(named: t).floats(), "\(t)") }
+        for t in x.tensorNames {
+            let u = try x.tensor(named: t).floats(), v = try y.tensor(named: t).floats()
+            #expect(u.count == v.count && zip(u, v).allSatisfy { close(Double($0), Double($1)) }, "\(t)")
+        }
     }
 }
