@@ -222,7 +222,7 @@ public final class LoRAAdapters: @unchecked Sendable {
     /// A drawn from a seeded generator, on every target of every layer with that projection.
     public convenience init(model: ModelDescription, settings: LoRASettings, seed: UInt64) throws(CheckpointError) {
         var weights: [LoRAKey: (a: [Float], b: [Float])] = [:]
-        var rng = LoRARandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         for l in 0..<model.layerCount {
             let s = model.layers[l]
             for role in TensorRole.projections where settings.targets.contains(role) {
@@ -232,7 +232,7 @@ public final class LoRAAdapters: @unchecked Sendable {
                 let (out, inF) = LoRAAdapters.shape(of: key, in: model)
                 if out == 0 || inF == 0 { continue }
                 let bound = 1 / Float(inF).squareRoot()
-                let a = (0..<(settings.rank * inF)).map { _ in (Float(rng.nextUnit()) * 2 - 1) * bound }
+                let a = (0..<(settings.rank * inF)).map { _ in (Float(rng.uniform()) * 2 - 1) * bound }
                 weights[key] = (a, [Float](repeating: 0, count: out * settings.rank))
             }
         }
@@ -275,19 +275,4 @@ public final class LoRAAdapters: @unchecked Sendable {
 
     /// (parameter, gradient) pairs, A then B of each adapter in key order.
     var parameters: [(Matrix, Matrix)] { adapters.flatMap { [($0.a, $0.gradA), ($0.b, $0.gradB)] } }
-}
-
-/// Sebastiano Vigna's SplitMix64 generator: small, seedable, state is one UInt64 (resumable).
-public struct LoRARandom: Sendable, Equatable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 53 bits.
-    public mutating func nextUnit() -> Double { Double(next() >> 11) / 9_007_199_254_740_992 }
 }

@@ -186,7 +186,7 @@ public final class LoRATrainer: @unchecked Sendable {
     }
 
     static func maskSeed(_ seed: UInt64, _ n: UInt64) -> UInt64 {
-        var r = LoRARandom(seed: seed ^ (n &* 0xA24B_AED4_963E_E407))
+        var r = SplitMix64(seed: seed ^ (n &* 0xA24B_AED4_963E_E407))
         return r.next()
     }
 }

@@ -56,21 +56,6 @@ func matrixShape(_ info: TensorInfo) throws(CheckpointError) -> (Int, Int) {
     }
 }
 
-/// SplitMix64: a small, fully specified generator, so the Python reference can draw the same numbers.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1): the top 53 bits.
-    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
-}
-
 /// `random`: one uniform number per root channel, as upstream's `RandomImportance` (a head's score
 /// sums its head_dim numbers). Drawn from ``SplitMix64`` seeded with `--seed`, layer by layer in
 /// ascending order: first the attention root channels of the kept units (q for MHA and the query

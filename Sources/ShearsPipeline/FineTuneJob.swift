@@ -226,7 +226,7 @@ public struct FineTuneJob {
             if e != cachedEpoch {
                 cachedEpoch = e
                 order = Array(0..<windows)
-                var rng = LoRARandom(seed: seed &+ 0x5EED &+ UInt64(e) &* 0x9E37_79B9)
+                var rng = SplitMix64(seed: seed &+ 0x5EED &+ UInt64(e) &* 0x9E37_79B9)
                 for i in stride(from: windows - 1, to: 0, by: -1) {
                     order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
                 }

@@ -125,7 +125,7 @@ import ModelArchitecture
         s.learningRate = 1e-3
         s.seed = 3
         job.settings = s
-        var rng = LoRARandom(seed: 11)
+        var rng = SplitMix64(seed: 11)
         // Ten windows of 16 tokens, two of them shorter with a masked prompt (padding + masks).
         job.sequences = (0..<10).map { i in
             let n = i % 5 == 0 ? 11 : 16
