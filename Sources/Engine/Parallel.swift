@@ -36,22 +36,22 @@ public enum Parallel {
             body(0..<count)
             return
         }
-        let blasThreads = BLAS.threads, profiling = BLASProfile.enabled
-        BLAS.setThreads(1)
+        let profiling = BLASProfile.enabled
         BLASProfile.enabled = false
-        defer {
-            BLAS.setThreads(blasThreads)
-            BLASProfile.enabled = profiling
+        defer { BLASProfile.enabled = profiling }
+        // Other threads' products wait for the section, so a second model in the process never
+        // makes one with the count at 1 (which would change its rounding).
+        BLAS.singleThreadedSection {
+            run(parts: min(t, count), count: count, worker: true, body)
         }
-        run(parts: min(t, count), count: count, body)
     }
 
-    private static func run(parts: Int, count: Int, _ body: (Range<Int>) -> Void) {
+    private static func run(parts: Int, count: Int, worker: Bool = false, _ body: (Range<Int>) -> Void) {
         withoutActuallyEscaping(body) { b in
             let box = UnsafeSendable(b)
             parallelFor(workers: parts) { i in
                 let lo = count * i / parts, hi = count * (i + 1) / parts
-                box.value(lo..<hi)
+                if worker { BLAS.sectionWorker { box.value(lo..<hi) } } else { box.value(lo..<hi) }
             }
         }
     }

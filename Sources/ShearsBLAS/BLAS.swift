@@ -26,12 +26,33 @@ public enum BLASProfile {
 
 /// OpenBLAS, the library every matrix product goes through.
 public enum BLAS {
-    /// Threads OpenBLAS uses.
-    public static var threads: Int { Int(openblas_get_num_threads()) }
-    /// Sets the OpenBLAS thread count (effective immediately).
+    /// Threads OpenBLAS uses (outside a ``singleThreadedSection(_:)``, the process's setting).
+    public static var threads: Int { BLASThreadGate.shared { Int(openblas_get_num_threads()) } }
+    /// Sets the OpenBLAS thread count (effective immediately; waits for products in flight).
     public static func setThreads(_ n: Int) {
         OpenBLASIdleWait.apply()
-        openblas_set_num_threads(Int32(max(1, n)))
+        BLASThreadGate.exclusive { openblas_set_num_threads(Int32(max(1, n))) }
+    }
+
+    /// Runs `body` with OpenBLAS set to one thread, for loops whose own threads each make small
+    /// products (attention heads), and restores the count after. Products made elsewhere in the
+    /// process wait until the section ends, so their results never depend on it (OpenBLAS's kernel
+    /// choice, and so the rounding, follows the thread count). Threads that `body` starts must run
+    /// their work inside ``sectionWorker(_:)``. A nested call just runs `body`.
+    public static func singleThreadedSection<R>(_ body: () throws -> R) rethrows -> R {
+        OpenBLASIdleWait.apply()
+        return try BLASThreadGate.exclusive {
+            let saved = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+            defer { openblas_set_num_threads(saved) }
+            return try body()
+        }
+    }
+
+    /// Runs the work of one thread started by a ``singleThreadedSection(_:)``'s body: its products
+    /// pass the gate the section holds.
+    public static func sectionWorker<R>(_ body: () throws -> R) rethrows -> R {
+        try BLASThreadGate.asWorker(body)
     }
     /// The kernel family OpenBLAS chose ("SkylakeX", "Haswell", "Prescott", ...).
     public static var coreName: String { String(cString: openblas_get_corename()) }
@@ -42,8 +63,10 @@ public enum BLAS {
     public static func linear(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
         OpenBLASIdleWait.apply()
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
-                    1, x, Int32(k), w, Int32(k), 0, y, Int32(n))
+        BLASThreadGate.shared {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                        1, x, Int32(k), w, Int32(k), 0, y, Int32(n))
+        }
     }
 
     /// `c[m,n] = alpha · a[m,k] · b[k,n] + beta · c` (row-major, no transposes).
@@ -51,8 +74,10 @@ public enum BLAS {
                             beta: Float = 0, c: UnsafeMutablePointer<Float>) {
         precondition(m >= 0 && n >= 0 && k >= 0 && m <= Int(Int32.max) && n <= Int(Int32.max) && k <= Int(Int32.max))
         OpenBLASIdleWait.apply()
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(k), b, Int32(n), beta, c, Int32(n))
+        BLASThreadGate.shared {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                        alpha, a, Int32(k), b, Int32(n), beta, c, Int32(n))
+        }
     }
 
     /// General `c = alpha · op(a) · op(b) + beta · c`, row-major with explicit leading dimensions,
@@ -68,8 +93,10 @@ public enum BLAS {
         if m == 0 || n == 0 { return }
         OpenBLASIdleWait.apply()
         let t0 = BLASProfile.enabled ? BLASProfile.now() : 0
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLASThreadGate.shared {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
         if BLASProfile.enabled {
             BLASProfile.seconds += BLASProfile.now() - t0
             BLASProfile.flops += 2 * Double(m) * Double(n) * Double(k)

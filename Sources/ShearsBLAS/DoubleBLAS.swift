@@ -10,9 +10,11 @@ public enum DoubleBLAS {
         precondition(a.count == rows * w && c.count == w * w, "DoubleBLAS.addGram: sizes")
         guard rows > 0, w > 0 else { return }
         OpenBLASIdleWait.apply()
-        a.withUnsafeBufferPointer { pa in
-            c.withUnsafeMutableBufferPointer { pc in
-                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(w), Int32(rows), 1, pa.baseAddress, Int32(w), 1, pc.baseAddress, Int32(w))
+        BLASThreadGate.shared {
+            a.withUnsafeBufferPointer { pa in
+                c.withUnsafeMutableBufferPointer { pc in
+                    cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(w), Int32(rows), 1, pa.baseAddress, Int32(w), 1, pc.baseAddress, Int32(w))
+                }
             }
         }
     }
@@ -23,8 +25,10 @@ public enum DoubleBLAS {
         precondition(a.count == rows * w && c.count == w * w, "DoubleBLAS.addGram: sizes")
         guard rows > 0, w > 0 else { return }
         OpenBLASIdleWait.apply()
-        a.withUnsafeBufferPointer { pa in
-            cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(w), Int32(rows), 1, pa.baseAddress, Int32(w), 1, c.baseAddress, Int32(w))
+        BLASThreadGate.shared {
+            a.withUnsafeBufferPointer { pa in
+                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(w), Int32(rows), 1, pa.baseAddress, Int32(w), 1, c.baseAddress, Int32(w))
+            }
         }
     }
 
@@ -41,12 +45,14 @@ public enum DoubleBLAS {
         guard m > 0, n > 0 else { return }
         if k == 0 { for i in c.indices { c[i] *= beta }; return }
         OpenBLASIdleWait.apply()
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                                Int32(m), Int32(n), Int32(k), alpha, pa.baseAddress, Int32(transA ? m : k),
-                                pb.baseAddress, Int32(transB ? k : n), beta, pc.baseAddress, Int32(n))
+        BLASThreadGate.shared {
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                                    Int32(m), Int32(n), Int32(k), alpha, pa.baseAddress, Int32(transA ? m : k),
+                                    pb.baseAddress, Int32(transB ? k : n), beta, pc.baseAddress, Int32(n))
+                    }
                 }
             }
         }
@@ -62,7 +68,7 @@ public enum DoubleBLAS {
         var info: Int32 = 0
         var nn = Int32(n), lda = Int32(n)
         var uplo = CChar(UInt8(ascii: "L"))
-        dpotrf_(&uplo, &nn, &a, &lda, &info)
+        BLASThreadGate.shared { dpotrf_(&uplo, &nn, &a, &lda, &info) }
         return info == 0
     }
 
@@ -76,7 +82,7 @@ public enum DoubleBLAS {
         var info: Int32 = 0
         var nn = Int32(n), lda = Int32(n), r = Int32(nrhs), ldb = Int32(n)
         var uplo = CChar(UInt8(ascii: "L"))
-        dpotrs_(&uplo, &nn, &r, f, &lda, &b, &ldb, &info)
+        BLASThreadGate.shared { dpotrs_(&uplo, &nn, &r, f, &lda, &b, &ldb, &info) }
         return info == 0
     }
 
@@ -93,12 +99,12 @@ public enum DoubleBLAS {
         var info: Int32 = 0
         var nn = Int32(n), lda = Int32(n)
         var uplo = CChar(UInt8(ascii: "L"))
-        dpotrf_(&uplo, &nn, &fa, &lda, &info)
+        BLASThreadGate.shared { dpotrf_(&uplo, &nn, &fa, &lda, &info) }
         guard info == 0 else { return false }
         var colMajor = [Double](repeating: 0, count: n * nrhs)
         for i in 0..<n { for j in 0..<nrhs { colMajor[j * n + i] = b[i * nrhs + j] } }
         var r = Int32(nrhs), ldb = Int32(n)
-        dpotrs_(&uplo, &nn, &r, fa, &lda, &colMajor, &ldb, &info)
+        BLASThreadGate.shared { dpotrs_(&uplo, &nn, &r, fa, &lda, &colMajor, &ldb, &info) }
         guard info == 0 else { return false }
         for i in 0..<n { for j in 0..<nrhs { b[i * nrhs + j] = colMajor[j * n + i] } }
         return true
