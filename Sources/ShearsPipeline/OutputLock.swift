@@ -42,7 +42,12 @@ public final class OutputLock {
                 throw e
             }
             if flock(d, LOCK_EX | LOCK_NB) != 0 {
-                let holder = Self.readPID(d)
+                // The holder writes its PID just after taking the lock: give it a moment.
+                var holder = Self.readPID(d)
+                for _ in 0..<50 where holder == nil {
+                    usleep(1000)
+                    holder = Self.readPID(d)
+                }
                 close(d)
                 removeCreatedFolders()
                 throw CheckpointError(.io, "is being written by another shears process\(holder.map { " (PID \($0))" } ?? ""); wait for it to finish or choose another output", path: destination)

@@ -91,7 +91,9 @@ import Testing
             #expect(codes.sorted() == [0, 2], "round \(round): exit statuses \(codes): \(errors)")
             if let loser = codes.firstIndex(of: 2) {
                 let e = errors[loser]
-                #expect(e.contains("is being written by another shears process (PID ") || e.contains("already holds a checkpoint"), "\(e)")
+                // The PID is best effort here: the loser may look in the instant between the
+                // winner's lock and its PID write (the held case below requires it).
+                #expect(e.contains("is being written by another shears process") || e.contains("already holds a checkpoint"), "\(e)")
             }
             #expect(status == 0, "round \(round): verify: \(Self.text(dir + "/verify"))")
             #expect(try FileSystem.contents(of: dir).filter { $0.hasPrefix(".") }.isEmpty)
