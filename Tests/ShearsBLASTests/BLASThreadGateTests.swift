@@ -44,7 +44,7 @@ import Testing
         #expect(differing == 0)
     }
 
-    /// A worker outside any section is a programming error, not a silent pass through the gate.
+    /// Inside a section, its workers and nested sections see one thread and pass the gate.
     @Test func sectionWorkersRunInsideTheSection() {
         let count = BLAS.singleThreadedSection { BLAS.sectionWorker { BLAS.threads } }
         #expect(count == 1)
