@@ -83,8 +83,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Benchmarks of the formats core (run by Tools/bench in a release build).
-        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ModelArchitecture", "ShearsConcurrency"], path: "Sources/ShearsBench"),
+        // Benchmarks of the formats core and the recovery solve (run by Tools/bench and
+        // `shears-bench refit` in a release build).
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ModelArchitecture", "Pruning", "ShearsConcurrency"], path: "Sources/ShearsBench"),
 
         .testTarget(name: "ShearsConcurrencyTests", dependencies: ["ShearsConcurrency"]),
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),

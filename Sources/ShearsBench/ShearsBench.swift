@@ -7,6 +7,7 @@ import Glibc
 #error("Shears is built and tested on Linux only")
 #endif
 import ShearsConcurrency
+import Pruning
 
 /// Benchmarks of the formats core, run by `Tools/bench` in a release build. Every figure is
 /// reported beside a baseline measured in the same process (memcpy of the same bytes).
@@ -17,6 +18,9 @@ import ShearsConcurrency
 ///     shears-bench convert PATH          BF16/F16 → F32 conversion vs memcpy
 ///     shears-bench write PATH OUT        rewrite the checkpoint with the streaming writer
 ///     shears-bench inspect PATH          open + validate headers (best of 20)
+///     shears-bench refit [W K H ROWS]     anchored-ls refit of one projection (default: a Llama-3-8B
+///                                        down_proj, 14336 inputs, 10752 kept, 4096 outputs); set
+///                                        OPENBLAS_CORETYPE as shears does (OpenBLASBootstrap)
 @main
 enum ShearsBench {
     static func main() throws {
@@ -32,6 +36,7 @@ enum ShearsBench {
         case "make-normal": try makeNormal(path: args[1], gigabytes: Double(args[2])!, dtype: DType(userName: args[3])!)
         case "to-dtype": try toDType(path: args[1], out: args[2], dtype: DType(userName: args[3])!)
         case "compact": try compact(path: args[1], out: args[2], level: Int32(args.count > 3 ? args[3] : "3")!)
+        case "refit": try refit(Array(args.dropFirst()).compactMap { Int($0) })
         default: print("unknown verb \(verb)"); exit(64)
         }
     }
@@ -275,5 +280,46 @@ enum ShearsBench {
         var count = 0
         let t = try best(20) { count = try Checkpoint.open(path).tensorCount }
         print("inspect \(count) tensors: open + validate \(Double(Int(t * 1e5)) / 100) ms (best of 20)")
+    }
+}
+
+extension ShearsBench {
+    /// Times the anchored-ls refit of one `[H, W]` projection keeping `K` inputs (every 4th input
+    /// removed, as a selection spreads them), from the statistics of `ROWS` random rows, and
+    /// reports its float64 flop rate.
+    static func refit(_ sizes: [Int]) throws {
+        let w = sizes.count > 0 ? sizes[0] : 14336, k = sizes.count > 1 ? sizes[1] : 10752
+        let h = sizes.count > 2 ? sizes[2] : 4096, rows = sizes.count > 3 ? sizes[3] : 512
+        guard k > 0, k < w, h > 0, rows > 0, w <= 65536, h <= 65536, rows <= 65536 else {
+            print("usage: shears-bench refit [W K H ROWS] with 0 < K < W ≤ 65536, 0 < H, ROWS ≤ 65536"); exit(64)
+        }
+        var rng = SplitMix64(seed: 7)
+        func normal() -> Float { Float(Double(rng.next() >> 11) / 9007199254740992.0 - 0.5) }
+        var st = SiteStatistics(width: w, covariance: true)
+        var x = [Float](repeating: 0, count: rows * w)
+        for i in x.indices { x[i] = normal() }
+        var t0 = now()
+        x.withUnsafeBufferPointer { st.add($0, rows: rows) }
+        print("statistics of \(rows) rows × \(w): \(fixed(2, now() - t0)) s")
+        let removedCount = w - k
+        let order = [1, 2, 3, 0].flatMap { Array(stride(from: $0, to: w, by: 4)) }
+        let dropped = Set(order.prefix(removedCount))
+        let kept = (0..<w).filter { !dropped.contains($0) }, removed = (0..<w).filter { dropped.contains($0) }
+        var wt = [Double](repeating: 0, count: h * w)
+        for i in wt.indices { wt[i] = Double(normal()) * 0.02 }
+        t0 = now()
+        let r = try Recovery.refit(.anchoredLS, weight: wt, rows: h, cols: w, bias: nil, kept: kept, statistics: st, damping: 0.01, what: "bench")
+        let total = now() - t0
+        let flop = Double(k) * Double(k) * Double(k) / 3 + 2 * Double(h) * Double(removed.count) * Double(k) + 2 * Double(k) * Double(k) * Double(h)
+        print("anchored-ls refit [\(h), \(w)] keeping \(k): \(fixed(2, total)) s, \(fixed(1, flop / total / 1e9)) GFLOP/s on \(fixed(1, flop / 1e12) + "e12") flop (Cholesky, W_P·C_PK, two triangular solves); weight[0] \(r.weight[0])")
+    }
+}
+
+extension ShearsBench {
+    static func fixed(_ digits: Int, _ v: Double) -> String {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let r = (v * scale).rounded() / scale
+        return "\(r)"
     }
 }
