@@ -36,7 +36,10 @@ enum ShearsBench {
         case "make-normal": try makeNormal(path: args[1], gigabytes: Double(args[2])!, dtype: DType(userName: args[3])!)
         case "to-dtype": try toDType(path: args[1], out: args[2], dtype: DType(userName: args[3])!)
         case "compact": try compact(path: args[1], out: args[2], level: Int32(args.count > 3 ? args[3] : "3")!)
-        case "refit": try refit(Array(args.dropFirst()).compactMap { Int($0) })
+        case "refit":
+            let sizes = args.dropFirst().map { Int($0) }
+            guard !sizes.contains(nil) else { print("usage: shears-bench refit [W K H ROWS] (whole numbers)"); exit(64) }
+            try refit(sizes.map { $0! })
         default: print("unknown verb \(verb)"); exit(64)
         }
     }
@@ -290,36 +293,32 @@ extension ShearsBench {
     static func refit(_ sizes: [Int]) throws {
         let w = sizes.count > 0 ? sizes[0] : 14336, k = sizes.count > 1 ? sizes[1] : 10752
         let h = sizes.count > 2 ? sizes[2] : 4096, rows = sizes.count > 3 ? sizes[3] : 512
-        guard k > 0, k < w, h > 0, rows > 0, w <= 65536, h <= 65536, rows <= 65536 else {
-            print("usage: shears-bench refit [W K H ROWS] with 0 < K < W ≤ 65536, 0 < H, ROWS ≤ 65536"); exit(64)
+        // Each dimension ≤ 65,536 and each matrix ≤ 2^28 values keep the products from
+        // overflowing and the allocations within a few GiB.
+        guard k > 0, k < w, h > 0, rows > 0, w <= 65536, h <= 65536, rows <= 65536, h * w <= 1 << 28, rows * w <= 1 << 28 else {
+            print("usage: shears-bench refit [W K H ROWS] with 0 < K < W ≤ 65536, 0 < H, ROWS ≤ 65536, H·W and ROWS·W ≤ 2^28"); exit(64)
         }
+        let round = { (v: Double, scale: Double) in Double(Int((v * scale).rounded())) / scale }
         var rng = SplitMix64(seed: 7)
-        func normal() -> Float { Float(Double(rng.next() >> 11) / 9007199254740992.0 - 0.5) }
+        // Uniform in [-0.5, 0.5): the solve's cost does not depend on the distribution.
+        func uniform() -> Float { Float(Double(rng.next() >> 11) / 9007199254740992.0 - 0.5) }
         var st = SiteStatistics(width: w, covariance: true)
         var x = [Float](repeating: 0, count: rows * w)
-        for i in x.indices { x[i] = normal() }
+        for i in x.indices { x[i] = uniform() }
         var t0 = now()
         x.withUnsafeBufferPointer { st.add($0, rows: rows) }
-        print("statistics of \(rows) rows × \(w): \(fixed(2, now() - t0)) s")
-        let removedCount = w - k
+        print("statistics of \(rows) rows × \(w): \(round(now() - t0, 100)) s")
+        // Inputs 1, 5, 9, … go first, then 2, 6, …: removed ones spread over the width.
         let order = [1, 2, 3, 0].flatMap { Array(stride(from: $0, to: w, by: 4)) }
-        let dropped = Set(order.prefix(removedCount))
-        let kept = (0..<w).filter { !dropped.contains($0) }, removed = (0..<w).filter { dropped.contains($0) }
+        let dropped = Set(order.prefix(w - k))
+        let kept = (0..<w).filter { !dropped.contains($0) }
         var wt = [Double](repeating: 0, count: h * w)
-        for i in wt.indices { wt[i] = Double(normal()) * 0.02 }
+        for i in wt.indices { wt[i] = Double(uniform()) * 0.02 }
         t0 = now()
         let r = try Recovery.refit(.anchoredLS, weight: wt, rows: h, cols: w, bias: nil, kept: kept, statistics: st, damping: 0.01, what: "bench")
         let total = now() - t0
-        let flop = Double(k) * Double(k) * Double(k) / 3 + 2 * Double(h) * Double(removed.count) * Double(k) + 2 * Double(k) * Double(k) * Double(h)
-        print("anchored-ls refit [\(h), \(w)] keeping \(k): \(fixed(2, total)) s, \(fixed(1, flop / total / 1e9)) GFLOP/s on \(fixed(1, flop / 1e12) + "e12") flop (Cholesky, W_P·C_PK, two triangular solves); weight[0] \(r.weight[0])")
+        let flop = Double(k) * Double(k) * Double(k) / 3 + 2 * Double(h) * Double(w - k) * Double(k) + 2 * Double(k) * Double(k) * Double(h)
+        print("anchored-ls refit [\(h), \(w)] keeping \(k): \(round(total, 100)) s, \(round(flop / total / 1e9, 10)) GFLOP/s on \(round(flop / 1e12, 1000))e12 flop (Cholesky, W_P·C_PK, two triangular solves); weight[0] \(r.weight[0])")
     }
 }
 
-extension ShearsBench {
-    static func fixed(_ digits: Int, _ v: Double) -> String {
-        var scale = 1.0
-        for _ in 0..<digits { scale *= 10 }
-        let r = (v * scale).rounded() / scale
-        return "\(r)"
-    }
-}

@@ -10,6 +10,8 @@ import sys
 
 import gguf
 
+if len(sys.argv) != 3:
+    sys.exit("usage: python Tools/llama-cpp/as_deci.py IN.gguf OUT.gguf")
 src, dst = sys.argv[1], sys.argv[2]
 r = gguf.GGUFReader(src)
 arch = r.get_field("general.architecture").contents()
