@@ -85,7 +85,7 @@ let package = Package(
 
         // Benchmarks of the formats core and the recovery solve (run by Tools/bench and
         // `shears-bench refit` in a release build).
-        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ModelArchitecture", "Pruning", "ShearsConcurrency"], path: "Sources/ShearsBench"),
+        .executableTarget(name: "ShearsBench", dependencies: ["CheckpointCore", "CompactFormat", "ModelArchitecture", "Pruning", "ShearsBLAS", "ShearsConcurrency"], path: "Sources/ShearsBench"),
 
         .testTarget(name: "ShearsConcurrencyTests", dependencies: ["ShearsConcurrency"]),
         .testTarget(name: "ShearsJSONTests", dependencies: ["ShearsJSON"]),

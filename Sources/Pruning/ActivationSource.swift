@@ -34,13 +34,13 @@ extension ActivationStatistics {
     /// Runs `stream` through every layer, accumulating the sites `sites(layer)` asks for (site →
     /// whether to accumulate the covariance).
     public static func collect(_ stream: any ActivationStream, sites: (Int) -> [ActivationSite: Bool],
-                               progress: ((Int, Int) -> Void)? = nil) throws -> ActivationStatistics {
+                               precision: CovariancePrecision = .float64, progress: ((Int, Int) -> Void)? = nil) throws -> ActivationStatistics {
         var stats = ActivationStatistics(layers: stream.layerCount)
         for l in 0..<stream.layerCount {
             let wanted = sites(l)
             try stream.observe(advance: true) { site, values, rows in
                 guard let cov = wanted[site] else { return }
-                if stats.layers[l][site] == nil { stats.layers[l][site] = SiteStatistics(width: values.count / max(rows, 1), covariance: cov) }
+                if stats.layers[l][site] == nil { stats.layers[l][site] = SiteStatistics(width: values.count / max(rows, 1), covariance: cov, precision: precision) }
                 stats.layers[l][site]!.add(values, rows: rows)
             }
             progress?(l + 1, stream.layerCount)

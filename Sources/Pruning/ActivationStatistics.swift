@@ -27,9 +27,12 @@ public struct SiteStatistics: Sendable, Equatable {
     var shiftedGram: GramBuffer?
     var shift: [Double]?
     var shiftedSum: [Double]?
+    /// How the covariance accumulates (float64 unless asked).
+    public let precision: CovariancePrecision
 
-    public init(width: Int, covariance: Bool) {
+    public init(width: Int, covariance: Bool, precision: CovariancePrecision = .float64) {
         self.width = width
+        self.precision = precision
         mean = [Double](repeating: 0, count: width)
         m2 = mean
         sqnorm = mean
@@ -37,8 +40,9 @@ public struct SiteStatistics: Sendable, Equatable {
     }
 
     /// Statistics whose covariance accumulates in a file of `folder` (see ``GramBuffer``).
-    public init(width: Int, spillingCovarianceInto folder: String) throws(CheckpointError) {
+    public init(width: Int, spillingCovarianceInto folder: String, precision: CovariancePrecision = .float64) throws(CheckpointError) {
         self.width = width
+        self.precision = precision
         mean = [Double](repeating: 0, count: width)
         m2 = mean
         sqnorm = mean
@@ -55,7 +59,7 @@ public struct SiteStatistics: Sendable, Equatable {
     public var covarianceIsSpilled: Bool { shiftedGram?.isSpilled ?? false }
 
     public static func == (a: SiteStatistics, b: SiteStatistics) -> Bool {
-        a.width == b.width && a.count == b.count && a.mean == b.mean && a.m2 == b.m2 && a.sqnorm == b.sqnorm
+        a.width == b.width && a.precision == b.precision && a.count == b.count && a.mean == b.mean && a.m2 == b.m2 && a.sqnorm == b.sqnorm
             && a.shift == b.shift && a.shiftedSum == b.shiftedSum && a.shiftedGram?.values == b.shiftedGram?.values
     }
 
@@ -122,12 +126,25 @@ public struct SiteStatistics: Sendable, Equatable {
         if shiftedGram != nil {
             if shift == nil { shift = cm; shiftedSum = [Double](repeating: 0, count: w) }
             let s = shift!
-            var centered = [Double](repeating: 0, count: rows * w)
-            for r in 0..<rows {
-                let base = r * w
-                for j in 0..<w { let v = Double(x[base + j]) - s[j]; centered[base + j] = v; shiftedSum![j] += v }
+            var sum = shiftedSum!
+            switch precision {
+            case .float64:
+                var centered = [Double](repeating: 0, count: rows * w)
+                for r in 0..<rows {
+                    let base = r * w
+                    for j in 0..<w { let v = Double(x[base + j]) - s[j]; centered[base + j] = v; sum[j] += v }
+                }
+                shiftedGram!.withUnsafeMutableBufferPointer { DoubleBLAS.addGram(centered, rows: rows, width: w, into: $0) }
+            case .float32:
+                // x − shift rounded to float32, the Gram's input; the shifted sum adds the same values.
+                var centered = [Float](repeating: 0, count: rows * w)
+                for r in 0..<rows {
+                    let base = r * w
+                    for j in 0..<w { let v = Float(Double(x[base + j]) - s[j]); centered[base + j] = v; sum[j] += Double(v) }
+                }
+                shiftedGram!.withUnsafeMutableBufferPointer { DoubleBLAS.addGram(centered, rows: rows, width: w, into: $0) }
             }
-            shiftedGram!.withUnsafeMutableBufferPointer { DoubleBLAS.addGram(centered, rows: rows, width: w, into: $0) }
+            shiftedSum = sum
         }
         count += rows
     }

@@ -122,6 +122,7 @@ public struct PruningManifest {
         let recovery: JSONValue = s.recovery == .none ? .null : .object(JSONObject([
             ("method", .string(s.recovery.rawValue)),
             ("damping", s.effectiveDamping.map { .double($0) } ?? .null),
+            ("covariance_precision", s.effectiveCovariancePrecision.map { .string($0.rawValue) } ?? .null),
             ("statistics", .string(s.sequential ? "sequential" : "original")),
             ("changed_tensors", .array((recovered?.changed ?? []).map { .string($0) })),
             ("added_tensors", .array((recovered?.added ?? []).map { .string($0) })),

@@ -62,6 +62,15 @@ public enum RecoveryMethod: String, Sendable, CaseIterable {
     }
 }
 
+/// How the input covariance of ls / anchored-ls is accumulated (formats/recovery.md §2).
+public enum CovariancePrecision: String, Sendable, CaseIterable {
+    /// Products of float32 inputs summed in float32 over blocks of at most 1,024 rows, the blocks
+    /// summed in float64: twice the rate of float64 on CPUs with vector units.
+    case float32
+    /// Every sum in float64 (`dsyrk` on float64 copies of the inputs).
+    case float64
+}
+
 /// Upstream's `--taylor` variants (llm-pruner.md §2.2).
 public enum TaylorVariant: String, Sendable, CaseIterable {
     /// |Σ W⊙g| per row/column.
@@ -144,6 +153,8 @@ public struct PruningSettings: Sendable, Equatable {
     public var recovery: RecoveryMethod = .none
     /// nil: the method's default.
     public var damping: Double? = nil
+    /// nil: float32 (``CovariancePrecision``).
+    public var covariancePrecision: CovariancePrecision? = nil
     /// Statistics of each layer on the already-pruned model's inputs.
     public var sequential = false
     /// Statistics windows (activation estimators and recovery).
@@ -159,6 +170,9 @@ public struct PruningSettings: Sendable, Equatable {
 
     /// The damping in effect (nil for methods without one).
     public var effectiveDamping: Double? { recovery.needsCovariance ? (damping ?? recovery.defaultDamping) : nil }
+
+    /// The covariance precision in effect (nil for methods without a covariance).
+    public var effectiveCovariancePrecision: CovariancePrecision? { recovery.needsCovariance ? (covariancePrecision ?? .float32) : nil }
 
     /// Whether a forward pass collects activation statistics.
     public var needsStatistics: Bool { importance.needsActivations || recovery != .none }
@@ -233,6 +247,9 @@ public struct PruningSettings: Sendable, Equatable {
         if let d = damping {
             guard d >= 0, d.isFinite else { throw CheckpointError(.invalidUsage, "--damping must be zero or positive") }
             guard recovery.needsCovariance else { throw CheckpointError(.invalidUsage, "--damping applies to --recover ls and anchored-ls") }
+        }
+        if covariancePrecision != nil && !recovery.needsCovariance {
+            throw CheckpointError(.invalidUsage, "--covariance-precision applies to --recover ls and anchored-ls")
         }
         if sequential {
             guard needsStatistics else { throw CheckpointError(.invalidUsage, "--sequential applies to activation statistics: use it with --recover or --importance wanda-sp/wifv") }

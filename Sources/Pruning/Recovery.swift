@@ -188,6 +188,7 @@ public struct RecoveryRun {
         var out = RecoveredTensors()
         out.statisticsSource = s.sequential ? "sequential" : "original"
         let method = s.recovery, cov = method.needsCovariance
+        let precision = s.effectiveCovariancePrecision ?? .float64
         try FileSystem.createDirectory(scratch)
         let reused = !s.sequential && !cov && selectLayer == nil ? reuse : nil
         let stream = reused == nil ? try openStream() : nil
@@ -216,10 +217,10 @@ public struct RecoveryRun {
                             let width = values.count / max(rows, 1)
                             let bytes = c ? SiteStatistics.covarianceBytes(width: width) : 0
                             if c && bytes > covarianceMemory - inMemory {
-                                layerStats.layers[l][site] = try SiteStatistics(width: width, spillingCovarianceInto: scratch)
+                                layerStats.layers[l][site] = try SiteStatistics(width: width, spillingCovarianceInto: scratch, precision: precision)
                                 timing.spilledSites += 1
                             } else {
-                                layerStats.layers[l][site] = SiteStatistics(width: width, covariance: c)
+                                layerStats.layers[l][site] = SiteStatistics(width: width, covariance: c, precision: precision)
                                 inMemory += bytes
                             }
                         }

@@ -32,6 +32,49 @@ public enum DoubleBLAS {
         }
     }
 
+    /// Rows of one float32 block of ``addGram(_:rows:width:into:panel:)``: the float32 sums run over
+    /// at most this many rows before they are added to the float64 accumulator.
+    public static let float32GramRows = 1024
+
+    /// `c += aᵀ·a` into the lower triangle of a `w × w` row-major Float64 buffer, for `a` of
+    /// `rows × w` Float32 (row-major): each block of at most ``float32GramRows`` rows is multiplied
+    /// with `sgemm` in column panels of `panel` columns (float32 sums over the block's rows; each
+    /// product of two float32 values is exact), and each panel is added to `c` in float64. Twice
+    /// the rate of `dsyrk` on float64 copies of the same values, with a float32 panel of
+    /// `w × panel` values as the only extra memory (formats/recovery.md §2).
+    public static func addGram(_ a: [Float], rows: Int, width w: Int, into c: UnsafeMutableBufferPointer<Double>, panel: Int = 512) {
+        precondition(a.count == rows * w && c.count == w * w && panel > 0, "DoubleBLAS.addGram: sizes")
+        guard rows > 0, w > 0 else { return }
+        let p = min(panel, w)
+        var t = [Float](repeating: 0, count: w * p)
+        OpenBLASIdleWait.apply()
+        a.withUnsafeBufferPointer { pa in
+            t.withUnsafeMutableBufferPointer { pt in
+                guard let base = pa.baseAddress, let tb = pt.baseAddress, let cb = c.baseAddress else { return }
+                var r0 = 0
+                while r0 < rows {
+                    let nr = min(float32GramRows, rows - r0)
+                    let block = base + r0 * w
+                    var j0 = 0
+                    while j0 < w {
+                        let np = min(p, w - j0), m = w - j0
+                        // t[m × np] = a[r0.., j0..w]ᵀ · a[r0.., j0..j0+np]
+                        BLASThreadGate.shared {
+                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(np), Int32(nr), 1,
+                                        block + j0, Int32(w), block + j0, Int32(w), 0, tb, Int32(np))
+                        }
+                        for i in 0..<m {
+                            let row = cb + (j0 + i) * w + j0, src = tb + i * np
+                            for j in 0..<min(np, i + 1) { row[j] += Double(src[j]) }
+                        }
+                        j0 += np
+                    }
+                    r0 += nr
+                }
+            }
+        }
+    }
+
     /// Copies the lower triangle of the `n × n` row-major matrix into the upper one.
     public static func symmetrize(_ c: inout [Double], n: Int) {
         precondition(c.count == n * n)

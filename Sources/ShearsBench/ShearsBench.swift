@@ -8,6 +8,7 @@ import Glibc
 #endif
 import ShearsConcurrency
 import Pruning
+import ShearsBLAS
 
 /// Benchmarks of the formats core, run by `Tools/bench` in a release build. Every figure is
 /// reported beside a baseline measured in the same process (memcpy of the same bytes).
@@ -21,6 +22,9 @@ import Pruning
 ///     shears-bench refit [W K H ROWS]     anchored-ls refit of one projection (default: a Llama-3-8B
 ///                                        down_proj, 14336 inputs, 10752 kept, 4096 outputs); set
 ///                                        OPENBLAS_CORETYPE as shears does (OpenBLASBootstrap)
+///     shears-bench gram [W ROWS]          one covariance accumulation step (`ROWS × W`, default a
+///                                        Llama-3-8B down_proj input, 14336 wide, 1024 rows):
+///                                        float64 `dsyrk` vs float32 panels summed in float64
 @main
 enum ShearsBench {
     static func main() throws {
@@ -40,6 +44,10 @@ enum ShearsBench {
             let sizes = args.dropFirst().map { Int($0) }
             guard !sizes.contains(nil) else { print("usage: shears-bench refit [W K H ROWS] (whole numbers)"); exit(64) }
             try refit(sizes.map { $0! })
+        case "gram":
+            let sizes = args.dropFirst().map { Int($0) }
+            guard !sizes.contains(nil) else { print("usage: shears-bench gram [W ROWS] (whole numbers)"); exit(64) }
+            try gram(sizes.map { $0! })
         default: print("unknown verb \(verb)"); exit(64)
         }
     }
@@ -320,5 +328,31 @@ extension ShearsBench {
         let flop = Double(k) * Double(k) * Double(k) / 3 + 2 * Double(h) * Double(w - k) * Double(k) + 2 * Double(k) * Double(k) * Double(h)
         print("anchored-ls refit [\(h), \(w)] keeping \(k): \(round(total, 100)) s, \(round(flop / total / 1e9, 10)) GFLOP/s on \(round(flop / 1e12, 1000))e12 flop (Cholesky, W_P·C_PK, two triangular solves); weight[0] \(r.weight[0])")
     }
-}
 
+    /// Times one step of covariance accumulation both ways, alternating, best of three each.
+    static func gram(_ sizes: [Int]) throws {
+        let w = sizes.count > 0 ? sizes[0] : 14336, rows = sizes.count > 1 ? sizes[1] : 1024, panel = sizes.count > 2 ? sizes[2] : 512
+        guard w > 0, rows > 0, panel > 0, panel <= 65536, w <= 65536, rows <= 65536, rows * w <= 1 << 28 else {
+            print("usage: shears-bench gram [W ROWS] with 0 < W, ROWS ≤ 65536 and ROWS·W ≤ 2^28"); exit(64)
+        }
+        var rng = SplitMix64(seed: 7)
+        var x = [Float](repeating: 0, count: rows * w)
+        for i in x.indices { x[i] = Float(Double(rng.next() >> 11) / 9007199254740992.0 - 0.5) }
+        let xd = x.map(Double.init)
+        var c64 = [Double](repeating: 0, count: w * w), c32 = c64
+        var t64 = Double.infinity, t32 = Double.infinity
+        for _ in 0..<3 {
+            var t0 = now()
+            DoubleBLAS.addGram(xd, rows: rows, width: w, into: &c64)
+            t64 = min(t64, now() - t0)
+            t0 = now()
+            c32.withUnsafeMutableBufferPointer { DoubleBLAS.addGram(x, rows: rows, width: w, into: $0, panel: panel) }
+            t32 = min(t32, now() - t0)
+        }
+        var err = 0.0, scale = 0.0
+        for i in 0..<w { for j in 0...i { err = max(err, abs(c64[i * w + j] - c32[i * w + j])); scale = max(scale, abs(c64[i * w + j])) } }
+        let flop = Double(rows) * Double(w) * Double(w)
+        let r = { (v: Double) in Double(Int((v * 1000).rounded())) / 1000 }
+        print("gram \(rows) × \(w): float64 dsyrk \(r(t64)) s (\(r(flop / t64 / 1e9)) GFLOP/s), float32 panels \(r(t32)) s (\(r(flop / t32 / 1e9)) GFLOP/s), \(r(t64 / t32))× faster; largest difference \(err / scale) of the largest entry")
+    }
+}

@@ -65,6 +65,7 @@ public struct PruneCommand: ParsableCommand {
         s.seed = scoring.seed
         s.recovery = recovery.recover
         s.damping = recovery.damping
+        s.covariancePrecision = recovery.covariancePrecision
         s.allocation = structure.allocation
         s.sequential = scoring.sequential
         s.statisticsSamples = scoring.statisticsSamples

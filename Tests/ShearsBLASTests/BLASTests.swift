@@ -27,6 +27,39 @@ import Testing
         }
     }
 
+    /// The float32 Gram (blocks of 1,024 rows, column panels, float64 sums of the blocks) against
+    /// `dsyrk` on the same values: with small whole numbers every float32 sum is exact, so the two
+    /// agree bit for bit (any slip in the panel or block indexing shows); with random values each
+    /// entry is within the float32 summation bound 1024·2⁻²⁴·Σ|products|. Only the lower triangle
+    /// is written. Sizes span three row blocks and three column panels, the last ones partial.
+    @Test(arguments: [false, true])
+    func float32GramMatchesFloat64(_ random: Bool) {
+        let rows = 2 * DoubleBLAS.float32GramRows + 300, w = 700, panel = 256
+        var rng: UInt64 = 99
+        func next() -> Float {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return random ? Float(Int64(rng >> 40) % 2001 - 1000) / 997 : Float(Int64(rng >> 40) % 9 - 4)
+        }
+        let a = (0..<(rows * w)).map { _ in next() }
+        var c64 = [Double](repeating: 0, count: w * w)
+        DoubleBLAS.addGram(a.map(Double.init), rows: rows, width: w, into: &c64)
+        var c32 = [Double](repeating: 0, count: w * w)
+        c32.withUnsafeMutableBufferPointer { DoubleBLAS.addGram(a, rows: rows, width: w, into: $0, panel: panel) }
+        // A second call accumulates.
+        c32.withUnsafeMutableBufferPointer { DoubleBLAS.addGram(a, rows: rows, width: w, into: $0, panel: panel) }
+        var mismatches = 0
+        for i in 0..<w {
+            for j in 0..<w {
+                guard j <= i else { if c32[i * w + j] != 0 { mismatches += 1 }; continue }
+                var mag = 0.0
+                for r in 0..<rows { mag += abs(Double(a[r * w + i]) * Double(a[r * w + j])) }
+                let bound = random ? 2 * 1024 * 0x1p-24 * mag : 0
+                if abs(c32[i * w + j] - 2 * c64[i * w + j]) > bound { mismatches += 1 }
+            }
+        }
+        #expect(mismatches == 0)
+    }
+
     /// The idle-spin setting: the user's variable wins; otherwise the pool is restarted with 2^12
     /// cycles before the first product, and threaded products stay exact afterwards.
     @Test func idleWaitIsSetBeforeTheFirstProduct() {

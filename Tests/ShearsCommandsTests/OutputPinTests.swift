@@ -74,11 +74,42 @@ import ShearsJSON
     @Test func recoveredPruneWritesThePinnedBytes() throws {
         let dir = temporaryFolder("shears-pin")
         defer { _ = system("rm -rf '\(dir)'") }
-        try check(["prune", Self.model, dir + "/w", "--importance", "wifv", "--recover", "anchored-ls"], [
+        try check(["prune", Self.model, dir + "/w", "--importance", "wifv", "--recover", "anchored-ls", "--covariance-precision", "float64"], [
             "w/config.json": "c43bb0dcc19aa2241ec006b09fa27bba97ce07b3fc45063d1cc0ba2854454cbe",
             "w/model.safetensors": "0ef21fb73446ed86e3fdd4c67e45772c34afd14d924902e956b5f80c49121482",
             "w/pruning-manifest.json": "pins/prune-wifv-anchored-ls.pruning-manifest.json",
         ], in: dir)
+        // The default, float32 covariances: the same selection, and every stored (bf16) value
+        // within one bf16 step of the float64 output's (or 1e-4 of the tensor's largest value).
+        let r = CommandRunner.run(["prune", Self.model, dir + "/d", "--importance", "wifv", "--recover", "anchored-ls"])
+        #expect(r.status == 0, Comment(rawValue: r.stderr))
+        let m32 = try JSONValue.parse(FileSystem.readFile(dir + "/d/pruning-manifest.json"))
+        let m64 = try JSONValue.parse(FileSystem.readFile(dir + "/w/pruning-manifest.json"))
+        #expect(m32["recovery"]?["covariance_precision"]?.stringValue == "float32")
+        let l32 = m32["layers"]?.arrayValue ?? [], l64 = m64["layers"]?.arrayValue ?? []
+        #expect(l32.count == l64.count && !l64.isEmpty)
+        for (l, (x, y)) in zip(l32, l64).enumerated() {
+            for part in ["attention", "mlp"] {
+                for key in ["kept_heads", "kept_kv_heads", "kept_channels"] {
+                    #expect(x[part]?[key] == y[part]?[key], "layer \(l) \(part) \(key)")
+                }
+            }
+        }
+        let a = try Checkpoint.open(dir + "/d"), b = try Checkpoint.open(dir + "/w")
+        #expect(a.tensorNames == b.tensorNames)
+        var differing = 0, beyondOneUlp = 0
+        for name in b.tensorNames {
+            let x = try a.tensor(named: name).floats(), y = try b.tensor(named: name).floats()
+            #expect(x.count == y.count, "\(name)")
+            let scale = y.map(abs).max() ?? 0
+            for (u, v) in zip(x, y) where u != v {
+                differing += 1
+                // One bf16 step of the value, or 1e-4 of the tensor's largest (values near zero).
+                if abs(u - v) > max(max(abs(u), abs(v)) * 0x1p-7 * 1.01, 1e-4 * scale) { beyondOneUlp += 1 }
+            }
+        }
+        #expect(differing > 0, "float32 covariances change some rounded value")
+        #expect(beyondOneUlp == 0)
     }
 
     @Test func convertWritesThePinnedBytes() throws {
