@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 
 /// Float64 matrix routines (row-major) for statistics and least-squares solves: OpenBLAS's
 /// `dsyrk`/`dgemm` and LAPACK's Cholesky (`dpotrf`/`dpotrs`). Entry points check sizes; pointers
@@ -63,9 +64,15 @@ public enum DoubleBLAS {
                             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(np), Int32(nr), 1,
                                         block + j0, Int32(w), block + j0, Int32(w), 0, tb, Int32(np))
                         }
-                        for i in 0..<m {
-                            let row = cb + (j0 + i) * w + j0, src = tb + i * np
-                            for j in 0..<min(np, i + 1) { row[j] += Double(src[j]) }
+                        // The float64 additions, split over the cores (memory-bound).
+                        let parts = max(1, min(8, m / 256))
+                        let cAddress = Int(bitPattern: cb), tAddress = Int(bitPattern: tb), first = j0
+                        DispatchQueue.concurrentPerform(iterations: parts) { part in
+                            let c = UnsafeMutablePointer<Double>(bitPattern: cAddress)!, t = UnsafePointer<Float>(bitPattern: tAddress)!
+                            for i in (part * m / parts)..<((part + 1) * m / parts) {
+                                let row = c + (first + i) * w + first, src = t + i * np
+                                for j in 0..<min(np, i + 1) { row[j] += Double(src[j]) }
+                            }
                         }
                         j0 += np
                     }
