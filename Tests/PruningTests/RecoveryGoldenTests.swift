@@ -59,6 +59,31 @@ import Testing
             return (try Selection.apply(scores, to: PruningPlan(unpruned: shape), settings: s, step: 1), s)
         }
 
+        /// One pruned projection of a recovery golden computed on the original model's statistics.
+        struct RefitCase {
+            let name: String, method: RecoveryMethod, damping: Double?, file: Checkpoint
+            let layer: Int, site: ActivationSite, proj: String, kept: [Int], width: Int, weightName: String, weight: [Double]
+        }
+
+        /// Every pruned `o_proj` / `down_proj` of every "original statistics" recovery golden.
+        func refitCases(_ body: (RefitCase) throws -> Void) throws {
+            for r in goldens["recovery"]!.arrayValue! where r["statistics"]!.stringValue! == "original" {
+                let (plan, _) = try plan(r["case"]!.stringValue!)
+                let method = RecoveryMethod(rawValue: r["method"]!.stringValue!)!
+                let file = try Checkpoint.open(fixtures + "/recovery/\(name)/" + r["file"]!.stringValue!)
+                let d = shape.headDim
+                for l in 0..<shape.layerCount {
+                    for (site, proj, kept, width) in [(ActivationSite.attention, "o_proj", plan.layers[l].keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, shape.attentionHeads * d),
+                                                      (.mlp, "down_proj", plan.layers[l].keptChannels, shape.intermediateSize)] where kept.count < width {
+                        let wName = site == .attention ? shape.name(.output, layer: l) : shape.name(.down, layer: l)
+                        try body(RefitCase(name: r["name"]!.stringValue!, method: method, damping: r["damping"]?.doubleValue, file: file,
+                                           layer: l, site: site, proj: proj, kept: kept, width: width, weightName: wName,
+                                           weight: try weights.tensor(named: wName).floats().map(Double.init)))
+                    }
+                }
+            }
+        }
+
         func vector(_ name: String) throws -> [Double] { try reference.tensor(named: name).floats().map(Double.init) }
         func doubles64(_ c: Checkpoint, _ name: String) throws -> [Double] {
             let v = try c.tensor(named: name)
@@ -131,28 +156,16 @@ import Testing
     func refits(_ name: String) throws {
         let g = try Golden(name)
         var checked = 0
-        for r in g.goldens["recovery"]!.arrayValue! where r["statistics"]!.stringValue! == "original" {
-            let (plan, _) = try g.plan(r["case"]!.stringValue!)
-            let method = RecoveryMethod(rawValue: r["method"]!.stringValue!)!
-            let damping = r["damping"]?.doubleValue
-            let file = try Checkpoint.open(fixtures + "/recovery/\(name)/" + r["file"]!.stringValue!)
-            let d = g.shape.headDim
-            for l in 0..<g.shape.layerCount {
-                for (site, proj, kept, width) in [(ActivationSite.attention, "o_proj", plan.layers[l].keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, g.shape.attentionHeads * d),
-                                                  (.mlp, "down_proj", plan.layers[l].keptChannels, g.shape.intermediateSize)] where kept.count < width {
-                    let wName = site == .attention ? g.shape.name(.output, layer: l) : g.shape.name(.down, layer: l)
-                    let w = try g.weights.tensor(named: wName).floats().map(Double.init)
-                    let key = "\(r["name"]!.stringValue!) layer \(l) \(proj)"
-                    // One block, then blocks of 3 output rows and of 1 (the blocked least-squares solve).
-                    for memory in [nil, 3 * (width * 8), 1] as [Int?] {
-                        let refit = try Recovery.refit(method, weight: w, rows: g.shape.hiddenSize, cols: width, bias: nil, kept: kept,
-                                                       statistics: try #require(g.statistics.site(l, site)), damping: damping, what: wName,
-                                                       solveMemory: memory)
-                        #expect(Self.agree(refit.weight, try g.doubles64(file, "layers.\(l).\(proj).weight")), "\(key) weight, solve memory \(memory ?? -1)")
-                        #expect(Self.agree(refit.bias, try g.doubles64(file, "layers.\(l).\(proj).bias")), "\(key) bias, solve memory \(memory ?? -1)")
-                        checked += 1
-                    }
-                }
+        try g.refitCases { c in
+            let key = "\(c.name) layer \(c.layer) \(c.proj)"
+            // One block, then blocks of 3 output rows and of 1 (the blocked least-squares solve).
+            for memory in [nil, 3 * (c.width * 8), 1] as [Int?] {
+                let refit = try Recovery.refit(c.method, weight: c.weight, rows: g.shape.hiddenSize, cols: c.width, bias: nil, kept: c.kept,
+                                               statistics: try #require(g.statistics.site(c.layer, c.site)), damping: c.damping, what: c.weightName,
+                                               solveMemory: memory)
+                #expect(Self.agree(refit.weight, try g.doubles64(c.file, "layers.\(c.layer).\(c.proj).weight")), "\(key) weight, solve memory \(memory ?? -1)")
+                #expect(Self.agree(refit.bias, try g.doubles64(c.file, "layers.\(c.layer).\(c.proj).bias")), "\(key) bias, solve memory \(memory ?? -1)")
+                checked += 1
             }
         }
         #expect(checked >= 30)
@@ -183,24 +196,13 @@ import Testing
                 worstCov = max(worstCov, relative(try #require(a.covariance), try g.doubles64(g.reference, "layers.\(l).\(site.rawValue).cov")))
             }
         }
-        for r in g.goldens["recovery"]!.arrayValue! where r["statistics"]!.stringValue! == "original" {
-            let method = RecoveryMethod(rawValue: r["method"]!.stringValue!)!
-            guard method.needsCovariance else { continue }
-            let (plan, _) = try g.plan(r["case"]!.stringValue!)
-            let file = try Checkpoint.open(fixtures + "/recovery/\(name)/" + r["file"]!.stringValue!)
-            let d = g.shape.headDim
-            for l in 0..<g.shape.layerCount {
-                for (site, proj, kept, width) in [(ActivationSite.attention, "o_proj", plan.layers[l].keptHeads.flatMap { ($0 * d)..<(($0 + 1) * d) }, g.shape.attentionHeads * d),
-                                                  (.mlp, "down_proj", plan.layers[l].keptChannels, g.shape.intermediateSize)] where kept.count < width {
-                    let wName = site == .attention ? g.shape.name(.output, layer: l) : g.shape.name(.down, layer: l)
-                    let w = try g.weights.tensor(named: wName).floats().map(Double.init)
-                    let refit = try Recovery.refit(method, weight: w, rows: g.shape.hiddenSize, cols: width, bias: nil, kept: kept,
-                                                   statistics: try #require(st32.site(l, site)), damping: r["damping"]?.doubleValue, what: wName)
-                    worstRefit = max(worstRefit, relative(refit.weight, try g.doubles64(file, "layers.\(l).\(proj).weight")),
-                                     relative(refit.bias, try g.doubles64(file, "layers.\(l).\(proj).bias")))
-                    refits += 1
-                }
-            }
+        try g.refitCases { c in
+            guard c.method.needsCovariance else { return }
+            let refit = try Recovery.refit(c.method, weight: c.weight, rows: g.shape.hiddenSize, cols: c.width, bias: nil, kept: c.kept,
+                                           statistics: try #require(st32.site(c.layer, c.site)), damping: c.damping, what: c.weightName)
+            worstRefit = max(worstRefit, relative(refit.weight, try g.doubles64(c.file, "layers.\(c.layer).\(c.proj).weight")),
+                             relative(refit.bias, try g.doubles64(c.file, "layers.\(c.layer).\(c.proj).bias")))
+            refits += 1
         }
         #expect(refits >= 10)
         #expect(worstCov > 0 && worstCov <= 1e-5, "covariance: \(worstCov)")
