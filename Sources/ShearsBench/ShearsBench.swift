@@ -22,9 +22,9 @@ import ShearsBLAS
 ///     shears-bench refit [W K H ROWS]     anchored-ls refit of one projection (default: a Llama-3-8B
 ///                                        down_proj, 14336 inputs, 10752 kept, 4096 outputs); set
 ///                                        OPENBLAS_CORETYPE as shears does (OpenBLASBootstrap)
-///     shears-bench gram [W ROWS]          one covariance accumulation step (`ROWS × W`, default a
-///                                        Llama-3-8B down_proj input, 14336 wide, 1024 rows):
-///                                        float64 `dsyrk` vs float32 panels summed in float64
+///     shears-bench gram [W ROWS PANEL]    one covariance accumulation step (`ROWS × W`, default a
+///                                        Llama-3-8B down_proj input, 14336 wide, 1024 rows, panels
+///                                        of 512): float64 `dsyrk` vs float32 panels summed in float64
 @main
 enum ShearsBench {
     static func main() throws {
@@ -46,7 +46,7 @@ enum ShearsBench {
             try refit(sizes.map { $0! })
         case "gram":
             let sizes = args.dropFirst().map { Int($0) }
-            guard !sizes.contains(nil) else { print("usage: shears-bench gram [W ROWS] (whole numbers)"); exit(64) }
+            guard !sizes.contains(nil) else { print("usage: shears-bench gram [W ROWS PANEL] (whole numbers)"); exit(64) }
             try gram(sizes.map { $0! })
         default: print("unknown verb \(verb)"); exit(64)
         }
@@ -306,13 +306,9 @@ extension ShearsBench {
         guard k > 0, k < w, h > 0, rows > 0, w <= 65536, h <= 65536, rows <= 65536, h * w <= 1 << 28, rows * w <= 1 << 28 else {
             print("usage: shears-bench refit [W K H ROWS] with 0 < K < W ≤ 65536, 0 < H, ROWS ≤ 65536, H·W and ROWS·W ≤ 2^28"); exit(64)
         }
-        let round = { (v: Double, scale: Double) in Double(Int((v * scale).rounded())) / scale }
         var rng = SplitMix64(seed: 7)
-        // Uniform in [-0.5, 0.5): the solve's cost does not depend on the distribution.
-        func uniform() -> Float { Float(Double(rng.next() >> 11) / 9007199254740992.0 - 0.5) }
         var st = SiteStatistics(width: w, covariance: true)
-        var x = [Float](repeating: 0, count: rows * w)
-        for i in x.indices { x[i] = uniform() }
+        let x = uniform(rows * w, &rng)
         var t0 = now()
         x.withUnsafeBufferPointer { st.add($0, rows: rows) }
         print("statistics of \(rows) rows × \(w): \(round(now() - t0, 100)) s")
@@ -320,8 +316,7 @@ extension ShearsBench {
         let order = [1, 2, 3, 0].flatMap { Array(stride(from: $0, to: w, by: 4)) }
         let dropped = Set(order.prefix(w - k))
         let kept = (0..<w).filter { !dropped.contains($0) }
-        var wt = [Double](repeating: 0, count: h * w)
-        for i in wt.indices { wt[i] = Double(uniform()) * 0.02 }
+        let wt = uniform(h * w, &rng).map { Double($0) * 0.02 }
         t0 = now()
         let r = try Recovery.refit(.anchoredLS, weight: wt, rows: h, cols: w, bias: nil, kept: kept, statistics: st, damping: 0.01, what: "bench")
         let total = now() - t0
@@ -329,15 +324,23 @@ extension ShearsBench {
         print("anchored-ls refit [\(h), \(w)] keeping \(k): \(round(total, 100)) s, \(round(flop / total / 1e9, 10)) GFLOP/s on \(round(flop / 1e12, 1000))e12 flop (Cholesky, W_P·C_PK, two triangular solves); weight[0] \(r.weight[0])")
     }
 
+    /// `count` values uniform in [-0.5, 0.5): the solves' and products' cost does not depend on the
+    /// distribution.
+    static func uniform(_ count: Int, _ rng: inout SplitMix64) -> [Float] {
+        (0..<count).map { _ in Float(Double(rng.next() >> 11) / 9007199254740992.0 - 0.5) }
+    }
+
+    /// `v` rounded to a multiple of 1/`scale`, for printing.
+    static func round(_ v: Double, _ scale: Double) -> Double { (v * scale).rounded() / scale }
+
     /// Times one step of covariance accumulation both ways, alternating, best of three each.
     static func gram(_ sizes: [Int]) throws {
         let w = sizes.count > 0 ? sizes[0] : 14336, rows = sizes.count > 1 ? sizes[1] : 1024, panel = sizes.count > 2 ? sizes[2] : 512
         guard w > 0, rows > 0, panel > 0, panel <= 65536, w <= 65536, rows <= 65536, rows * w <= 1 << 28 else {
-            print("usage: shears-bench gram [W ROWS] with 0 < W, ROWS ≤ 65536 and ROWS·W ≤ 2^28"); exit(64)
+            print("usage: shears-bench gram [W ROWS PANEL] with 0 < W, ROWS, PANEL ≤ 65536 and ROWS·W ≤ 2^28"); exit(64)
         }
         var rng = SplitMix64(seed: 7)
-        var x = [Float](repeating: 0, count: rows * w)
-        for i in x.indices { x[i] = Float(Double(rng.next() >> 11) / 9007199254740992.0 - 0.5) }
+        let x = uniform(rows * w, &rng)
         let xd = x.map(Double.init)
         var c64 = [Double](repeating: 0, count: w * w), c32 = c64
         var t64 = Double.infinity, t32 = Double.infinity
@@ -352,7 +355,7 @@ extension ShearsBench {
         var err = 0.0, scale = 0.0
         for i in 0..<w { for j in 0...i { err = max(err, abs(c64[i * w + j] - c32[i * w + j])); scale = max(scale, abs(c64[i * w + j])) } }
         let flop = Double(rows) * Double(w) * Double(w)
-        let r = { (v: Double) in Double(Int((v * 1000).rounded())) / 1000 }
+        let r = { (v: Double) in round(v, 1000) }
         print("gram \(rows) × \(w): float64 dsyrk \(r(t64)) s (\(r(flop / t64 / 1e9)) GFLOP/s), float32 panels \(r(t32)) s (\(r(flop / t32 / 1e9)) GFLOP/s), \(r(t64 / t32))× faster; largest difference \(err / scale) of the largest entry")
     }
 }
