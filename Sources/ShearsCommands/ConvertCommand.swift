@@ -40,7 +40,7 @@ public struct ConvertCommand: ParsableCommand {
             become infinity). Tensors are streamed one at a time. Output is built under a temporary \
             name and moved into place at the end: an interrupted run leaves nothing at DST. SRC is \
             never modified; converting onto itself is refused. Progress (bytes, rate, ETA) goes to \
-            stderr when it is a terminal, unless --quiet.
+            stderr unless --quiet (a line every 30 s when stderr is not a terminal).
 
             Exit status: 0 on success, 2 when an input is malformed or missing.
             """)

@@ -5,8 +5,12 @@ import Glibc
 #endif
 
 /// Progress on stderr for long work: bytes done, rate and ETA on a line that rewrites itself.
-/// Silent when stderr is not a terminal, when `quiet`, and for runs shorter than a second.
+/// When stderr is not a terminal (a log file, a CI job), a plain line every
+/// ``logInterval`` seconds instead, so a long run redirected to a log still shows that it moves.
+/// Silent when `quiet`, and for runs shorter than a second (shorter than ``logInterval`` in a log).
 final class Progress {
+    /// Seconds between lines when stderr is not a terminal.
+    static let logInterval = 30.0
     let totalBytes: Int
     let label: String
     /// Counting items (tensors, percent) rather than bytes.
@@ -14,17 +18,24 @@ final class Progress {
     private let start = monotonicSeconds()
     private var lastPrint = 0.0
     private let enabled: Bool
+    private let terminal: Bool
     private var printed = false
+    private let write: (String) -> Void
 
-    init(totalBytes: Int, label: String, quiet: Bool = false) {
+    /// `terminal` defaults to whether stderr is one; `write` to writing stderr (both for tests).
+    init(totalBytes: Int, label: String, quiet: Bool = false, terminal: Bool = isatty(2) != 0,
+         write: @escaping (String) -> Void = { StandardError.write($0) }) {
         self.totalBytes = totalBytes
         self.label = label
-        self.enabled = !quiet && isatty(2) != 0
+        self.enabled = !quiet
+        self.terminal = terminal
+        self.write = write
     }
 
     /// Progress over `total` items (tensors, steps): "prune: writing 12/21 (57%), 3 s".
-    convenience init(totalItems: Int, label: String, quiet: Bool = false) {
-        self.init(totalBytes: totalItems, label: label, quiet: quiet)
+    convenience init(totalItems: Int, label: String, quiet: Bool = false, terminal: Bool = isatty(2) != 0,
+                     write: @escaping (String) -> Void = { StandardError.write($0) }) {
+        self.init(totalBytes: totalItems, label: label, quiet: quiet, terminal: terminal, write: write)
         items = true
     }
 
@@ -46,17 +57,32 @@ final class Progress {
         return text
     }
 
-    func update(bytesDone done: Int) {
+    func update(bytesDone done: Int) { update(bytesDone: done, now: monotonicSeconds()) }
+
+    /// ``update(bytesDone:)`` at time `now` (seconds on the monotonic clock; for tests).
+    func update(bytesDone done: Int, now: Double) {
         guard enabled else { return }
-        let now = monotonicSeconds()
-        guard now - start > 1, now - lastPrint > 0.2 else { return }
-        lastPrint = now
-        printed = true
-        StandardError.write("\r" + text(done, now - start) + "   ")
+        if terminal {
+            guard now - start > 1, now - lastPrint > 0.2 else { return }
+            lastPrint = now
+            printed = true
+            write("\r" + text(done, now - start) + "   ")
+        } else {
+            guard now - max(start, lastPrint) >= Progress.logInterval else { return }
+            lastPrint = now
+            printed = true
+            write(text(done, now - start) + "\n")
+        }
     }
 
-    func finish() {
+    func finish() { finish(now: monotonicSeconds()) }
+
+    /// ``finish()`` at time `now` (for tests). Prints the last line only if an earlier one was printed.
+    func finish(now: Double) {
         guard enabled, printed else { return }
-        StandardError.write("\r" + text(totalBytes, monotonicSeconds() - start) + "   \n")
+        write((terminal ? "\r" : "") + text(totalBytes, now - start) + (terminal ? "   \n" : "\n"))
     }
+
+    /// The monotonic time this progress started (for tests).
+    var startTime: Double { start }
 }

@@ -146,6 +146,30 @@ import ShearsJSON
         #expect(s == "convert: 250.0 MB / 1.0 GB (25%), 125.0 MB/s, ETA 6 s")
     }
 
+    /// Redirected to a log, progress is one plain line every `logInterval` seconds, then a last line.
+    @Test func progressInALogPrintsPlainLinesEveryInterval() {
+        final class Lines: @unchecked Sendable { var all: [String] = [] }
+        let out = Lines()
+        let p = Progress(totalItems: 100, label: "eval: boolq", terminal: false) { out.all.append($0) }
+        let t0 = p.startTime, dt = Progress.logInterval
+        p.update(bytesDone: 10, now: t0 + 2)
+        #expect(out.all.isEmpty)  // a short run stays silent
+        p.update(bytesDone: 40, now: t0 + dt)
+        p.update(bytesDone: 50, now: t0 + dt + 1)
+        p.update(bytesDone: 90, now: t0 + 2 * dt)
+        p.finish(now: t0 + 2 * dt + 5)
+        #expect(out.all == ["eval: boolq 40/100 (40%), 30 s\n", "eval: boolq 90/100 (90%), 60 s\n",
+                            "eval: boolq 100/100 (100%), 65 s\n"])
+        let quiet = Progress(totalItems: 5, label: "x", quiet: true, terminal: false) { out.all.append($0) }
+        quiet.update(bytesDone: 1, now: quiet.startTime + 3 * dt)
+        quiet.finish(now: quiet.startTime + 3 * dt)
+        #expect(out.all.count == 3)
+        let tty = Progress(totalItems: 4, label: "t", terminal: true) { out.all.append($0) }
+        tty.update(bytesDone: 2, now: tty.startTime + 2)
+        tty.finish(now: tty.startTime + 3)
+        #expect(out.all.suffix(2) == ["\rt 2/4 (50%), 2 s   ", "\rt 4/4 (100%), 3 s   \n"])
+    }
+
     @Test func inspectReportsGGUF() throws {
         var p = #filePath
         for _ in 0..<3 { p = String(p[..<p.lastIndex(of: "/")!]) }
