@@ -59,37 +59,22 @@ public enum Recovery {
             guard let cov = st.covarianceView else {
                 throw CheckpointError(.invalidArgument, "\(what): the input covariance was not accumulated")
             }
-            var a = [Double](repeating: 0, count: k * k)
             var trace = 0.0
-            for (i, ci) in kept.enumerated() {
-                for (j, cj) in kept.enumerated() { a[i * k + j] = cov[ci, cj] }
-                trace += cov[ci, ci]
-            }
+            for c in kept { trace += cov[c, c] }
             let lambda = (damping ?? 0) * (k > 0 ? trace / Double(k) : 0)
-            for i in 0..<k { a[i * k + i] += lambda }
-            guard DoubleBLAS.choleskyFactor(&a, n: k) else {
-                throw CheckpointError(.invalidArgument, "\(what): the covariance of the kept inputs is not positive definite; use a positive --damping (it is \(damping ?? 0))")
-            }
             // R = W·C[:, K] (ls) or W_P·C[P, K] (anchored-ls), [h, k], in blocks of output rows;
             // each block's rows are the right-hand sides of A·Xᵀ = Rᵀ (A symmetric): X = R·A⁻¹.
             let rowsUsed = method == .ls ? Array(0..<n) : removed
-            let m = rowsUsed.count
-            var csub = [Double](repeating: 0, count: m * k)
-            for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = cov[r, c] } }
             var out: [Double]
             if method == .ls { out = [Double](repeating: 0, count: h * k) } else { out = wk; wk = [] }  // no second copy of W_K
-            let block = Self.solveBlockRows(rows: h, removed: m, kept: k, memory: solveMemory)
-            for r0 in stride(from: 0, to: h, by: block) {
-                let hb = min(block, h - r0)
-                var wsub = [Double](repeating: 0, count: hb * m)
-                for i in 0..<hb { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = w[(r0 + i) * n + c] } }
-                var r = [Double](repeating: 0, count: hb * k)
-                DoubleBLAS.gemm(m: hb, n: k, k: m, wsub, csub, &r)
-                // Row-major R [hb, k] is column-major Rᵀ [k, hb]: the right-hand sides as LAPACK wants them.
-                guard DoubleBLAS.choleskySolve(factored: a, n: k, columnMajor: &r, nrhs: hb) else {
-                    throw CheckpointError(.invalidArgument, "\(what): the Cholesky solve failed")
-                }
-                for i in 0..<hb { for j in 0..<k { out[(r0 + i) * k + j] += r[i * k + j] } }
+            let block = Self.solveBlockRows(rows: h, removed: rowsUsed.count, kept: k, memory: solveMemory)
+            // anchored-ls on float32 covariances solves its correction in float32, in float64 when
+            // the kept covariance is not positive definite in float32; ls, whose solution is the
+            // whole weight, always in float64 (formats/recovery.md §5).
+            if method != .anchoredLS || st.precision != .float32
+                || !Self.addSolutionFloat32(weight: w, cols: n, rows: h, kept: kept, rowsUsed: rowsUsed, cov: cov, lambda: lambda, block: block, into: &out) {
+                try Self.addSolutionFloat64(weight: w, cols: n, rows: h, kept: kept, rowsUsed: rowsUsed, cov: cov, lambda: lambda,
+                                            block: block, into: &out, damping: damping, what: what)
             }
             // b' = b0 + W·μ − W'·μ_K
             for i in 0..<h {
@@ -100,6 +85,62 @@ public enum Recovery {
             }
             return Refit(weight: out, bias: bias, rows: h, cols: k)
         }
+    }
+}
+
+extension Recovery {
+    /// Adds `X = W[:, rowsUsed]·C[rowsUsed, K]·(C[K, K] + λI)⁻¹` to `out` (`[h, kept]`), in float64.
+    static func addSolutionFloat64(weight w: [Double], cols n: Int, rows h: Int, kept: [Int], rowsUsed: [Int],
+                                   cov: SiteStatistics.CovarianceView, lambda: Double, block: Int, into out: inout [Double],
+                                   damping: Double?, what: String) throws(CheckpointError) {
+        let k = kept.count, m = rowsUsed.count
+        var a = [Double](repeating: 0, count: k * k)
+        for (i, ci) in kept.enumerated() { for (j, cj) in kept.enumerated() { a[i * k + j] = cov[ci, cj] } }
+        for i in 0..<k { a[i * k + i] += lambda }
+        guard DoubleBLAS.choleskyFactor(&a, n: k) else {
+            throw CheckpointError(.invalidArgument, "\(what): the covariance of the kept inputs is not positive definite; use a positive --damping (it is \(damping ?? 0))")
+        }
+        var csub = [Double](repeating: 0, count: m * k)
+        for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = cov[r, c] } }
+        for r0 in stride(from: 0, to: h, by: block) {
+            let hb = min(block, h - r0)
+            var wsub = [Double](repeating: 0, count: hb * m)
+            for i in 0..<hb { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = w[(r0 + i) * n + c] } }
+            var r = [Double](repeating: 0, count: hb * k)
+            DoubleBLAS.gemm(m: hb, n: k, k: m, wsub, csub, &r)
+            // Row-major R [hb, k] is column-major Rᵀ [k, hb]: the right-hand sides as LAPACK wants them.
+            guard DoubleBLAS.choleskySolve(factored: a, n: k, columnMajor: &r, nrhs: hb) else {
+                throw CheckpointError(.invalidArgument, "\(what): the Cholesky solve failed")
+            }
+            for i in 0..<hb { for j in 0..<k { out[(r0 + i) * k + j] += r[i * k + j] } }
+        }
+    }
+
+    /// ``addSolutionFloat64(weight:cols:rows:kept:rowsUsed:cov:lambda:block:into:damping:what:)``
+    /// in float32 (`sgemm`, `spotrf`, `spotrs`): half the memory and twice the rate of float64.
+    /// - Returns: false, with `out` unchanged, when `C[K, K] + λI` is not positive definite in float32.
+    static func addSolutionFloat32(weight w: [Double], cols n: Int, rows h: Int, kept: [Int], rowsUsed: [Int],
+                                   cov: SiteStatistics.CovarianceView, lambda: Double, block: Int, into out: inout [Double]) -> Bool {
+        let k = kept.count, m = rowsUsed.count
+        var a = [Float](repeating: 0, count: k * k)
+        for (i, ci) in kept.enumerated() { for (j, cj) in kept.enumerated() { a[i * k + j] = Float(cov[ci, cj] + (i == j ? lambda : 0)) } }
+        guard BLAS.choleskyFactor(&a, n: k) else { return false }
+        var csub = [Float](repeating: 0, count: m * k)
+        for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = Float(cov[r, c]) } }
+        var solved: [(Int, [Float])] = []
+        for r0 in stride(from: 0, to: h, by: block) {
+            let hb = min(block, h - r0)
+            var wsub = [Float](repeating: 0, count: hb * m)
+            for i in 0..<hb { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = Float(w[(r0 + i) * n + c]) } }
+            var r = BLAS.matmul(wsub, csub, m: hb, n: k, k: m)
+            guard BLAS.choleskySolve(factored: a, n: k, columnMajor: &r, nrhs: hb) else { return false }
+            if r.contains(where: { !$0.isFinite }) { return false }
+            solved.append((r0, r))
+        }
+        for (r0, r) in solved {
+            for i in 0..<(r.count / max(k, 1)) { for j in 0..<k { out[(r0 + i) * k + j] += Double(r[i * k + j]) } }
+        }
+        return true
     }
 }
 

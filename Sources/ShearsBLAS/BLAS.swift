@@ -104,6 +104,36 @@ public enum BLAS {
         }
     }
 
+    /// Factors the symmetric positive definite `n × n` float32 matrix `a` in place (Cholesky,
+    /// LAPACK `spotrf`, lower triangle in row-major terms); use it with
+    /// ``choleskySolve(factored:n:columnMajor:nrhs:)``.
+    /// - Returns: false when `a` is not positive definite in float32.
+    public static func choleskyFactor(_ a: inout [Float], n: Int) -> Bool {
+        precondition(n >= 0 && n <= Int(Int32.max) && a.count == n * n, "BLAS.choleskyFactor: sizes")
+        guard n > 0 else { return true }
+        OpenBLASIdleWait.apply()
+        var info: Int32 = 0
+        var nn = Int32(n), lda = Int32(n)
+        var uplo = CChar(UInt8(ascii: "L"))
+        BLASThreadGate.shared { spotrf_(&uplo, &nn, &a, &lda, &info) }
+        return info == 0
+    }
+
+    /// Solves `A·X = B` in float32 with `A` factored by ``choleskyFactor(_:n:)``; `b` holds `nrhs`
+    /// right-hand sides of `n` values each, one after the other (column-major `n × nrhs`), and is
+    /// overwritten by `X` in the same layout.
+    public static func choleskySolve(factored f: [Float], n: Int, columnMajor b: inout [Float], nrhs: Int) -> Bool {
+        precondition(n >= 0 && nrhs >= 0 && n <= Int(Int32.max) && nrhs <= Int(Int32.max) && f.count == n * n && b.count == n * nrhs,
+                     "BLAS.choleskySolve: sizes")
+        guard n > 0, nrhs > 0 else { return true }
+        OpenBLASIdleWait.apply()
+        var info: Int32 = 0
+        var nn = Int32(n), lda = Int32(n), r = Int32(nrhs), ldb = Int32(n)
+        var uplo = CChar(UInt8(ascii: "L"))
+        BLASThreadGate.shared { spotrs_(&uplo, &nn, &r, f, &lda, &b, &ldb, &info) }
+        return info == 0
+    }
+
     /// Safe-array form of ``gemm(m:n:k:alpha:a:b:beta:c:)``.
     public static func matmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int) -> [Float] {
         precondition(a.count == m * k && b.count == k * n, "matmul: operand sizes do not match \(m)×\(k) · \(k)×\(n)")

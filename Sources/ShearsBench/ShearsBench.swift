@@ -20,7 +20,8 @@ import ShearsBLAS
 ///     shears-bench write PATH OUT        rewrite the checkpoint with the streaming writer
 ///     shears-bench inspect PATH          open + validate headers (best of 20)
 ///     shears-bench refit [W K H ROWS]     anchored-ls refit of one projection (default: a Llama-3-8B
-///                                        down_proj, 14336 inputs, 10752 kept, 4096 outputs); set
+///                                        down_proj, 14336 inputs, 10752 kept, 4096 outputs, damping
+///                                        0.1), float64 then float32 covariances and solves; set
 ///                                        OPENBLAS_CORETYPE as shears does (OpenBLASBootstrap)
 ///     shears-bench gram [W ROWS PANEL]    one covariance accumulation step (`ROWS × W`, default a
 ///                                        Llama-3-8B down_proj input, 14336 wide, 1024 rows, panels
@@ -297,7 +298,7 @@ enum ShearsBench {
 extension ShearsBench {
     /// Times the anchored-ls refit of one `[H, W]` projection keeping `K` inputs (every 4th input
     /// removed, as a selection spreads them), from the statistics of `ROWS` random rows, and
-    /// reports its float64 flop rate.
+    /// reports its flop rate with float64 covariances and solves, then float32 ones, and how far apart they are.
     static func refit(_ sizes: [Int]) throws {
         let w = sizes.count > 0 ? sizes[0] : 14336, k = sizes.count > 1 ? sizes[1] : 10752
         let h = sizes.count > 2 ? sizes[2] : 4096, rows = sizes.count > 3 ? sizes[3] : 512
@@ -307,21 +308,28 @@ extension ShearsBench {
             print("usage: shears-bench refit [W K H ROWS] with 0 < K < W ≤ 65536, 0 < H, ROWS ≤ 65536, H·W and ROWS·W ≤ 2^28"); exit(64)
         }
         var rng = SplitMix64(seed: 7)
-        var st = SiteStatistics(width: w, covariance: true)
         let x = uniform(rows * w, &rng)
-        var t0 = now()
-        x.withUnsafeBufferPointer { st.add($0, rows: rows) }
-        print("statistics of \(rows) rows × \(w): \(round(now() - t0, 100)) s")
         // Inputs 1, 5, 9, … go first, then 2, 6, …: removed ones spread over the width.
         let order = [1, 2, 3, 0].flatMap { Array(stride(from: $0, to: w, by: 4)) }
         let dropped = Set(order.prefix(w - k))
         let kept = (0..<w).filter { !dropped.contains($0) }
         let wt = uniform(h * w, &rng).map { Double($0) * 0.02 }
-        t0 = now()
-        let r = try Recovery.refit(.anchoredLS, weight: wt, rows: h, cols: w, bias: nil, kept: kept, statistics: st, damping: 0.01, what: "bench")
-        let total = now() - t0
         let flop = Double(k) * Double(k) * Double(k) / 3 + 2 * Double(h) * Double(w - k) * Double(k) + 2 * Double(k) * Double(k) * Double(h)
-        print("anchored-ls refit [\(h), \(w)] keeping \(k): \(round(total, 100)) s, \(round(flop / total / 1e9, 10)) GFLOP/s on \(round(flop / 1e12, 1000))e12 flop (Cholesky, W_P·C_PK, two triangular solves); weight[0] \(r.weight[0])")
+        var results: [[Double]] = []
+        for precision in [CovariancePrecision.float64, .float32] {
+            var st = SiteStatistics(width: w, covariance: true, precision: precision)
+            var t0 = now()
+            x.withUnsafeBufferPointer { st.add($0, rows: rows) }
+            print("\(precision) statistics of \(rows) rows × \(w): \(round(now() - t0, 100)) s")
+            t0 = now()
+            let r = try Recovery.refit(.anchoredLS, weight: wt, rows: h, cols: w, bias: nil, kept: kept, statistics: st, damping: 0.1, what: "bench")
+            let total = now() - t0
+            print("\(precision) anchored-ls refit [\(h), \(w)] keeping \(k): \(round(total, 100)) s, \(round(flop / total / 1e9, 10)) GFLOP/s on \(round(flop / 1e12, 1000))e12 flop (Cholesky, W_P·C_PK, two triangular solves); weight[0] \(r.weight[0])")
+            results.append(r.weight)
+        }
+        let scale = results[0].map(abs).max() ?? 1
+        let diff = zip(results[0], results[1]).map { abs($0 - $1) }.max() ?? 0
+        print("float32 vs float64 refit: largest difference \(diff / scale) of the largest entry")
     }
 
     /// `count` values uniform in [-0.5, 0.5): the solves' and products' cost does not depend on the
