@@ -113,7 +113,7 @@ struct RecoveryOptions: ParsableArguments {
     var recover: RecoveryMethod = .none
     @Option(help: "Ridge damping of ls / anchored-ls, relative to the mean diagonal of the kept inputs' covariance (default 0.01 for ls, 0.1 for anchored-ls).")
     var damping: Double?
-    @Option(help: ArgumentHelp("How ls / anchored-ls accumulate the input covariance: float32 (float32 products summed over blocks of 1,024 rows, the blocks in float64: the float32 rate, for refits within 2e-4 of float64 ones) or float64 (every sum in float64). Default float32.", valueName: "precision"))
+    @Option(help: ArgumentHelp("Precision of ls / anchored-ls: float32 (covariance products summed in float32 over blocks of 1,024 rows, the blocks in float64, and the anchored-ls solve in float32: the float32 rate, for refits within 2e-4 of float64 ones) or float64 (every sum and solve in float64). Default float32.", valueName: "precision"))
     var covariancePrecision: CovariancePrecision?
 }
 
