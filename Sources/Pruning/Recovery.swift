@@ -68,13 +68,16 @@ public enum Recovery {
             var out: [Double]
             if method == .ls { out = [Double](repeating: 0, count: h * k) } else { out = wk; wk = [] }  // no second copy of W_K
             let block = Self.solveBlockRows(rows: h, removed: rowsUsed.count, kept: k, memory: solveMemory)
-            // anchored-ls on float32 covariances solves its correction in float32, in float64 when
-            // the kept covariance is not positive definite in float32; ls, whose solution is the
-            // whole weight, always in float64 (formats/recovery.md §5).
-            if method != .anchoredLS || st.precision != .float32
-                || !Self.addSolutionFloat32(weight: w, cols: n, rows: h, kept: kept, rowsUsed: rowsUsed, cov: cov, lambda: lambda, block: block, into: &out) {
+            // anchored-ls on float32 covariances solves its correction in float32 and the rows it
+            // could not (the kept covariance not positive definite in float32, a non-finite
+            // block) in float64; ls, whose solution is the whole weight, always in float64
+            // (formats/recovery.md §5).
+            let solved = method == .anchoredLS && st.precision == .float32
+                ? Self.addSolutionFloat32(weight: w, cols: n, rows: h, kept: kept, rowsUsed: rowsUsed, cov: cov, lambda: lambda, block: block, into: &out)
+                : 0
+            if solved < h {
                 try Self.addSolutionFloat64(weight: w, cols: n, rows: h, kept: kept, rowsUsed: rowsUsed, cov: cov, lambda: lambda,
-                                            block: block, into: &out, damping: damping, what: what)
+                                            block: block, fromRow: solved, into: &out, damping: damping, what: what)
             }
             // b' = b0 + W·μ − W'·μ_K
             for i in 0..<h {
@@ -89,23 +92,20 @@ public enum Recovery {
 }
 
 extension Recovery {
-    /// Adds `X = W[:, rowsUsed]·C[rowsUsed, K]·(C[K, K] + λI)⁻¹` to `out` (`[h, kept]`), in float64.
+    /// Adds the rows `fromRow…` of `X = W[:, rowsUsed]·C[rowsUsed, K]·(C[K, K] + λI)⁻¹` to `out`
+    /// (`[h, kept]`), in float64, in blocks of `block` output rows.
     static func addSolutionFloat64(weight w: [Double], cols n: Int, rows h: Int, kept: [Int], rowsUsed: [Int],
-                                   cov: SiteStatistics.CovarianceView, lambda: Double, block: Int, into out: inout [Double],
-                                   damping: Double?, what: String) throws(CheckpointError) {
+                                   cov: SiteStatistics.CovarianceView, lambda: Double, block: Int, fromRow: Int = 0,
+                                   into out: inout [Double], damping: Double?, what: String) throws(CheckpointError) {
         let k = kept.count, m = rowsUsed.count
-        var a = [Double](repeating: 0, count: k * k)
-        for (i, ci) in kept.enumerated() { for (j, cj) in kept.enumerated() { a[i * k + j] = cov[ci, cj] } }
-        for i in 0..<k { a[i * k + i] += lambda }
+        var a: [Double] = gather(cov, rows: kept, cols: kept, diagonal: lambda)
         guard DoubleBLAS.choleskyFactor(&a, n: k) else {
             throw CheckpointError(.invalidArgument, "\(what): the covariance of the kept inputs is not positive definite; use a positive --damping (it is \(damping ?? 0))")
         }
-        var csub = [Double](repeating: 0, count: m * k)
-        for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = cov[r, c] } }
-        for r0 in stride(from: 0, to: h, by: block) {
+        let csub: [Double] = gather(cov, rows: rowsUsed, cols: kept)
+        for r0 in stride(from: fromRow, to: h, by: block) {
             let hb = min(block, h - r0)
-            var wsub = [Double](repeating: 0, count: hb * m)
-            for i in 0..<hb { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = w[(r0 + i) * n + c] } }
+            let wsub: [Double] = gather(w, cols: n, rows: r0..<(r0 + hb), columns: rowsUsed)
             var r = [Double](repeating: 0, count: hb * k)
             DoubleBLAS.gemm(m: hb, n: k, k: m, wsub, csub, &r)
             // Row-major R [hb, k] is column-major Rᵀ [k, hb]: the right-hand sides as LAPACK wants them.
@@ -116,31 +116,42 @@ extension Recovery {
         }
     }
 
-    /// ``addSolutionFloat64(weight:cols:rows:kept:rowsUsed:cov:lambda:block:into:damping:what:)``
-    /// in float32 (`sgemm`, `spotrf`, `spotrs`): half the memory and twice the rate of float64.
-    /// - Returns: false, with `out` unchanged, when `C[K, K] + λI` is not positive definite in float32.
+    /// ``addSolutionFloat64(weight:cols:rows:kept:rowsUsed:cov:lambda:block:fromRow:into:damping:what:)``
+    /// in float32 (`sgemm`, `spotrf`, `spotrs`; half the memory and twice the rate), block by block
+    /// from row 0, stopping before the first block whose solution is not finite.
+    /// - Returns: how many rows of `out` it added (0 when `C[K, K] + λI` is not positive definite
+    ///   in float32); the rest is left to the float64 solve.
     static func addSolutionFloat32(weight w: [Double], cols n: Int, rows h: Int, kept: [Int], rowsUsed: [Int],
-                                   cov: SiteStatistics.CovarianceView, lambda: Double, block: Int, into out: inout [Double]) -> Bool {
+                                   cov: SiteStatistics.CovarianceView, lambda: Double, block: Int, into out: inout [Double]) -> Int {
         let k = kept.count, m = rowsUsed.count
-        var a = [Float](repeating: 0, count: k * k)
-        for (i, ci) in kept.enumerated() { for (j, cj) in kept.enumerated() { a[i * k + j] = Float(cov[ci, cj] + (i == j ? lambda : 0)) } }
-        guard BLAS.choleskyFactor(&a, n: k) else { return false }
-        var csub = [Float](repeating: 0, count: m * k)
-        for (i, r) in rowsUsed.enumerated() { for (j, c) in kept.enumerated() { csub[i * k + j] = Float(cov[r, c]) } }
-        var solved: [(Int, [Float])] = []
+        var a: [Float] = gather(cov, rows: kept, cols: kept, diagonal: lambda)
+        guard BLAS.choleskyFactor(&a, n: k) else { return 0 }
+        let csub: [Float] = gather(cov, rows: rowsUsed, cols: kept)
         for r0 in stride(from: 0, to: h, by: block) {
             let hb = min(block, h - r0)
-            var wsub = [Float](repeating: 0, count: hb * m)
-            for i in 0..<hb { for (j, c) in rowsUsed.enumerated() { wsub[i * m + j] = Float(w[(r0 + i) * n + c]) } }
-            var r = BLAS.matmul(wsub, csub, m: hb, n: k, k: m)
-            guard BLAS.choleskySolve(factored: a, n: k, columnMajor: &r, nrhs: hb) else { return false }
-            if r.contains(where: { !$0.isFinite }) { return false }
-            solved.append((r0, r))
+            var r = BLAS.matmul(gather(w, cols: n, rows: r0..<(r0 + hb), columns: rowsUsed), csub, m: hb, n: k, k: m)
+            guard BLAS.choleskySolve(factored: a, n: k, columnMajor: &r, nrhs: hb), r.allSatisfy(\.isFinite) else { return r0 }
+            for i in 0..<hb { for j in 0..<k { out[(r0 + i) * k + j] += Double(r[i * k + j]) } }
         }
-        for (r0, r) in solved {
-            for i in 0..<(r.count / max(k, 1)) { for j in 0..<k { out[(r0 + i) * k + j] += Double(r[i * k + j]) } }
+        return h
+    }
+
+    /// `C[rows, cols]` (row-major, converted to `T`), plus `diagonal` on its diagonal (for a square
+    /// block with `rows == cols`); the value is added in float64, before the conversion.
+    static func gather<T: BinaryFloatingPoint>(_ cov: SiteStatistics.CovarianceView, rows: [Int], cols: [Int], diagonal: Double = 0) -> [T] {
+        var a = [T](repeating: 0, count: rows.count * cols.count)
+        for (i, r) in rows.enumerated() {
+            for (j, c) in cols.enumerated() { a[i * cols.count + j] = T(cov[r, c] + (i == j ? diagonal : 0)) }
         }
-        return true
+        return a
+    }
+
+    /// Columns `columns` of the rows `rows` of `w` (`[_, n]`, row-major), converted to `T`.
+    static func gather<T: BinaryFloatingPoint>(_ w: [Double], cols n: Int, rows: Range<Int>, columns: [Int]) -> [T] {
+        let m = columns.count
+        var a = [T](repeating: 0, count: rows.count * m)
+        for (i, row) in rows.enumerated() { for (j, c) in columns.enumerated() { a[i * m + j] = T(w[row * n + c]) } }
+        return a
     }
 }
 

@@ -109,29 +109,14 @@ public enum BLAS {
     /// ``choleskySolve(factored:n:columnMajor:nrhs:)``.
     /// - Returns: false when `a` is not positive definite in float32.
     public static func choleskyFactor(_ a: inout [Float], n: Int) -> Bool {
-        precondition(n >= 0 && n <= Int(Int32.max) && a.count == n * n, "BLAS.choleskyFactor: sizes")
-        guard n > 0 else { return true }
-        OpenBLASIdleWait.apply()
-        var info: Int32 = 0
-        var nn = Int32(n), lda = Int32(n)
-        var uplo = CChar(UInt8(ascii: "L"))
-        BLASThreadGate.shared { spotrf_(&uplo, &nn, &a, &lda, &info) }
-        return info == 0
+        LAPACKCholesky.factor(&a, n: n, spotrf_)
     }
 
     /// Solves `A·X = B` in float32 with `A` factored by ``choleskyFactor(_:n:)``; `b` holds `nrhs`
     /// right-hand sides of `n` values each, one after the other (column-major `n × nrhs`), and is
     /// overwritten by `X` in the same layout.
     public static func choleskySolve(factored f: [Float], n: Int, columnMajor b: inout [Float], nrhs: Int) -> Bool {
-        precondition(n >= 0 && nrhs >= 0 && n <= Int(Int32.max) && nrhs <= Int(Int32.max) && f.count == n * n && b.count == n * nrhs,
-                     "BLAS.choleskySolve: sizes")
-        guard n > 0, nrhs > 0 else { return true }
-        OpenBLASIdleWait.apply()
-        var info: Int32 = 0
-        var nn = Int32(n), lda = Int32(n), r = Int32(nrhs), ldb = Int32(n)
-        var uplo = CChar(UInt8(ascii: "L"))
-        BLASThreadGate.shared { spotrs_(&uplo, &nn, &r, f, &lda, &b, &ldb, &info) }
-        return info == 0
+        LAPACKCholesky.solve(factored: f, n: n, columnMajor: &b, nrhs: nrhs, spotrs_)
     }
 
     /// Safe-array form of ``gemm(m:n:k:alpha:a:b:beta:c:)``.

@@ -112,28 +112,14 @@ public enum DoubleBLAS {
     /// `dpotrf`, lower triangle in row-major terms); use it with ``choleskySolve(factored:n:columnMajor:nrhs:)``.
     /// - Returns: false when `a` is not positive definite.
     public static func choleskyFactor(_ a: inout [Double], n: Int) -> Bool {
-        precondition(a.count == n * n, "DoubleBLAS.choleskyFactor: sizes")
-        guard n > 0 else { return true }
-        OpenBLASIdleWait.apply()
-        var info: Int32 = 0
-        var nn = Int32(n), lda = Int32(n)
-        var uplo = CChar(UInt8(ascii: "L"))
-        BLASThreadGate.shared { dpotrf_(&uplo, &nn, &a, &lda, &info) }
-        return info == 0
+        LAPACKCholesky.factor(&a, n: n, dpotrf_)
     }
 
     /// Solves `A·X = B` with `A` factored by ``choleskyFactor(_:n:)``; `b` holds `nrhs` right-hand
     /// sides of `n` values each, one after the other (column-major `n × nrhs`, i.e. row-major
     /// `nrhs × n`), and is overwritten by `X` in the same layout.
     public static func choleskySolve(factored f: [Double], n: Int, columnMajor b: inout [Double], nrhs: Int) -> Bool {
-        precondition(f.count == n * n && b.count == n * nrhs, "DoubleBLAS.choleskySolve: sizes")
-        guard n > 0, nrhs > 0 else { return true }
-        OpenBLASIdleWait.apply()
-        var info: Int32 = 0
-        var nn = Int32(n), lda = Int32(n), r = Int32(nrhs), ldb = Int32(n)
-        var uplo = CChar(UInt8(ascii: "L"))
-        BLASThreadGate.shared { dpotrs_(&uplo, &nn, &r, f, &lda, &b, &ldb, &info) }
-        return info == 0
+        LAPACKCholesky.solve(factored: f, n: n, columnMajor: &b, nrhs: nrhs, dpotrs_)
     }
 
     /// Solves `A·X = B` for a symmetric positive definite `A` (`n × n`) and `B` (`n × nrhs`,
@@ -142,20 +128,13 @@ public enum DoubleBLAS {
     public static func choleskySolve(_ a: [Double], n: Int, _ b: inout [Double], nrhs: Int) -> Bool {
         precondition(a.count == n * n && b.count == n * nrhs, "DoubleBLAS.choleskySolve: sizes")
         guard n > 0, nrhs > 0 else { return true }
-        OpenBLASIdleWait.apply()
         // Row-major A is its own transpose (symmetric); row-major B (n × nrhs) is column-major
         // Bᵀ (nrhs × n), so solve with B transposed into column-major n × nrhs.
         var fa = a
-        var info: Int32 = 0
-        var nn = Int32(n), lda = Int32(n)
-        var uplo = CChar(UInt8(ascii: "L"))
-        BLASThreadGate.shared { dpotrf_(&uplo, &nn, &fa, &lda, &info) }
-        guard info == 0 else { return false }
+        guard choleskyFactor(&fa, n: n) else { return false }
         var colMajor = [Double](repeating: 0, count: n * nrhs)
         for i in 0..<n { for j in 0..<nrhs { colMajor[j * n + i] = b[i * nrhs + j] } }
-        var r = Int32(nrhs), ldb = Int32(n)
-        BLASThreadGate.shared { dpotrs_(&uplo, &nn, &r, fa, &lda, &colMajor, &ldb, &info) }
-        guard info == 0 else { return false }
+        guard choleskySolve(factored: fa, n: n, columnMajor: &colMajor, nrhs: nrhs) else { return false }
         for i in 0..<n { for j in 0..<nrhs { b[i * nrhs + j] = colMajor[j * n + i] } }
         return true
     }

@@ -209,6 +209,30 @@ import Testing
         #expect(worstRefit <= 2e-4, "refits: \(worstRefit)")
     }
 
+    /// anchored-ls on float32 covariances falls back to the float64 solve when the kept covariance
+    /// is positive definite only in float64: two identical kept inputs (±1) make `C_KK` all ones,
+    /// which plus `λ = 1e-10` factors in float64 but rounds back to a singular matrix in float32.
+    /// The covariances are exact here under both precisions, so the refit must be the float64 one
+    /// bit for bit.
+    @Test func float32SolveFallsBackToFloat64() throws {
+        let x0: [Float] = [1, -1, 1, -1, 1, -1, 1, -1], x2: [Float] = [1, 0, 1, 0, 1, 0, 1, 0]
+        let rows = (0..<8).flatMap { [x0[$0], x0[$0], x2[$0]] }
+        var st32 = SiteStatistics(width: 3, covariance: true, precision: .float32)
+        var st64 = SiteStatistics(width: 3, covariance: true, precision: .float64)
+        rows.withUnsafeBufferPointer { st32.add($0, rows: 8); st64.add($0, rows: 8) }
+        let w = [0.5, -0.25, 1.0, 0.75, 0.125, -0.5]
+        let cov = try #require(st32.covarianceView)
+        #expect(cov[0, 1] == 1 && cov[1, 1] == 1 && cov[0, 2] == 0.5)
+        var out = [0.5, -0.25, 0.75, 0.125]
+        #expect(Recovery.addSolutionFloat32(weight: w, cols: 3, rows: 2, kept: [0, 1], rowsUsed: [2], cov: cov, lambda: 1e-10, block: 2, into: &out) == 0)
+        #expect(out == [0.5, -0.25, 0.75, 0.125], "a declined float32 solve leaves the output alone")
+        let r32 = try Recovery.refit(.anchoredLS, weight: w, rows: 2, cols: 3, bias: nil, kept: [0, 1], statistics: st32, damping: 1e-10, what: "t")
+        let r64 = try Recovery.refit(.anchoredLS, weight: w, rows: 2, cols: 3, bias: nil, kept: [0, 1], statistics: st64, damping: 1e-10, what: "t")
+        #expect(r32 == r64)
+        // The correction W_P·C_PK·(C_KK + λI)⁻¹ = w_2 · 0.5/(2 + 1e-10) on each kept input.
+        #expect(abs(r64.weight[0] - (0.5 + 1.0 * 0.5 / (2 + 1e-10))) < 1e-9 && abs(r64.weight[3] - (0.125 - 0.5 * 0.5 / (2 + 1e-10))) < 1e-9)
+    }
+
     /// A covariance accumulated in a spilled file (``GramBuffer``) holds the same bits as one in
     /// memory, and its file is gone from the folder from the start.
     @Test func spilledCovarianceIsTheSame() throws {
